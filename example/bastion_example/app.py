@@ -1,0 +1,75 @@
+"""Build the example app from settings.
+
+Starlette rather than FastAPI: bastion's middleware is pure ASGI, and the
+smallest host shows that nothing here leans on a framework's extras. The
+bench's "bare app" ceiling is this same Starlette app without the envelope.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from bastion.body import BadRequest
+from bastion.cache import Cache, close_cache, set_cache
+from bastion.config import Settings, get_settings
+from bastion_example import pages, sandbox_cache
+from bastion_example.templating import templates
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+async def _bad_request(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, BadRequest)
+    if _wants_json(request):
+        return JSONResponse({"error": exc.reason}, status_code=exc.status_code)
+    return Response(exc.reason + "\n", status_code=exc.status_code, media_type="text/plain")
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    reason = exc.detail or "error"
+    if _wants_json(request):
+        return JSONResponse({"error": reason}, status_code=exc.status_code, headers=exc.headers)
+    return templates.TemplateResponse(
+        request,
+        "error.html",
+        {"status": exc.status_code, "reason": reason},
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """The example app for ``settings`` (the environment's when omitted)."""
+    settings = settings or get_settings()
+    set_cache(Cache.from_settings(settings))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await close_cache()
+
+    app = Starlette(
+        routes=[
+            Route("/", pages.index, name="index"),
+            *sandbox_cache.routes,
+            Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+        ],
+        exception_handlers={BadRequest: _bad_request, HTTPException: _http_error},
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    return app

@@ -1,0 +1,136 @@
+"""bastion.cache: Valkey behind a small JSON API, plus a string store for rate limits.
+
+It does nothing when ``VALKEY_URL`` is unset, and any failure (down, refused,
+hung, breaker open) reads as a miss within the configured timeout. A request
+never fails because of the cache.
+
+The module-level functions use one process-wide :class:`Cache` built from
+:func:`bastion.config.get_settings`; call :func:`close_cache` at shutdown.
+Code that wants its own instance (tests, a second Valkey) builds a ``Cache``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from bastion.cache.breaker import BreakerState, CircuitBreaker
+from bastion.cache.connection import ValkeyConnection, ValkeyOptions
+from bastion.cache.json_store import JSON, JsonCache
+from bastion.cache.singleflight import SingleFlight
+from bastion.cache.string_store import StringStore
+from bastion.config import Settings, get_settings
+
+__all__ = [
+    "JSON",
+    "BreakerState",
+    "Cache",
+    "CircuitBreaker",
+    "JsonCache",
+    "SingleFlight",
+    "StringStore",
+    "ValkeyOptions",
+    "cache_delete",
+    "cache_get",
+    "cache_set",
+    "cache_ttl",
+    "close_cache",
+    "get_cache",
+    "get_or_set",
+    "is_cache_enabled",
+    "set_cache",
+]
+
+T = TypeVar("T")
+
+
+class Cache:
+    """One Valkey connection shared by the JSON cache and the string store.
+
+    ``options`` None means disabled: every read is a miss, every write a no-op,
+    and no socket is ever opened.
+    """
+
+    def __init__(self, options: ValkeyOptions | None, prefix: str = "bastion:") -> None:
+        self.connection = ValkeyConnection(options) if options is not None else None
+        self.json = JsonCache(self.connection, prefix)
+        self.strings = StringStore(self.connection, prefix + "str:")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Cache:
+        if settings.VALKEY_URL is None:
+            return cls(None, settings.CACHE_KEY_PREFIX)
+        options = ValkeyOptions(
+            url=settings.VALKEY_URL,
+            connect_timeout=settings.CACHE_CONNECT_TIMEOUT_MS / 1000,
+            command_timeout=settings.CACHE_COMMAND_TIMEOUT_MS / 1000,
+            breaker_failures=settings.CACHE_BREAKER_FAILURES,
+            breaker_cooldown=settings.CACHE_BREAKER_COOLDOWN_MS / 1000,
+        )
+        return cls(options, settings.CACHE_KEY_PREFIX)
+
+    @property
+    def enabled(self) -> bool:
+        return self.connection is not None
+
+    @property
+    def breaker_state(self) -> BreakerState | None:
+        return self.connection.state if self.connection is not None else None
+
+    async def aclose(self) -> None:
+        await self.json.aclose()
+
+
+_default: Cache | None = None
+
+
+def get_cache() -> Cache:
+    """The process-wide cache, created from the settings on first use."""
+    global _default  # noqa: PLW0603 - one client per process is the contract
+    if _default is None:
+        _default = Cache.from_settings(get_settings())
+    return _default
+
+
+def set_cache(cache: Cache | None) -> None:
+    """Install ``cache`` as the process-wide one (an app factory with explicit settings)."""
+    global _default  # noqa: PLW0603
+    _default = cache
+
+
+async def close_cache() -> None:
+    """Close the process-wide client; the next call creates a new one."""
+    global _default
+    cache, _default = _default, None
+    if cache is not None:
+        await cache.aclose()
+
+
+def is_cache_enabled() -> bool:
+    """True exactly when ``VALKEY_URL`` is set."""
+    return get_cache().enabled
+
+
+async def cache_get(key: str) -> JSON | None:
+    """Read a JSON value. Misses, a disabled cache and errors all return None."""
+    return await get_cache().json.get(key)
+
+
+async def cache_set(key: str, value: object, ttl_seconds: int) -> None:
+    """Write a JSON value with a TTL. A no-op when disabled or unreachable."""
+    await get_cache().json.set(key, value, ttl_seconds)
+
+
+async def cache_delete(key: str) -> None:
+    """Delete a key. A no-op when disabled or unreachable."""
+    await get_cache().json.delete(key)
+
+
+async def cache_ttl(key: str) -> int | None:
+    """Remaining TTL in seconds, or None when missing, without TTL, or disabled."""
+    return await get_cache().json.ttl(key)
+
+
+async def get_or_set(key: str, ttl_seconds: int, loader: Callable[[], Awaitable[T]]) -> T | JSON:
+    """Cached value, or the loader's result stored for ``ttl_seconds``; single-flight."""
+    return await get_cache().json.get_or_set(key, ttl_seconds, loader)

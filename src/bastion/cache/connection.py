@@ -1,0 +1,122 @@
+"""The one Valkey client of this process, and the guard every command passes through.
+
+This is the only module that talks to Valkey. It owns the three things that
+keep a sick Valkey from becoming a sick app: a connect timeout, a hard
+per-call deadline that covers connecting and the command together, and the
+circuit breaker. Everything above it sees a result or ``FAILED``, never an
+exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Final, Literal, TypeVar
+
+import valkey.asyncio as valkey_asyncio
+from valkey.asyncio.retry import Retry
+from valkey.backoff import NoBackoff
+
+from bastion.cache.breaker import BreakerState, CircuitBreaker
+
+__all__ = ["FAILED", "ValkeyConnection", "ValkeyOptions"]
+
+logger = logging.getLogger("bastion.cache")
+
+T = TypeVar("T")
+
+
+class _Failed(enum.Enum):
+    """Sentinel for "the call did not happen": down, hung, refused or breaker open.
+
+    An enum member, so that ``result is FAILED`` narrows the type for checkers.
+    """
+
+    FAILED = "FAILED"
+
+
+FAILED: Final = _Failed.FAILED
+
+Command = Callable[[valkey_asyncio.Valkey], Awaitable[T]]
+
+
+@dataclass(frozen=True, slots=True)
+class ValkeyOptions:
+    """How to reach Valkey and how long to wait for it (seconds)."""
+
+    url: str
+    connect_timeout: float = 0.03
+    command_timeout: float = 0.05
+    breaker_failures: int = 5
+    breaker_cooldown: float = 5.0
+
+
+class ValkeyConnection:
+    """A lazily created client bound to the running event loop, plus the breaker.
+
+    The client is created on first use, not at import or start-up, so that an
+    app whose Valkey is down still starts, and so that the client belongs to
+    the loop that actually serves requests. If the loop changes (a test runner
+    that makes a loop per test, say) a fresh client is made for the new loop.
+    """
+
+    def __init__(self, options: ValkeyOptions) -> None:
+        self.options = options
+        self.breaker = CircuitBreaker(options.breaker_failures, options.breaker_cooldown)
+        self._client: valkey_asyncio.Valkey | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def state(self) -> BreakerState:
+        return self.breaker.state
+
+    def _get_client(self) -> valkey_asyncio.Valkey:
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            self._client = valkey_asyncio.Valkey.from_url(
+                self.options.url,
+                socket_connect_timeout=self.options.connect_timeout,
+                socket_timeout=self.options.command_timeout,
+                retry=Retry(NoBackoff(), 0),
+                health_check_interval=0,
+                decode_responses=False,
+            )
+            self._loop = loop
+        return self._client
+
+    async def call(self, name: str, command: Command[T]) -> T | Literal[_Failed.FAILED]:
+        """Run one command under the deadline and the breaker; never raise.
+
+        ``asyncio.timeout`` is the outer bound: socket timeouts alone would let
+        a connect and a read each take their full budget in turn.
+        """
+        if not self.breaker.allow():
+            return FAILED
+        try:
+            async with asyncio.timeout(self.options.command_timeout):
+                result = await command(self._get_client())
+        except Exception as exc:
+            self.breaker.record_failure()
+            logger.debug("cache %s failed: %s", name, type(exc).__name__)
+            return FAILED
+        self.breaker.record_success()
+        return result
+
+    async def aclose(self) -> None:
+        """Close the client if it belongs to the running loop; forget it either way."""
+        client, loop = self._client, self._loop
+        self._client = self._loop = None
+        if client is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:  # pragma: no cover - closed outside any loop
+            return
+        if loop is running:
+            try:
+                await client.aclose()
+            except Exception:
+                logger.debug("cache client close failed", exc_info=True)

@@ -1,0 +1,136 @@
+"""One typed settings object, read from the environment.
+
+Every knob bastion has lives here, so that a deployment is described by its
+environment alone and a wrong value is caught once, at start-up, with a message
+an operator can act on, instead of surfacing later as a 500 on some request.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import lru_cache
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+__all__ = ["ConfigError", "Settings", "get_settings", "load_settings", "reset_settings"]
+
+#: Used only in development so that a laptop needs no configuration. Production
+#: refuses to start without a real key (see ``_check_production``).
+DEV_SECRET_KEY = "bastion-development-key-not-for-production"  # noqa: S105
+
+_LOOPBACK_PROXIES = ("127.0.0.0/8", "::1/128")
+
+CsvList = Annotated[tuple[str, ...], NoDecode]
+
+
+class ConfigError(Exception):
+    """A configuration value is wrong; the message is one line naming the variable."""
+
+
+def _split_csv(value: object) -> object:
+    """Accept the comma-separated form every shell and .env file can write."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Field names are the environment variable names."""
+
+    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", frozen=True)
+
+    APP_ENV: Literal["development", "production"] = "development"
+    APP_URL: str = "http://localhost:8000"
+    DATABASE_URL: str = "sqlite:///bastion.db"
+    VALKEY_URL: str | None = None
+    SECRET_KEY: str = DEV_SECRET_KEY
+    TRUSTED_ORIGINS: CsvList = ()
+    ALLOWED_HOSTS: CsvList = ()
+    TRUSTED_PROXIES: CsvList = _LOOPBACK_PROXIES
+    METRICS_ENABLED: bool = False
+
+    CACHE_KEY_PREFIX: str = Field(default="bastion:", min_length=1, max_length=64)
+    CACHE_CONNECT_TIMEOUT_MS: int = Field(default=30, ge=1, le=10_000)
+    CACHE_COMMAND_TIMEOUT_MS: int = Field(default=50, ge=1, le=10_000)
+    CACHE_BREAKER_FAILURES: int = Field(default=5, ge=1, le=1_000)
+    CACHE_BREAKER_COOLDOWN_MS: int = Field(default=5_000, ge=10, le=600_000)
+
+    @field_validator("TRUSTED_ORIGINS", "ALLOWED_HOSTS", "TRUSTED_PROXIES", mode="before")
+    @classmethod
+    def _csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("APP_URL")
+    @classmethod
+    def _app_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("expected an absolute http(s) URL such as https://app.example.com")
+        return value.rstrip("/")
+
+    @field_validator("VALKEY_URL")
+    @classmethod
+    def _valkey_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if urlsplit(value).scheme not in ("redis", "rediss", "valkey", "valkeys", "unix"):
+            raise ValueError("expected a URL such as redis://127.0.0.1:6379/0")
+        return value
+
+    @field_validator("TRUSTED_PROXIES")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"expected IPs or CIDRs, got {item!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _check_production(self) -> Settings:
+        if self.APP_ENV == "production" and self.SECRET_KEY == DEV_SECRET_KEY:
+            raise ValueError("SECRET_KEY: expected a secret of your own when APP_ENV=production")
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.APP_ENV == "production"
+
+    @property
+    def cache_enabled(self) -> bool:
+        return self.VALKEY_URL is not None
+
+
+def _describe(error: ValidationError) -> str:
+    """Reduce pydantic's multi-line report to one line per variable."""
+    parts: list[str] = []
+    for item in error.errors():
+        loc = ".".join(str(p) for p in item["loc"]) or ""
+        message = str(item["msg"]).removeprefix("Value error, ")
+        got: Any = item.get("input")
+        shown = f" (got {got!r})" if loc and isinstance(got, str | int | bool) else ""
+        parts.append(f"{loc}: {message}{shown}" if loc else message)
+    return "; ".join(parts)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the environment (plus explicit overrides); raise ConfigError on a bad value."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid configuration: {_describe(exc)}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return load_settings()
+
+
+def reset_settings() -> None:
+    """Forget the cached settings (tests and the CLI change the environment)."""
+    get_settings.cache_clear()

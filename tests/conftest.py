@@ -1,0 +1,93 @@
+"""Fixtures that start and stop real servers on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import valkey
+
+from bastion.cache import Cache, ValkeyOptions
+from bastion.config import reset_settings
+from tests.support.servers import HungServer, ValkeyServer
+
+
+@pytest.fixture(autouse=True)
+def _clean_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No test sees the developer's shell configuration or another test's settings."""
+    for name in (
+        "APP_ENV",
+        "APP_URL",
+        "VALKEY_URL",
+        "SECRET_KEY",
+        "TRUSTED_PROXIES",
+        "TRUSTED_ORIGINS",
+        "ALLOWED_HOSTS",
+        "METRICS_ENABLED",
+        "DATABASE_URL",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    reset_settings()
+    yield
+    reset_settings()
+
+
+@pytest.fixture(scope="session")
+def valkey_server() -> Iterator[ValkeyServer]:
+    server = ValkeyServer().start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def valkey_url(valkey_server: ValkeyServer) -> Iterator[str]:
+    """A running Valkey, emptied after each test."""
+    if valkey_server.process is None:
+        valkey_server.start()
+    yield valkey_server.url
+    if valkey_server.process is None:  # a test killed it
+        valkey_server.start()
+    with valkey.Valkey.from_url(valkey_server.url) as client:
+        client.flushall()
+
+
+@pytest.fixture
+def raw_valkey(valkey_url: str) -> Iterator[valkey.Valkey]:
+    """A plain client, to look at what bastion actually wrote."""
+    with valkey.Valkey.from_url(valkey_url) as client:
+        yield client
+
+
+@pytest.fixture
+def hung_server() -> Iterator[HungServer]:
+    with HungServer() as server:
+        yield server
+
+
+def make_cache(
+    url: str | None,
+    *,
+    command_timeout: float = 0.5,
+    prefix: str = "test:",
+    failures: int = 5,
+    cooldown: float = 5.0,
+    connect_timeout: float = 0.5,
+) -> Cache:
+    if url is None:
+        return Cache(None, prefix)
+    options = ValkeyOptions(
+        url=url,
+        connect_timeout=connect_timeout,
+        command_timeout=command_timeout,
+        breaker_failures=failures,
+        breaker_cooldown=cooldown,
+    )
+    return Cache(options, prefix)
+
+
+@pytest.fixture
+async def cache(valkey_url: str) -> AsyncIterator[Cache]:
+    """A Cache on the real Valkey, with generous timeouts so semantics tests never flake."""
+    instance = make_cache(valkey_url)
+    yield instance
+    await instance.aclose()
