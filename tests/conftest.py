@@ -12,6 +12,11 @@ from bastion.config import reset_settings
 from tests.support.servers import HungServer, ValkeyServer
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests last: they are the slowest, and they hold an event loop while they run."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
+
+
 @pytest.fixture(autouse=True)
 def _clean_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No test sees the developer's shell configuration or another test's settings."""

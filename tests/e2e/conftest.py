@@ -28,13 +28,15 @@ def chromium_path() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
+    """Module-scoped: sync Playwright runs an event loop on this thread while it lives,
+    which must not overlap the asyncio tests elsewhere in the suite."""
     with sync_playwright() as instance:
         yield instance
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     instance = playwright.chromium.launch(
         executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True
