@@ -17,11 +17,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 from bastion.body import BadRequest
 from bastion.cache import Cache, close_cache, set_cache
 from bastion.config import Settings, get_settings
-from bastion_example import pages, sandbox_cache
+from bastion.hardening import envelope
+from bastion_example import health, pages, sandbox_cache, sandbox_hardening
 from bastion_example.templating import templates
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -52,9 +54,14 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     )
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
-    """The example app for ``settings`` (the environment's when omitted)."""
+def create_app(settings: Settings | None = None) -> ASGIApp:
+    """The example app for ``settings`` (the environment's when omitted), behind the envelope."""
     settings = settings or get_settings()
+    return envelope(create_routes_app(settings), settings)
+
+
+def create_routes_app(settings: Settings) -> Starlette:
+    """The bare app: routes, error pages and lifespan, without the envelope around it."""
     set_cache(Cache.from_settings(settings))
 
     @contextlib.asynccontextmanager
@@ -65,7 +72,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(
         routes=[
             Route("/", pages.index, name="index"),
+            *health.routes,
             *sandbox_cache.routes,
+            *sandbox_hardening.routes,
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
         exception_handlers={BadRequest: _bad_request, HTTPException: _http_error},

@@ -43,7 +43,7 @@ class Entry:
         return {"key": self.key, "value": self.value, "ttl": self.ttl, "enabled": self.enabled}
 
 
-def _guard(request: Request) -> None:
+def guard_sandbox(request: Request) -> None:
     """The sandbox is a development tool: in production it does not exist (yet)."""
     settings: Settings = request.app.state.settings
     if settings.is_production:
@@ -98,7 +98,7 @@ async def delete_entry(key: str) -> Entry:
 
 
 async def api_entry(request: Request) -> Response:
-    _guard(request)
+    guard_sandbox(request)
     key = validate_key(request.path_params["key"])
     if request.method == "GET":
         entry = await read_entry(key)
@@ -114,7 +114,7 @@ async def api_entry(request: Request) -> Response:
 
 async def page(request: Request) -> Response:
     """The form works without JavaScript: each button posts, the page shows the result."""
-    _guard(request)
+    guard_sandbox(request)
     context: dict[str, object] = {"enabled": get_cache().enabled, "entry": None, "error": None}
     form: dict[str, str] = {}
     status = 200

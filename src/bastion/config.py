@@ -21,7 +21,8 @@ __all__ = ["ConfigError", "Settings", "get_settings", "load_settings", "reset_se
 #: refuses to start without a real key (see ``_check_production``).
 DEV_SECRET_KEY = "bastion-development-key-not-for-production"  # noqa: S105
 
-_LOOPBACK_PROXIES = ("127.0.0.0/8", "::1/128")
+#: Loopback, and peers on a unix socket (which only local processes can reach).
+_LOOPBACK_PROXIES = ("127.0.0.0/8", "::1/128", "unix")
 
 CsvList = Annotated[tuple[str, ...], NoDecode]
 
@@ -50,6 +51,7 @@ class Settings(BaseSettings):
     TRUSTED_ORIGINS: CsvList = ()
     ALLOWED_HOSTS: CsvList = ()
     TRUSTED_PROXIES: CsvList = _LOOPBACK_PROXIES
+    PROXY_HEADERS: Literal["x-forwarded", "forwarded"] = "x-forwarded"
     METRICS_ENABLED: bool = False
 
     CACHE_KEY_PREFIX: str = Field(default="bastion:", min_length=1, max_length=64)
@@ -84,10 +86,20 @@ class Settings(BaseSettings):
     @classmethod
     def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for item in value:
+            if item.lower() == "unix":
+                continue
             try:
                 ipaddress.ip_network(item, strict=False)
             except ValueError:
-                raise ValueError(f"expected IPs or CIDRs, got {item!r}") from None
+                raise ValueError(f"expected IPs, CIDRs or 'unix', got {item!r}") from None
+        return value
+
+    @field_validator("TRUSTED_ORIGINS")
+    @classmethod
+    def _origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from bastion.hardening.origins import TrustedOrigins  # noqa: PLC0415 - avoids a cycle
+
+        TrustedOrigins(value)  # raises ValueError naming the bad entry
         return value
 
     @model_validator(mode="after")

@@ -21,7 +21,7 @@ def app_on_valkey(valkey_url: str) -> Iterator[httpx.Client]:
     server = AppServer(
         {"VALKEY_URL": valkey_url, "CACHE_COMMAND_TIMEOUT_MS": str(TIMEOUT_MS)}
     ).start()
-    with httpx.Client(base_url=server.url, timeout=5) as client:
+    with httpx.Client(base_url=server.url, timeout=5, headers={"Origin": server.url}) as client:
         yield client
     server.stop()
 
@@ -29,7 +29,7 @@ def app_on_valkey(valkey_url: str) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="module")
 def app_without_valkey() -> Iterator[httpx.Client]:
     server = AppServer({}).start()
-    with httpx.Client(base_url=server.url, timeout=5) as client:
+    with httpx.Client(base_url=server.url, timeout=5, headers={"Origin": server.url}) as client:
         yield client
     server.stop()
 
@@ -206,7 +206,7 @@ def test_hung_valkey_never_makes_a_request_wait_past_the_timeout(hung_server: Hu
         {"VALKEY_URL": hung_server.url, "CACHE_COMMAND_TIMEOUT_MS": str(TIMEOUT_MS)}
     ).start()
     try:
-        with httpx.Client(base_url=server.url, timeout=5) as client:
+        with httpx.Client(base_url=server.url, timeout=5, headers={"Origin": server.url}) as client:
             durations = _assert_bounded(client, 30)
             body = client.get("/api/sandbox/cache/k").json()
         assert body == {"key": "k", "value": None, "ttl": None, "enabled": True}
@@ -221,7 +221,7 @@ def test_killed_valkey_mid_run(valkey_server: ValkeyServer, valkey_url: str) -> 
         {"VALKEY_URL": valkey_url, "CACHE_COMMAND_TIMEOUT_MS": str(TIMEOUT_MS)}
     ).start()
     try:
-        with httpx.Client(base_url=server.url, timeout=5) as client:
+        with httpx.Client(base_url=server.url, timeout=5, headers={"Origin": server.url}) as client:
             before = _assert_bounded(client, 9)
             assert (
                 client.put("/api/sandbox/cache/k", json={"value": 1, "ttl": 30}).json()["value"]

@@ -16,7 +16,7 @@ def test_development_defaults_need_no_environment() -> None:
     assert settings.APP_URL == "http://localhost:8000"
     assert settings.VALKEY_URL is None
     assert not settings.cache_enabled
-    assert settings.TRUSTED_PROXIES == ("127.0.0.0/8", "::1/128")
+    assert settings.TRUSTED_PROXIES == ("127.0.0.0/8", "::1/128", "unix")
     assert settings.CACHE_KEY_PREFIX == "bastion:"
     assert settings.CACHE_CONNECT_TIMEOUT_MS < 100
     assert settings.CACHE_COMMAND_TIMEOUT_MS < 100
@@ -54,7 +54,7 @@ def test_empty_valkey_url_means_disabled(monkeypatch: pytest.MonkeyPatch) -> Non
         (
             "TRUSTED_PROXIES",
             "10.0.0.0/8,not-an-ip",
-            "TRUSTED_PROXIES: expected IPs or CIDRs, got 'not-an-ip'",
+            "TRUSTED_PROXIES: expected IPs, CIDRs or 'unix', got 'not-an-ip'",
         ),
         ("METRICS_ENABLED", "perhaps", "METRICS_ENABLED: Input should be a valid boolean"),
         (

@@ -1,0 +1,51 @@
+"""/sandbox/hardening: what the envelope resolved for this request, and a form to prove CSRF.
+
+The counter is the "state" a cross-site form would try to change. It lives in
+the process, which is all a demonstration needs.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from bastion_example.sandbox_cache import guard_sandbox
+from bastion_example.templating import templates
+
+
+def _counter(request: Request) -> int:
+    value: int = getattr(request.app.state, "hardening_counter", 0)
+    return value
+
+
+async def page(request: Request) -> Response:
+    guard_sandbox(request)
+    if request.method == "POST":
+        request.app.state.hardening_counter = _counter(request) + 1
+        # Post/redirect/get: a reload does not post again.
+        return RedirectResponse("/sandbox/hardening", status_code=303)
+    client = request.client.host if request.client else None
+    context = {
+        "client": client,
+        "scheme": request.url.scheme,
+        "host": request.headers.get("host", ""),
+        "counter": _counter(request),
+    }
+    return templates.TemplateResponse(request, "sandbox_hardening.html", context)
+
+
+async def state(request: Request) -> Response:
+    """The same facts as JSON, for scripts and tests."""
+    guard_sandbox(request)
+    client = request.client.host if request.client else None
+    return JSONResponse(
+        {"client": client, "scheme": request.url.scheme, "counter": _counter(request)},
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+routes = [
+    Route("/sandbox/hardening", page, methods=["GET", "POST"], name="sandbox_hardening"),
+    Route("/api/sandbox/hardening", state, methods=["GET"]),
+]

@@ -1,0 +1,258 @@
+"""The whole request-hardening chain as one pure ASGI middleware.
+
+Order matters and is fixed here: resolve the client and scheme through
+trusted proxies first (everything after depends on them), then refuse unknown
+hosts (400), then refuse cross-site unsafe requests (403), and finally add
+security headers to whatever the app answers. The request headers are read
+in one pass and shared by every step, because this code runs on every request.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bastion.config import Settings, get_settings
+from bastion.hardening import csrf
+from bastion.hardening.headers import DEFAULT_HSTS, SecurityHeaders
+from bastion.hardening.hosts import AllowedHosts, HostError, ParsedHost, parse_host
+from bastion.hardening.origins import DEFAULT_PORTS, Origin, TrustedOrigins
+from bastion.hardening.proxy import TrustedProxies
+
+__all__ = ["DEV_HOSTS", "Envelope", "EnvelopeConfig", "RejectHook", "envelope"]
+
+logger = logging.getLogger("bastion.hardening")
+
+DEV_HOSTS = ("localhost", "127.0.0.1", "[::1]", ".localhost")
+
+#: Called with ("host", reason) or ("csrf", reason name) on each refusal (metrics hook).
+RejectHook = Callable[[str, str], None]
+
+
+def _path_matches(path: str, prefixes: tuple[str, ...]) -> bool:
+    """Segment-aware prefix: ``/api/health`` covers ``/api/health/live``, not ``/api/healthz``."""
+    return any(path == p or path.startswith(p if p.endswith("/") else p + "/") for p in prefixes)
+
+
+@dataclass(frozen=True)
+class EnvelopeConfig:
+    """Everything the chain needs, parsed once at start-up."""
+
+    allowed_hosts: AllowedHosts
+    trusted_origins: TrustedOrigins
+    trusted_proxies: TrustedProxies
+    security_headers: SecurityHeaders
+    host_exempt_paths: tuple[str, ...] = ("/api/health",)
+    csrf_exempt_paths: tuple[str, ...] = ()
+    on_reject: RejectHook | None = field(default=None, compare=False)
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        host_exempt_paths: Iterable[str] = ("/api/health",),
+        csrf_exempt_paths: Iterable[str] = (),
+        headers: Mapping[str, str | None] | None = None,
+        hsts: str | None = DEFAULT_HSTS,
+        on_reject: RejectHook | None = None,
+    ) -> EnvelopeConfig:
+        """The chain for ``settings``.
+
+        Allowed hosts: ALLOWED_HOSTS, or the localhost names in development
+        when it is empty; the host of APP_URL is always allowed. Trusted
+        origins: TRUSTED_ORIGINS plus the origin of APP_URL.
+        ``csrf_exempt_paths`` is the explicit opt-out for endpoints that never
+        rely on cookies (bearer-token APIs, signed webhooks).
+        """
+        app_url = urlsplit(settings.APP_URL)
+        hosts = list(settings.ALLOWED_HOSTS)
+        if not hosts and not settings.is_production:
+            hosts.extend(DEV_HOSTS)
+        hosts.append(app_url.hostname or "")
+        return cls(
+            allowed_hosts=AllowedHosts(hosts),
+            trusted_origins=TrustedOrigins([*settings.TRUSTED_ORIGINS, settings.APP_URL]),
+            trusted_proxies=TrustedProxies(settings.TRUSTED_PROXIES, settings.PROXY_HEADERS),
+            security_headers=SecurityHeaders.build(headers, hsts),
+            host_exempt_paths=tuple(host_exempt_paths),
+            csrf_exempt_paths=tuple(csrf_exempt_paths),
+            on_reject=on_reject,
+        )
+
+
+@lru_cache(maxsize=512)
+def _host(value: str) -> ParsedHost | HostError:
+    """Hosts repeat on nearly every request; parse each distinct value once."""
+    try:
+        return parse_host(value)
+    except HostError as exc:
+        return exc
+
+
+class _Facts:
+    """The request headers the chain reads, gathered in a single pass."""
+
+    __slots__ = ("forwarded", "hosts", "origin", "referer", "sec_fetch_site", "xff", "xfp")
+
+    def __init__(self, raw: Iterable[tuple[bytes, bytes]]) -> None:
+        self.hosts: list[str] = []
+        self.origin: str | None = None
+        self.referer: str | None = None
+        self.sec_fetch_site: str | None = None
+        self.xff: list[str] = []
+        self.xfp: list[str] = []
+        self.forwarded: list[str] = []
+        for name, value in raw:
+            if name == b"host":
+                self.hosts.append(value.decode("latin-1"))
+            elif name == b"origin":
+                self.origin = value.decode("latin-1")
+            elif name == b"referer":
+                self.referer = value.decode("latin-1")
+            elif name == b"sec-fetch-site":
+                self.sec_fetch_site = value.decode("latin-1")
+            elif name == b"x-forwarded-for":
+                self.xff.append(value.decode("latin-1"))
+            elif name == b"x-forwarded-proto":
+                self.xfp.append(value.decode("latin-1"))
+            elif name == b"forwarded":
+                self.forwarded.append(value.decode("latin-1"))
+
+
+class Envelope:
+    """Wrap ``app`` with proxy resolution, allowed hosts, CSRF and security headers."""
+
+    def __init__(self, app: ASGIApp, config: EnvelopeConfig) -> None:
+        self.app = app
+        self.config = config
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind not in {"http", "websocket"}:
+            await self.app(scope, receive, send)
+            return
+        config = self.config
+        facts = _Facts(scope["headers"])
+
+        client = scope.get("client")
+        peer = client[0] if client else None
+        scheme: str = scope.get("scheme", "http")
+        if facts.xff or facts.xfp or facts.forwarded:
+            resolved = config.trusted_proxies.resolve(
+                peer, scheme, facts.xff, facts.xfp, facts.forwarded
+            )
+            if resolved.client != peer or resolved.scheme != scheme:
+                scope = dict(scope)
+                scope["client"] = (resolved.client, client[1] if client else 0)
+                scope["scheme"] = scheme = resolved.scheme
+                peer = resolved.client
+        https = scheme in ("https", "wss")
+
+        path: str = scope["path"]
+        host: ParsedHost | None = None
+        if len(facts.hosts) == 1:
+            parsed = _host(facts.hosts[0])
+            host = parsed if isinstance(parsed, ParsedHost) else None
+        if not _path_matches(path, config.host_exempt_paths):
+            problem = self._host_problem(facts.hosts, host)
+            if problem is not None:
+                self._log_reject("host", problem, peer, scope)
+                await self._refuse(scope, send, 400, f"Bad Request: {problem}", https)
+                return
+
+        method = scope.get("method", "GET") if kind == "http" else "WEBSOCKET"
+        if method not in csrf.SAFE_METHODS and not _path_matches(path, config.csrf_exempt_paths):
+            own = None
+            if host is not None:
+                own_scheme = "https" if https else "http"
+                port = host.port if host.port is not None else DEFAULT_PORTS[own_scheme]
+                own = Origin(own_scheme, host.name, port)
+            reason = csrf.check(
+                method,
+                own,
+                config.trusted_origins,
+                sec_fetch_site=facts.sec_fetch_site,
+                origin=facts.origin,
+                referer=facts.referer,
+            )
+            if reason is not None:
+                self._log_reject("csrf", reason.name, peer, scope)
+                await self._refuse(
+                    scope, send, 403, f"Forbidden (CSRF): {reason.value} [{reason.name}]", https
+                )
+                return
+
+        if kind == "websocket":
+            await self.app(scope, receive, send)
+            return
+
+        headers = config.security_headers
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = dict(message)
+                message["headers"] = headers.add(message.get("headers", ()), https)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    def _host_problem(self, values: list[str], host: ParsedHost | None) -> str | None:
+        if not values:
+            return "missing Host header"
+        if len(values) > 1:
+            return "several Host headers"
+        if host is None:
+            error = _host(values[0])
+            return str(error) if isinstance(error, HostError) else "invalid Host header"
+        if host not in self.config.allowed_hosts:
+            return "Host is not in ALLOWED_HOSTS"
+        return None
+
+    def _log_reject(self, kind: str, reason: str, client: str | None, scope: Scope) -> None:
+        logger.warning(
+            "%s rejected reason=%s client=%s method=%s path=%r",
+            kind,
+            reason,
+            client or "-",
+            scope.get("method", "WEBSOCKET"),
+            scope["path"][:200],
+            extra={"reject": kind, "reason": reason, "client_ip": client},
+        )
+        if self.config.on_reject is not None:
+            self.config.on_reject(kind, reason)
+
+    async def _refuse(self, scope: Scope, send: Send, status: int, text: str, https: bool) -> None:
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008, "reason": text[:120]})
+            return
+        body = (text + "\n").encode()
+        raw_headers = [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(body)).encode()),
+            (b"cache-control", b"no-store"),
+        ]
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": self.config.security_headers.add(raw_headers, https),
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def envelope(app: ASGIApp, settings: Settings | None = None, **options: Any) -> Envelope:
+    """Wrap any ASGI app with the full chain, configured from ``settings``.
+
+    ``options`` go to :meth:`EnvelopeConfig.from_settings` (exempt paths,
+    header overrides, HSTS value, a rejection hook).
+    """
+    config = EnvelopeConfig.from_settings(settings or get_settings(), **options)
+    return Envelope(app, config)

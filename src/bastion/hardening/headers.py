@@ -1,0 +1,67 @@
+"""Security headers at the app, as defence in depth for when no proxy adds them.
+
+These are the headers Django's SecurityMiddleware (and its CSP and COOP
+settings) owned. They are added to a response only when the app did not set
+the header itself, so a route that needs, say, a looser CSP can send its own.
+HSTS is sent only on https (as resolved through trusted proxies), because on
+plain http it is meaningless and browsers ignore it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+__all__ = ["DEFAULT_HSTS", "DEFAULT_SECURITY_HEADERS", "SecurityHeaders"]
+
+DEFAULT_SECURITY_HEADERS: Mapping[str, str] = {
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "same-origin",
+    "permissions-policy": (
+        "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), "
+        "microphone=(), payment=(), usb=(), interest-cohort=()"
+    ),
+    "cross-origin-opener-policy": "same-origin",
+    "cross-origin-resource-policy": "same-origin",
+    "content-security-policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    ),
+}
+
+DEFAULT_HSTS = "max-age=31536000; includeSubDomains"
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityHeaders:
+    """The encoded headers, computed once; ``add`` runs per response."""
+
+    always: tuple[tuple[bytes, bytes], ...]
+    hsts: tuple[bytes, bytes] | None
+
+    @classmethod
+    def build(
+        cls, overrides: Mapping[str, str | None] | None = None, hsts: str | None = DEFAULT_HSTS
+    ) -> SecurityHeaders:
+        """Defaults plus ``overrides``; an override of None drops that header."""
+        merged: dict[str, str | None] = dict(DEFAULT_SECURITY_HEADERS)
+        for name, value in (overrides or {}).items():
+            merged[name.lower()] = value
+        always = tuple(
+            (name.encode("latin-1"), value.encode("latin-1"))
+            for name, value in merged.items()
+            if value is not None
+        )
+        hsts_header = (b"strict-transport-security", hsts.encode("latin-1")) if hsts else None
+        return cls(always, hsts_header)
+
+    def add(self, headers: Iterable[tuple[bytes, bytes]], https: bool) -> list[tuple[bytes, bytes]]:
+        """``headers`` plus each security header the app did not set itself."""
+        result = list(headers)
+        present = {name.lower() for name, _ in result}
+        result.extend(h for h in self.always if h[0] not in present)
+        if https and self.hsts is not None and self.hsts[0] not in present:
+            result.append(self.hsts)
+        return result
