@@ -8,6 +8,7 @@ bench's "bare app" ceiling is this same Starlette app without the envelope.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,16 +18,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, ExceptionHandler
 
+from bastion.auth import AuthService, auth_routes
 from bastion.body import BadRequest
 from bastion.cache import Cache, close_cache, set_cache
 from bastion.config import Settings, get_settings
+from bastion.db import DATABASE_ERRORS, Database
 from bastion.hardening import envelope
-from bastion_example import health, pages, sandbox_cache, sandbox_hardening
+from bastion.ratelimit import SignInLimiter
+from bastion_example import accounts, health, pages, sandbox_cache, sandbox_hardening
 from bastion_example.templating import templates
 
 STATIC_DIR = Path(__file__).parent / "static"
+logger = logging.getLogger("bastion.app")
 
 
 def _wants_json(request: Request) -> bool:
@@ -54,6 +59,17 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     )
 
 
+async def _database_unavailable(request: Request, exc: Exception) -> Response:
+    """A dependency fault, not a bug: 503, one log line, no stack trace for the client."""
+    logger.warning("database unavailable path=%r error=%s", request.url.path, type(exc).__name__)
+    headers = {"Retry-After": "5", "Cache-Control": "no-store"}
+    if _wants_json(request):
+        return JSONResponse({"error": "database unavailable"}, status_code=503, headers=headers)
+    return templates.TemplateResponse(
+        request, "unavailable.html", {}, status_code=503, headers=headers
+    )
+
+
 def create_app(settings: Settings | None = None) -> ASGIApp:
     """The example app for ``settings`` (the environment's when omitted), behind the envelope."""
     settings = settings or get_settings()
@@ -62,23 +78,40 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
 
 def create_routes_app(settings: Settings) -> Starlette:
     """The bare app: routes, error pages and lifespan, without the envelope around it."""
-    set_cache(Cache.from_settings(settings))
+    cache = Cache.from_settings(settings)
+    set_cache(cache)
+    database = Database(settings.DATABASE_URL, timeout=settings.DATABASE_TIMEOUT_MS / 1000)
+    limiter = SignInLimiter.from_settings(settings)
+    auth = AuthService.from_settings(settings, database, limiter)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
+        await limiter.aclose()
+        await database.dispose()
         await close_cache()
+
+    handlers: dict[type[BaseException] | int, ExceptionHandler] = {
+        BadRequest: _bad_request,
+        HTTPException: _http_error,
+    }
+    for error in DATABASE_ERRORS:
+        handlers[error] = _database_unavailable
 
     app = Starlette(
         routes=[
             Route("/", pages.index, name="index"),
             *health.routes,
+            *auth_routes(auth, settings.SESSION_MAX_AGE),
+            *accounts.routes,
             *sandbox_cache.routes,
             *sandbox_hardening.routes,
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
-        exception_handlers={BadRequest: _bad_request, HTTPException: _http_error},
+        exception_handlers=handlers,
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.database = database
+    app.state.auth = auth
     return app

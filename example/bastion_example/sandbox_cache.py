@@ -11,14 +11,13 @@ import json
 import re
 from dataclasses import dataclass
 
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bastion.body import BadRequest, read_form, read_json
 from bastion.cache import JSON, get_cache
-from bastion.config import Settings
+from bastion_example.guards import guard_sandbox
 from bastion_example.templating import templates
 
 NAMESPACE = "sandbox:"
@@ -41,13 +40,6 @@ class Entry:
 
     def as_json(self) -> dict[str, JSON]:
         return {"key": self.key, "value": self.value, "ttl": self.ttl, "enabled": self.enabled}
-
-
-def guard_sandbox(request: Request) -> None:
-    """The sandbox is a development tool: in production it does not exist (yet)."""
-    settings: Settings = request.app.state.settings
-    if settings.is_production:
-        raise HTTPException(404, "not found")
 
 
 def validate_key(key: str) -> str:
@@ -98,7 +90,7 @@ async def delete_entry(key: str) -> Entry:
 
 
 async def api_entry(request: Request) -> Response:
-    guard_sandbox(request)
+    await guard_sandbox(request)
     key = validate_key(request.path_params["key"])
     if request.method == "GET":
         entry = await read_entry(key)
@@ -114,7 +106,7 @@ async def api_entry(request: Request) -> Response:
 
 async def page(request: Request) -> Response:
     """The form works without JavaScript: each button posts, the page shows the result."""
-    guard_sandbox(request)
+    await guard_sandbox(request)
     context: dict[str, object] = {"enabled": get_cache().enabled, "entry": None, "error": None}
     form: dict[str, str] = {}
     status = 200

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from bastion_example.sandbox_cache import guard_sandbox
+from bastion_example.guards import guard_sandbox
 from bastion_example.templating import templates
 
 
@@ -20,7 +20,7 @@ def _counter(request: Request) -> int:
 
 
 async def page(request: Request) -> Response:
-    guard_sandbox(request)
+    await guard_sandbox(request)
     if request.method == "POST":
         request.app.state.hardening_counter = _counter(request) + 1
         # Post/redirect/get: a reload does not post again.
@@ -37,7 +37,7 @@ async def page(request: Request) -> Response:
 
 async def state(request: Request) -> Response:
     """The same facts as JSON, for scripts and tests."""
-    guard_sandbox(request)
+    await guard_sandbox(request)
     client = request.client.host if request.client else None
     return JSONResponse(
         {"client": client, "scheme": request.url.scheme, "counter": _counter(request)},

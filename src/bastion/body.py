@@ -67,6 +67,6 @@ async def read_form(request: Request, max_bytes: int = DEFAULT_MAX_BODY) -> dict
     raw = await read_body(request, max_bytes)
     try:
         text = raw.decode("utf-8")
-        return dict(parse_qsl(text, keep_blank_values=True, strict_parsing=False))
+        return dict(parse_qsl(text, keep_blank_values=True, errors="strict"))
     except (UnicodeDecodeError, ValueError):
         raise BadRequest("form is not valid UTF-8 urlencoded data") from None

@@ -1,12 +1,16 @@
 """The ``bastion`` console script.
 
 Each subcommand is a small function; configuration errors end the process
-with one readable line and exit status 2, never a traceback.
+with one readable line and exit status 2, never a traceback. Dependency
+failures (database down) end with one line and exit status 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import getpass
+import json
 import sys
 from collections.abc import Callable, Sequence
 
@@ -19,8 +23,11 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     """Run the example app on the embedded default (SQLite; no cache unless VALKEY_URL)."""
     import uvicorn
 
+    from bastion.db import migrate
     from bastion_example import create_app
 
+    if not settings.is_production:
+        asyncio.run(migrate(settings.DATABASE_URL))
     app = create_app(settings)
     uvicorn.run(
         app,
@@ -33,15 +40,112 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from bastion.db import migrate
+
+    asyncio.run(migrate(settings.DATABASE_URL))
+    print("bastion: database is at the latest migration")
+    return 0
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if sys.stdin.isatty():
+        first = getpass.getpass("Password: ")
+        if first != getpass.getpass("Password (again): "):
+            raise ValueError("the passwords do not match")
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def _createuser(args: argparse.Namespace, settings: Settings) -> int:
+    from bastion.auth import AuthService, EmailTaken, InvalidEmail, InvalidPassword
+    from bastion.db import Database
+    from bastion.ratelimit import SignInLimiter
+
+    try:
+        password = _read_password(args)
+    except ValueError as exc:
+        print(f"bastion: {exc}", file=sys.stderr)
+        return 1
+
+    async def create() -> str:
+        database = Database(settings.DATABASE_URL, timeout=settings.DATABASE_TIMEOUT_MS / 1000)
+        limiter = SignInLimiter.from_settings(settings)
+        try:
+            service = AuthService.from_settings(settings, database, limiter)
+            user = await service.create_user(args.email, password, is_admin=args.admin)
+            return user.email
+        finally:
+            await limiter.aclose()
+            await database.dispose()
+
+    try:
+        email = asyncio.run(create())
+    except (InvalidEmail, InvalidPassword, EmailTaken) as exc:
+        print(f"bastion: {exc}", file=sys.stderr)
+        return 1
+    print(f"bastion: created {'admin ' if args.admin else ''}user {email}")
+    return 0
+
+
+def _audit(args: argparse.Namespace, settings: Settings) -> int:
+    from bastion.audit import recent, to_json
+    from bastion.db import Database
+
+    async def fetch() -> list[dict[str, object]]:
+        database = Database(settings.DATABASE_URL, timeout=settings.DATABASE_TIMEOUT_MS / 1000)
+        try:
+            async with database.session() as db:
+                rows = await recent(db, limit=args.limit, action=args.action)
+                return [to_json(row) for row in rows]
+        finally:
+            await database.dispose()
+
+    rows = asyncio.run(fetch())
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        # repr() escapes control characters, so a crafted email cannot forge a line.
+        print(
+            f"{row['at']}  {row['action']:<28} {row['outcome']:<8} "
+            f"subject={row['subject']!r} ip={row['client_ip'] or '-'} "
+            f"details={json.dumps(row['details'])}"
+        )
+    return 0
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if not 0 < value <= 10_000:
+        raise argparse.ArgumentTypeError("expected a number from 1 to 10000")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bastion", description="Django's security and operations envelope for ASGI apps."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    demo = sub.add_parser("demo", help="run the example app")
+
+    demo = sub.add_parser("demo", help="run the example app (migrates first in development)")
     demo.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     demo.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
     demo.set_defaults(handler=_demo)
+
+    mig = sub.add_parser("migrate", help="apply database migrations")
+    mig.set_defaults(handler=_migrate)
+
+    create = sub.add_parser("createuser", help="create an account (password from prompt or stdin)")
+    create.add_argument("--email", required=True)
+    create.add_argument("--admin", action="store_true", help="make the user an administrator")
+    create.set_defaults(handler=_createuser)
+
+    audit = sub.add_parser("audit", help="print recent audit-log rows, newest first")
+    audit.add_argument("--json", action="store_true", help="machine-readable output")
+    audit.add_argument("--limit", type=_positive, default=50, help="rows to print (default 50)")
+    audit.add_argument("--action", help="only this action, e.g. auth.sign_in.failed")
+    audit.set_defaults(handler=_audit)
     return parser
 
 
@@ -53,7 +157,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bastion: {exc}", file=sys.stderr)
         return 2
     handler: Callable[[argparse.Namespace, Settings], int] = args.handler
-    return handler(args, settings)
+    from bastion.db import DATABASE_ERRORS
+
+    try:
+        return handler(args, settings)
+    except DATABASE_ERRORS as exc:
+        print(f"bastion: database unavailable ({type(exc).__name__})", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -54,11 +54,18 @@ class Settings(BaseSettings):
     PROXY_HEADERS: Literal["x-forwarded", "forwarded"] = "x-forwarded"
     METRICS_ENABLED: bool = False
 
+    SESSION_MAX_AGE: int = Field(default=14 * 24 * 3600, ge=60, le=366 * 24 * 3600)
+    SESSION_IDLE_TIMEOUT: int = Field(default=24 * 3600, ge=60, le=366 * 24 * 3600)
+    DATABASE_TIMEOUT_MS: int = Field(default=2_000, ge=50, le=60_000)
+
     CACHE_KEY_PREFIX: str = Field(default="bastion:", min_length=1, max_length=64)
     CACHE_CONNECT_TIMEOUT_MS: int = Field(default=30, ge=1, le=10_000)
     CACHE_COMMAND_TIMEOUT_MS: int = Field(default=50, ge=1, le=10_000)
     CACHE_BREAKER_FAILURES: int = Field(default=5, ge=1, le=1_000)
     CACHE_BREAKER_COOLDOWN_MS: int = Field(default=5_000, ge=10, le=600_000)
+
+    SIGN_IN_RATE_LIMIT: str = "10/minute"
+    SIGN_IN_ACCOUNT_RATE_LIMIT: str = "5/15minutes"
 
     @field_validator("TRUSTED_ORIGINS", "ALLOWED_HOSTS", "TRUSTED_PROXIES", mode="before")
     @classmethod
@@ -73,6 +80,16 @@ class Settings(BaseSettings):
             raise ValueError("expected an absolute http(s) URL such as https://app.example.com")
         return value.rstrip("/")
 
+    @field_validator("DATABASE_URL")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        scheme = urlsplit(value).scheme
+        if scheme not in ("sqlite", "postgresql", "postgres"):
+            raise ValueError(
+                "expected sqlite:///path or postgresql://user@host/db (drivers are chosen for you)"
+            )
+        return value
+
     @field_validator("VALKEY_URL")
     @classmethod
     def _valkey_url(cls, value: str | None) -> str | None:
@@ -80,6 +97,14 @@ class Settings(BaseSettings):
             return None
         if urlsplit(value).scheme not in ("redis", "rediss", "valkey", "valkeys", "unix"):
             raise ValueError("expected a URL such as redis://127.0.0.1:6379/0")
+        return value
+
+    @field_validator("SIGN_IN_RATE_LIMIT", "SIGN_IN_ACCOUNT_RATE_LIMIT")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        from bastion.ratelimit.rules import parse_rate_limit  # noqa: PLC0415 - avoids a cycle
+
+        parse_rate_limit(value)  # raises ValueError naming the expected notation
         return value
 
     @field_validator("TRUSTED_PROXIES")

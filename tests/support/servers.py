@@ -162,7 +162,11 @@ class AppServer:
 
     def __init__(self, env: Mapping[str, str], port: int | None = None) -> None:
         self.port = port or free_port()
-        self.env = env
+        self.env = dict(env)
+        self._db_dir: str | None = None
+        if "DATABASE_URL" not in self.env:
+            self._db_dir = tempfile.mkdtemp(prefix="bastion-app-db-")
+            self.env["DATABASE_URL"] = f"sqlite:///{self._db_dir}/bastion.db"
         self.process: subprocess.Popen[bytes] | None = None
         self.log = tempfile.NamedTemporaryFile(prefix="bastion-app-", suffix=".log", delete=False)  # noqa: SIM115
 
@@ -170,11 +174,19 @@ class AppServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> AppServer:
-        env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("APP_", "VALKEY_", "CACHE_"))
-        }
+    def start(self, migrate: bool = True) -> AppServer:
+        prefixes = ("APP_", "VALKEY_", "CACHE_", "DATABASE_", "SIGN_IN_", "SESSION_", "TRUSTED_")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
         env.update({"APP_URL": self.url, **self.env})
+        if migrate:
+            subprocess.run(
+                [sys.executable, "-m", "bastion.cli", "migrate"],
+                env=env,
+                cwd=ROOT,
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -220,3 +232,45 @@ class AppServer:
         self.log.close()
         with contextlib.suppress(OSError):
             os.unlink(self.log.name)
+        if self._db_dir is not None:
+            shutil.rmtree(self._db_dir, ignore_errors=True)
+        if self._db_dir is not None:
+            shutil.rmtree(self._db_dir, ignore_errors=True)
+
+
+class StaticSite:
+    """A second origin: serves fixed HTML pages from another port, in a thread."""
+
+    def __init__(self, pages: Mapping[str, str]) -> None:
+        import http.server
+
+        site_pages = dict(pages)
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = site_pages.get(self.path)
+                if body is None:
+                    self.send_error(404)
+                    return
+                data = body.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port: int = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -56,6 +56,16 @@ def test_empty_valkey_url_means_disabled(monkeypatch: pytest.MonkeyPatch) -> Non
             "10.0.0.0/8,not-an-ip",
             "TRUSTED_PROXIES: expected IPs, CIDRs or 'unix', got 'not-an-ip'",
         ),
+        (
+            "TRUSTED_ORIGINS",
+            "https://ok.example,example.com",
+            "TRUSTED_ORIGINS: not an origin: 'example.com'",
+        ),
+        (
+            "PROXY_HEADERS",
+            "x-real-ip",
+            "PROXY_HEADERS: Input should be 'x-forwarded' or 'forwarded'",
+        ),
         ("METRICS_ENABLED", "perhaps", "METRICS_ENABLED: Input should be a valid boolean"),
         (
             "CACHE_COMMAND_TIMEOUT_MS",

@@ -41,10 +41,14 @@ class CircuitBreaker:
         *,
         name: str = "valkey",
         clock: Callable[[], float] = time.monotonic,
+        log_transitions: bool = True,
     ) -> None:
         self.failure_threshold = failure_threshold
         self.cooldown = cooldown
         self.name = name
+        # An owner that tells its own story (the rate limiter logs one line per
+        # outage, not one per probe) turns the transition lines off.
+        self.log_transitions = log_transitions
         self._clock = clock
         self._state = BreakerState.CLOSED
         self._failures = 0
@@ -86,14 +90,15 @@ class CircuitBreaker:
 
     def _transition(self, new: BreakerState) -> None:
         old, self._state = self._state, new
-        level = logging.INFO if new is BreakerState.CLOSED else logging.WARNING
-        logger.log(
-            level,
-            "cache breaker %s: %s -> %s",
-            self.name,
-            old.name.lower(),
-            new.name.lower(),
-            extra={"breaker": self.name, "breaker_state": new.name.lower()},
-        )
+        if self.log_transitions:
+            level = logging.INFO if new is BreakerState.CLOSED else logging.WARNING
+            logger.log(
+                level,
+                "cache breaker %s: %s -> %s",
+                self.name,
+                old.name.lower(),
+                new.name.lower(),
+                extra={"breaker": self.name, "breaker_state": new.name.lower()},
+            )
         for listener in self.listeners:
             listener(new)

@@ -150,7 +150,10 @@ class Envelope:
             )
             if resolved.client != peer or resolved.scheme != scheme:
                 scope = dict(scope)
-                scope["client"] = (resolved.client, client[1] if client else 0)
+                # A unix-socket peer has no address; a scheme-only change must not
+                # invent a (None, 0) client, which frameworks expose as a host of None.
+                if resolved.client is not None:
+                    scope["client"] = (resolved.client, client[1] if client else 0)
                 scope["scheme"] = scheme = resolved.scheme
                 peer = resolved.client
         https = scheme in ("https", "wss")

@@ -162,11 +162,19 @@ class TrustedProxies:
 
     @staticmethod
     def _scheme(current: str, protos: list[str], index: int, hop_count: int) -> str:
-        """The proto written alongside the chosen hop, else the nearest proxy's."""
-        values = [p.strip().lower() for p in protos if p.strip()]
-        if not values:
-            return current
-        chosen = values[index] if len(values) == hop_count and index < hop_count else values[-1]
+        """The proto written alongside the chosen hop, else the nearest proxy's.
+
+        Positions are kept as they arrived (empty entries included), so that
+        the n-th proto belongs to the n-th hop whenever the two lists align.
+        """
+        values = [p.strip().lower() for p in protos]
+        if len(values) == hop_count and index < hop_count and values[index]:
+            chosen = values[index]
+        else:
+            present = [v for v in values if v]
+            if not present:
+                return current
+            chosen = present[-1]
         if chosen not in ("http", "https"):
             return current
         if current in ("ws", "wss"):

@@ -1,0 +1,140 @@
+"""Pages for people: /sign-in, /sign-up, /account, /sign-out and /admin/audit.
+
+Plain HTML forms posting to their own page: same-origin, so the envelope's
+CSRF check passes on Sec-Fetch-Site with no token in the form.
+"""
+
+from __future__ import annotations
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from bastion.audit import count, recent
+from bastion.auth import (
+    AuthService,
+    EmailTaken,
+    FailReason,
+    InvalidPassword,
+    clear_session_cookie,
+    client_of,
+    read_credentials,
+    read_session_cookie,
+    set_session_cookie,
+)
+from bastion.body import BadRequest
+from bastion.config import Settings
+from bastion.db.models import User
+from bastion.ratelimit import rate_limit_headers
+from bastion_example.templating import templates
+
+AUDIT_PAGE_SIZE = 25
+
+
+def auth_service(request: Request) -> AuthService:
+    service: AuthService = request.app.state.auth
+    return service
+
+
+async def current_user(request: Request) -> User | None:
+    return await auth_service(request).current(read_session_cookie(request))
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def sign_in(request: Request) -> Response:
+    context: dict[str, object] = {"error": None, "email": ""}
+    if request.method == "GET":
+        return templates.TemplateResponse(request, "sign_in.html", context)
+    try:
+        email, password = await read_credentials(request)
+    except BadRequest as exc:
+        context["error"] = exc.reason
+        return templates.TemplateResponse(request, "sign_in.html", context, status_code=400)
+    context["email"] = email
+    result = await auth_service(request).sign_in(email, password, client_of(request))
+    if result.ok and result.token:
+        response = RedirectResponse("/account", status_code=303)
+        set_session_cookie(response, request, result.token, _settings(request).SESSION_MAX_AGE)
+        return response
+    if result.reason is FailReason.RATE_LIMITED:
+        wait = max(1, result.decision.reset_after)
+        context["error"] = f"Too many sign-in attempts. Try again in {wait} seconds."
+        context["rate_limited"] = True
+        return templates.TemplateResponse(
+            request,
+            "sign_in.html",
+            context,
+            status_code=429,
+            headers=rate_limit_headers(result.decision),
+        )
+    context["error"] = "Wrong email or password."
+    return templates.TemplateResponse(request, "sign_in.html", context, status_code=401)
+
+
+async def sign_up(request: Request) -> Response:
+    context: dict[str, object] = {"error": None, "email": ""}
+    if request.method == "GET":
+        return templates.TemplateResponse(request, "sign_up.html", context)
+    service = auth_service(request)
+    try:
+        email, password = await read_credentials(request)
+        context["email"] = email
+        await service.create_user(email, password, client=client_of(request))
+    except (BadRequest, InvalidPassword, EmailTaken) as exc:
+        context["error"] = exc.reason if isinstance(exc, BadRequest) else str(exc)
+        status = 409 if isinstance(exc, EmailTaken) else 400
+        return templates.TemplateResponse(request, "sign_up.html", context, status_code=status)
+    result = await service.sign_in(email, password, client_of(request))
+    response = RedirectResponse("/account" if result.ok else "/sign-in", status_code=303)
+    if result.token:
+        set_session_cookie(response, request, result.token, _settings(request).SESSION_MAX_AGE)
+    return response
+
+
+async def sign_out(request: Request) -> Response:
+    await auth_service(request).sign_out(read_session_cookie(request), client_of(request))
+    response = RedirectResponse("/", status_code=303)
+    clear_session_cookie(response, request)
+    return response
+
+
+async def account(request: Request) -> Response:
+    user = await current_user(request)
+    if user is None:
+        return RedirectResponse("/sign-in", status_code=303)
+    return templates.TemplateResponse(request, "account.html", {"user": user})
+
+
+async def admin_audit(request: Request) -> Response:
+    user = await current_user(request)
+    if user is None:
+        return RedirectResponse("/sign-in", status_code=303)
+    if not user.is_admin:
+        raise HTTPException(403, "administrators only")
+    page_text = request.query_params.get("page", "1")
+    page = int(page_text) if page_text.isdigit() and 0 < len(page_text) < 7 else 1
+    action = request.query_params.get("action") or None
+    if action is not None and len(action) > 64:
+        raise HTTPException(400, "action filter is too long")
+    async with auth_service(request).database.session() as db:
+        total = await count(db, action=action)
+        rows = await recent(
+            db, limit=AUDIT_PAGE_SIZE, offset=(page - 1) * AUDIT_PAGE_SIZE, action=action
+        )
+    pages = max(1, -(-total // AUDIT_PAGE_SIZE))
+    context = {"rows": rows, "page": page, "pages": pages, "total": total, "action": action}
+    return templates.TemplateResponse(request, "admin_audit.html", context)
+
+
+routes = [
+    Route("/sign-in", sign_in, methods=["GET", "POST"], name="sign_in"),
+    Route("/sign-up", sign_up, methods=["GET", "POST"], name="sign_up"),
+    Route("/sign-out", sign_out, methods=["POST"], name="sign_out"),
+    Route("/account", account, name="account"),
+    Route("/admin/audit", admin_audit, name="admin_audit"),
+]

@@ -1,0 +1,34 @@
+"""bastion.audit: the append-only security log (django-axes' access log, and more).
+
+Rows are data, never format strings: values are stored as given and escaped
+(``repr``) whenever they reach a log line, so a newline in an email cannot
+forge an entry in either place.
+"""
+
+from __future__ import annotations
+
+from bastion.audit.log import (
+    SIGN_IN_FAILED,
+    SIGN_IN_RATE_LIMITED,
+    SIGN_IN_SUCCEEDED,
+    SIGN_OUT,
+    SIGN_UP,
+    AuditEntry,
+    count,
+    recent,
+    record,
+    to_json,
+)
+
+__all__ = [
+    "SIGN_IN_FAILED",
+    "SIGN_IN_RATE_LIMITED",
+    "SIGN_IN_SUCCEEDED",
+    "SIGN_OUT",
+    "SIGN_UP",
+    "AuditEntry",
+    "count",
+    "recent",
+    "record",
+    "to_json",
+]

@@ -1,0 +1,113 @@
+"""Writing and reading audit rows."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bastion.db.models import AuditLog
+from bastion.db.types import utcnow
+
+__all__ = [
+    "SIGN_IN_FAILED",
+    "SIGN_IN_RATE_LIMITED",
+    "SIGN_IN_SUCCEEDED",
+    "SIGN_OUT",
+    "SIGN_UP",
+    "AuditEntry",
+    "count",
+    "recent",
+    "record",
+    "to_json",
+]
+
+logger = logging.getLogger("bastion.audit")
+
+SIGN_IN_FAILED = "auth.sign_in.failed"
+SIGN_IN_SUCCEEDED = "auth.sign_in.succeeded"
+SIGN_IN_RATE_LIMITED = "auth.sign_in.rate_limited"
+SIGN_OUT = "auth.sign_out"
+SIGN_UP = "auth.sign_up"
+
+USER_AGENT_LIMIT = 256
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """What to record. ``subject`` is what the action was about (the email tried)."""
+
+    action: str
+    outcome: str
+    subject: str | None = None
+    actor: str | None = None
+    client_ip: str | None = None
+    user_agent: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def _clip(value: str | None, limit: int) -> str | None:
+    return None if value is None else value[:limit]
+
+
+async def record(session: AsyncSession, entry: AuditEntry) -> None:
+    """Append ``entry`` and commit it in its own transaction.
+
+    Committing here means a failed sign-in is on record even though the
+    request that caused it ends in a 401.
+    """
+    session.add(
+        AuditLog(
+            at=utcnow(),
+            action=entry.action,
+            outcome=entry.outcome,
+            subject=_clip(entry.subject, 254),
+            actor=_clip(entry.actor, 254),
+            client_ip=_clip(entry.client_ip, 45),
+            user_agent=_clip(entry.user_agent, USER_AGENT_LIMIT),
+            details=entry.details,
+        )
+    )
+    await session.commit()
+    logger.info(
+        "audit action=%s outcome=%s subject=%r client=%s details=%r",
+        entry.action,
+        entry.outcome,
+        entry.subject,
+        entry.client_ip or "-",
+        entry.details,
+    )
+
+
+async def recent(
+    session: AsyncSession, *, limit: int = 50, offset: int = 0, action: str | None = None
+) -> list[AuditLog]:
+    """Newest first."""
+    query = select(AuditLog).order_by(AuditLog.id.desc()).limit(limit).offset(offset)
+    if action:
+        query = query.where(AuditLog.action == action)
+    return list((await session.scalars(query)).all())
+
+
+async def count(session: AsyncSession, *, action: str | None = None) -> int:
+    query = select(func.count()).select_from(AuditLog)
+    if action:
+        query = query.where(AuditLog.action == action)
+    return int((await session.scalar(query)) or 0)
+
+
+def to_json(row: AuditLog) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "at": row.at.isoformat(),
+        "action": row.action,
+        "outcome": row.outcome,
+        "actor": row.actor,
+        "subject": row.subject,
+        "client_ip": row.client_ip,
+        "user_agent": row.user_agent,
+        "details": row.details,
+    }

@@ -1,0 +1,261 @@
+"""Sign-up, sign-in and sign-out: the rules, independent of HTTP.
+
+Every outcome of a sign-in is audited with the client IP the trusted-proxy
+resolver produced. Failures look identical to the caller (same status, same
+body, same hashing time) whatever their reason; only the audit row says why.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bastion.audit import (
+    SIGN_IN_FAILED,
+    SIGN_IN_RATE_LIMITED,
+    SIGN_IN_SUCCEEDED,
+    SIGN_OUT,
+    SIGN_UP,
+    AuditEntry,
+    record,
+)
+from bastion.auth.emails import normalise_email
+from bastion.auth.passwords import MAX_PASSWORD, MIN_PASSWORD, Passwords
+from bastion.auth.sessions import SessionPolicy, Sessions
+from bastion.config import Settings
+from bastion.db import Database, User
+from bastion.db.types import utcnow
+from bastion.ratelimit import Decision, SignInLimiter
+
+__all__ = [
+    "AuthService",
+    "Client",
+    "EmailTaken",
+    "FailReason",
+    "InvalidPassword",
+    "SignInResult",
+]
+
+
+class FailReason(enum.Enum):
+    UNKNOWN_USER = "unknown_user"
+    BAD_PASSWORD = "bad_password"  # noqa: S105 - a reason code, not a password
+    DEACTIVATED = "deactivated"
+    RATE_LIMITED = "rate_limited"
+
+
+class InvalidPassword(ValueError):
+    """The password breaks a length rule; the message is safe to show."""
+
+
+class EmailTaken(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """Who is asking: the resolved client IP and the user agent."""
+
+    ip: str | None
+    user_agent: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SignInResult:
+    user: User | None
+    token: str | None
+    reason: FailReason | None
+    decision: Decision
+
+    @property
+    def ok(self) -> bool:
+        return self.user is not None and self.token is not None
+
+
+def check_password_rules(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise InvalidPassword(f"password must be at least {MIN_PASSWORD} characters")
+    if len(password) > MAX_PASSWORD:
+        raise InvalidPassword(f"password must be at most {MAX_PASSWORD} characters")
+
+
+class AuthService:
+    """Accounts and sessions on one database, guarded by the shared sign-in limiter."""
+
+    def __init__(
+        self,
+        database: Database,
+        limiter: SignInLimiter,
+        policy: SessionPolicy,
+        passwords: Passwords | None = None,
+    ) -> None:
+        self.database = database
+        self.limiter = limiter
+        self.passwords = passwords or Passwords()
+        self.sessions = Sessions(policy)
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, database: Database, limiter: SignInLimiter
+    ) -> AuthService:
+        policy = SessionPolicy(
+            max_age=timedelta(seconds=settings.SESSION_MAX_AGE),
+            idle_timeout=timedelta(seconds=settings.SESSION_IDLE_TIMEOUT),
+        )
+        return cls(database, limiter, policy)
+
+    async def find_user(self, db: AsyncSession, email: str) -> User | None:
+        return await db.scalar(select(User).where(func.lower(User.email) == email.lower()))
+
+    async def create_user(
+        self, email: str, password: str, *, is_admin: bool = False, client: Client | None = None
+    ) -> User:
+        """Create an account (sign-up and ``bastion createuser``).
+
+        Raises InvalidEmail, InvalidPassword or EmailTaken.
+        """
+        normalised = normalise_email(email)
+        check_password_rules(password)
+        password_hash = await self.passwords.hash(password)
+        async with self.database.session() as db:
+            if await self.find_user(db, normalised) is not None:
+                raise EmailTaken("an account with this email already exists")
+            user = User(email=normalised, password_hash=password_hash, is_admin=is_admin)
+            db.add(user)
+            try:
+                await db.commit()
+            except IntegrityError:
+                raise EmailTaken("an account with this email already exists") from None
+            await record(
+                db,
+                AuditEntry(
+                    SIGN_UP,
+                    "success",
+                    subject=normalised,
+                    actor=normalised,
+                    client_ip=client.ip if client else None,
+                    user_agent=client.user_agent if client else None,
+                    details={"admin": is_admin},
+                ),
+            )
+            return user
+
+    async def sign_in(self, email: str, password: str, client: Client) -> SignInResult:
+        """Check the limit, then the password; audit the outcome either way.
+
+        ``email`` must already be normalised. The attempt counts against the
+        limit before the password is checked, so a correct guess made over the
+        limit is refused like any other.
+        """
+        decision = await self.limiter.hit(client.ip or "unknown", email)
+        async with self.database.session() as db:
+            if not decision.allowed:
+                await self._audit_failure(db, email, client, FailReason.RATE_LIMITED, decision)
+                return SignInResult(None, None, FailReason.RATE_LIMITED, decision)
+            if decision.remaining == 0:
+                await record(
+                    db,
+                    AuditEntry(
+                        SIGN_IN_RATE_LIMITED,
+                        "tripped",
+                        subject=email,
+                        client_ip=client.ip,
+                        user_agent=client.user_agent,
+                        details={"limit": decision.limit, "reset_after": decision.reset_after},
+                    ),
+                )
+            user = await self.find_user(db, email)
+            verification = await self.passwords.verify(
+                user.password_hash if user else None, password
+            )
+            reason: FailReason | None = None
+            if user is None:
+                reason = FailReason.UNKNOWN_USER
+            elif not verification.ok:
+                reason = FailReason.BAD_PASSWORD
+            elif not user.is_active:
+                reason = FailReason.DEACTIVATED
+            if reason is not None or user is None:
+                await self._audit_failure(db, email, client, reason, decision)
+                return SignInResult(None, None, reason, decision)
+            if verification.needs_rehash:
+                user.password_hash = await self.passwords.hash(password)
+                await db.commit()
+            token = await self.sessions.create(db, user, client.ip, client.user_agent)
+            await record(
+                db,
+                AuditEntry(
+                    SIGN_IN_SUCCEEDED,
+                    "success",
+                    subject=email,
+                    actor=user.email,
+                    client_ip=client.ip,
+                    user_agent=client.user_agent,
+                    details={"rehashed": verification.needs_rehash},
+                ),
+            )
+            return SignInResult(user, token, None, decision)
+
+    async def _audit_failure(
+        self,
+        db: AsyncSession,
+        email: str,
+        client: Client,
+        reason: FailReason | None,
+        decision: Decision,
+    ) -> None:
+        details: dict[str, object] = {"reason": reason.value if reason else "unknown"}
+        if decision.degraded:
+            details["limiter"] = "local-fallback"
+        await record(
+            db,
+            AuditEntry(
+                SIGN_IN_FAILED,
+                "blocked" if reason is FailReason.RATE_LIMITED else "failure",
+                subject=email,
+                client_ip=client.ip,
+                user_agent=client.user_agent,
+                details=details,
+            ),
+        )
+
+    async def current(self, token: str | None) -> User | None:
+        """The signed-in user for a cookie value, or None."""
+        if not token:
+            return None
+        async with self.database.session() as db:
+            found = await self.sessions.resolve(db, token)
+            return found[1] if found else None
+
+    async def sign_out(self, token: str | None, client: Client) -> None:
+        if not token:
+            return
+        async with self.database.session() as db:
+            found = await self.sessions.resolve(db, token)
+            await self.sessions.end(db, token)
+            if found is not None:
+                await record(
+                    db,
+                    AuditEntry(
+                        SIGN_OUT,
+                        "success",
+                        subject=found[1].email,
+                        actor=found[1].email,
+                        client_ip=client.ip,
+                        user_agent=client.user_agent,
+                    ),
+                )
+
+    async def deactivate(self, email: str) -> bool:
+        async with self.database.session() as db:
+            user = await self.find_user(db, normalise_email(email))
+            if user is None:
+                return False
+            user.deactivated_at = utcnow()
+            await db.commit()
+            return True

@@ -1,0 +1,27 @@
+"""bastion.db: SQLAlchemy 2 (async) on SQLite or PostgreSQL, with Alembic migrations.
+
+``DATABASE_URL`` takes the plain forms tools print (``sqlite:///path``,
+``postgresql://user@host/db``, ``?host=/socket/dir``); the driver is chosen here.
+"""
+
+from __future__ import annotations
+
+from bastion.db.engine import DATABASE_ERRORS, Database
+from bastion.db.migrate import migrate
+from bastion.db.models import AuditLog, Base, User, UserSession
+from bastion.db.types import UTCDateTime, utcnow
+from bastion.db.url import is_sqlite, to_async_url
+
+__all__ = [
+    "DATABASE_ERRORS",
+    "AuditLog",
+    "Base",
+    "Database",
+    "UTCDateTime",
+    "User",
+    "UserSession",
+    "is_sqlite",
+    "migrate",
+    "to_async_url",
+    "utcnow",
+]

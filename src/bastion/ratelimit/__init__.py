@@ -1,0 +1,37 @@
+"""bastion.ratelimit: the shared sign-in rate limiter.
+
+    from bastion.ratelimit import SignInLimiter, headers
+
+    limiter = SignInLimiter.from_settings(settings, on_event=metrics_hook)
+    decision = await limiter.hit(client_ip, email)   # before checking the password
+    if not decision.allowed:
+        return Response(status_code=429, headers=headers(decision))
+
+Attempts are counted per client IP (IPv6 by its /64) under
+``SIGN_IN_RATE_LIMIT`` and per account (the normalised email) under
+``SIGN_IN_ACCOUNT_RATE_LIMIT``, in Valkey when ``VALKEY_URL`` is set so every
+instance shares one count, else in this process. A failing Valkey makes the
+limits per-process for a while; it never makes them disappear, and never
+fails or stalls a sign-in (see :mod:`bastion.ratelimit.limiter`).
+"""
+
+from __future__ import annotations
+
+from bastion.ratelimit.decision import Decision, Scope, headers, rate_limit_headers
+from bastion.ratelimit.limiter import EventHook, RateLimitEvent, SignInLimiter
+from bastion.ratelimit.rules import account_key, ip_key, parse_rate_limit
+from bastion.ratelimit.storage import storage_uri
+
+__all__ = [
+    "Decision",
+    "EventHook",
+    "RateLimitEvent",
+    "Scope",
+    "SignInLimiter",
+    "account_key",
+    "headers",
+    "ip_key",
+    "parse_rate_limit",
+    "rate_limit_headers",
+    "storage_uri",
+]

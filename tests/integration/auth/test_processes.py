@@ -1,0 +1,184 @@
+"""The sign-in envelope across real processes: two instances, a dying Valkey, a stopped PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.support.postgres import PostgresServer
+from tests.support.servers import ROOT, AppServer, ValkeyServer
+
+ORIGIN_HEADERS = {"sec-fetch-site": "same-origin"}
+
+
+def attempt(server: AppServer, email: str = "ada@example.com") -> httpx.Response:
+    return httpx.post(
+        server.url + "/api/auth/sign-in",
+        json={"email": email, "password": "wrong password"},
+        headers=ORIGIN_HEADERS,
+        timeout=10,
+    )
+
+
+@pytest.fixture
+def two_instances(valkey_url: str, postgres_url: str) -> Iterator[tuple[AppServer, AppServer]]:
+    env = {
+        "VALKEY_URL": valkey_url,
+        "DATABASE_URL": postgres_url,
+        "SIGN_IN_RATE_LIMIT": "6/minute",
+        "SIGN_IN_ACCOUNT_RATE_LIMIT": "100/minute",
+        "CACHE_COMMAND_TIMEOUT_MS": "200",
+    }
+    first = AppServer(env).start()
+    second = AppServer(env).start(migrate=False)
+    yield first, second
+    first.stop()
+    second.stop()
+
+
+def test_the_limit_holds_in_total_across_two_instances(
+    two_instances: tuple[AppServer, AppServer],
+) -> None:
+    first, second = two_instances
+    assert first.process is not None
+    assert second.process is not None
+    assert first.process.pid != second.process.pid
+    statuses = [attempt(first if i % 2 == 0 else second).status_code for i in range(10)]
+    assert statuses == [401] * 6 + [429] * 4
+
+
+def test_killed_valkey_falls_back_to_the_local_limiter_without_5xx(
+    two_instances: tuple[AppServer, AppServer], valkey_server: ValkeyServer
+) -> None:
+    first, _ = two_instances
+    assert [attempt(first).status_code for _ in range(2)] == [401, 401]
+    valkey_server.kill()
+    statuses = [attempt(first).status_code for _ in range(10)]
+    assert all(status in (401, 429) for status in statuses), statuses
+    # Still limiting: the local limiter allows at most the configured 6 on its own.
+    assert statuses.count(401) <= 6
+    assert statuses[-1] == 429
+    # The fault is logged once, not once per request.
+    assert first.output().count("limiting in this process only until it answers again") == 1
+
+
+def test_stopped_postgres_gives_503_then_recovers_by_itself(
+    postgres_server: PostgresServer, postgres_url: str
+) -> None:
+    server = AppServer({"DATABASE_URL": postgres_url}).start()
+    try:
+        assert attempt(server).status_code == 401
+        postgres_server.stop()
+        started = time.monotonic()
+        down = attempt(server)
+        elapsed = time.monotonic() - started
+        assert down.status_code == 503
+        assert down.json() == {"error": "database unavailable"}
+        assert elapsed < 5
+        page = httpx.post(
+            server.url + "/sign-in",
+            data={"email": "ada@example.com", "password": "wrong password"},
+            headers=ORIGIN_HEADERS,
+            timeout=10,
+        )
+        assert page.status_code == 503
+        assert "Temporarily unavailable" in page.text
+        assert "Traceback" not in page.text
+        postgres_server.start()
+        assert attempt(server).status_code == 401
+    finally:
+        server.stop()
+
+
+def test_createuser_sign_up_and_audit_json_from_the_cli(tmp_path: object) -> None:
+    server = AppServer({"SIGN_IN_RATE_LIMIT": "100/minute"}).start()
+    env_db = {"DATABASE_URL": server.env["DATABASE_URL"], "PATH": ""}
+    try:
+        created = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bastion.cli",
+                "createuser",
+                "--email",
+                "Root@Example.com",
+                "--admin",
+            ],
+            input="a strong admin password\n",
+            env=env_db,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert created.returncode == 0, created.stderr
+        assert created.stdout.strip() == "bastion: created admin user root@example.com"
+        signed_up = httpx.post(
+            server.url + "/api/auth/sign-up",
+            json={"email": "ada@example.com", "password": "correct horse battery"},
+            headers=ORIGIN_HEADERS,
+            timeout=10,
+        )
+        assert signed_up.status_code == 201
+        assert attempt(server).status_code == 401
+        audit = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bastion.cli",
+                "audit",
+                "--json",
+                "--limit",
+                "5",
+                "--action",
+                "auth.sign_in.failed",
+            ],
+            env=env_db,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert audit.returncode == 0, audit.stderr
+        (row,) = json.loads(audit.stdout)
+        assert row["action"] == "auth.sign_in.failed"
+        assert row["subject"] == "ada@example.com"
+        assert row["client_ip"] == "127.0.0.1"
+        assert row["details"] == {"reason": "bad_password"}
+        text_out = subprocess.run(
+            [sys.executable, "-m", "bastion.cli", "audit", "--limit", "2"],
+            env=env_db,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert "auth.sign_in.failed" in text_out.stdout
+        assert "subject='ada@example.com'" in text_out.stdout
+    finally:
+        server.stop()
+
+
+def test_cli_reports_a_down_database_in_one_line(postgres_server: PostgresServer) -> None:
+    url = postgres_server.url_for("postgres").replace(str(postgres_server.port), "1")
+    result = subprocess.run(
+        [sys.executable, "-m", "bastion.cli", "audit", "--json"],
+        env={"DATABASE_URL": url, "PATH": ""},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith("bastion: database unavailable")
+    assert "Traceback" not in result.stderr

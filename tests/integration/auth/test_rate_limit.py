@@ -1,0 +1,62 @@
+"""The sign-in limit in one process: 429 with Retry-After and RateLimit headers, audited."""
+
+from __future__ import annotations
+
+from bastion.audit import recent
+from bastion.config import Settings
+from tests.integration.auth.conftest import Browser
+
+
+async def test_per_ip_limit_gives_429_with_headers_and_audit(settings: Settings) -> None:
+    browser = Browser(settings.model_copy(update={"SIGN_IN_RATE_LIMIT": "3/minute"}))
+    try:
+        statuses = []
+        for index in range(5):
+            response = await browser.sign_in(f"user{index}@example.com", "wrong password")
+            statuses.append(response.status_code)
+        assert statuses == [401, 401, 401, 429, 429]
+        assert response.json() == {"error": "too many sign-in attempts; try again later"}
+        assert 1 <= int(response.headers["retry-after"]) <= 60
+        assert response.headers["ratelimit-limit"] == "3"
+        assert response.headers["ratelimit-remaining"] == "0"
+        async with browser.database.session() as db:
+            failed = await recent(db, action="auth.sign_in.failed")
+            tripped = await recent(db, action="auth.sign_in.rate_limited")
+        reasons = [row.details["reason"] for row in failed]
+        assert reasons.count("rate_limited") == 2
+        assert [row.outcome for row in failed[:2]] == ["blocked", "blocked"]
+        assert len(tripped) == 1
+        assert tripped[0].client_ip == "127.0.0.1"
+    finally:
+        await browser.close()
+
+
+async def test_per_account_limit_holds_across_ips(settings: Settings) -> None:
+    browser = Browser(settings.model_copy(update={"SIGN_IN_ACCOUNT_RATE_LIMIT": "2/minute"}))
+    try:
+        statuses = []
+        for index in range(3):
+            response = await browser.client.post(
+                "/api/auth/sign-in",
+                json={"email": "target@example.com", "password": "guess number x"},
+                headers={"x-forwarded-for": f"198.51.100.{index + 1}"},
+            )
+            statuses.append(response.status_code)
+        assert statuses == [401, 401, 429]
+    finally:
+        await browser.close()
+
+
+async def test_the_page_shows_the_rate_limit_message(settings: Settings) -> None:
+    browser = Browser(settings.model_copy(update={"SIGN_IN_RATE_LIMIT": "1/minute"}))
+    try:
+        form = {"email": "a@example.com", "password": "wrong password"}
+        first = await browser.client.post("/sign-in", data=form)
+        assert first.status_code == 401
+        assert "Wrong email or password." in first.text
+        second = await browser.client.post("/sign-in", data=form)
+        assert second.status_code == 429
+        assert "Too many sign-in attempts. Try again in" in second.text
+        assert "retry-after" in second.headers
+    finally:
+        await browser.close()
