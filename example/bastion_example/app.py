@@ -25,9 +25,10 @@ from bastion.body import BadRequest
 from bastion.cache import Cache, close_cache, set_cache
 from bastion.config import Settings, get_settings
 from bastion.db import DATABASE_ERRORS, Database
-from bastion.hardening import envelope
+from bastion.ops import Metrics, configure_logging, health_routes, metrics_routes
 from bastion.ratelimit import SignInLimiter
-from bastion_example import accounts, health, pages, sandbox_cache, sandbox_hardening
+from bastion.stack import protect
+from bastion_example import accounts, pages, sandbox_cache, sandbox_hardening
 from bastion_example.templating import templates
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -60,8 +61,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> Response:
-    """A dependency fault, not a bug: 503, one log line, no stack trace for the client."""
+    """A dependency fault, not a bug: 503, one log line, a metric, no stack trace."""
     logger.warning("database unavailable path=%r error=%s", request.url.path, type(exc).__name__)
+    metrics: Metrics | None = request.app.state.metrics
+    if metrics is not None:
+        metrics.database_errors.inc()
     headers = {"Retry-After": "5", "Cache-Control": "no-store"}
     if _wants_json(request):
         return JSONResponse({"error": "database unavailable"}, status_code=503, headers=headers)
@@ -71,18 +75,31 @@ async def _database_unavailable(request: Request, exc: Exception) -> Response:
 
 
 def create_app(settings: Settings | None = None) -> ASGIApp:
-    """The example app for ``settings`` (the environment's when omitted), behind the envelope."""
+    """The example app for ``settings`` (the environment's when omitted), fully protected."""
     settings = settings or get_settings()
-    return envelope(create_routes_app(settings), settings)
+    configure_logging(json_lines=settings.is_production)
+    metrics = Metrics() if settings.METRICS_ENABLED else None
+    return protect(create_routes_app(settings, metrics), settings, metrics=metrics)
 
 
-def create_routes_app(settings: Settings) -> Starlette:
-    """The bare app: routes, error pages and lifespan, without the envelope around it."""
-    cache = Cache.from_settings(settings)
+def create_routes_app(settings: Settings, metrics: Metrics | None = None) -> Starlette:
+    """The bare app: routes, error pages and lifespan, without the envelope around it.
+
+    With ``metrics``, every block reports its decisions through its hook.
+    """
+    cache = Cache.from_settings(settings, metrics.on_cache if metrics else None)
     set_cache(cache)
     database = Database(settings.DATABASE_URL, timeout=settings.DATABASE_TIMEOUT_MS / 1000)
-    limiter = SignInLimiter.from_settings(settings)
-    auth = AuthService.from_settings(settings, database, limiter)
+    limiter = SignInLimiter.from_settings(
+        settings, on_event=metrics.on_rate_limit if metrics else None
+    )
+    auth = AuthService.from_settings(
+        settings, database, limiter, on_failure=metrics.on_sign_in_failure if metrics else None
+    )
+    if metrics is not None:
+        if cache.connection is not None:
+            cache.connection.breaker.listeners.append(metrics.on_breaker("valkey"))
+        limiter.breaker.listeners.append(metrics.on_breaker("ratelimit"))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -101,7 +118,13 @@ def create_routes_app(settings: Settings) -> Starlette:
     app = Starlette(
         routes=[
             Route("/", pages.index, name="index"),
-            *health.routes,
+            *health_routes(
+                database,
+                cache_enabled=lambda: cache.enabled,
+                metrics_enabled=metrics is not None,
+                metrics=metrics,
+            ),
+            *metrics_routes(metrics),
             *auth_routes(auth, settings.SESSION_MAX_AGE),
             *accounts.routes,
             *sandbox_cache.routes,
@@ -114,4 +137,5 @@ def create_routes_app(settings: Settings) -> Starlette:
     app.state.settings = settings
     app.state.database = database
     app.state.auth = auth
+    app.state.metrics = metrics
     return app

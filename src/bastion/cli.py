@@ -36,6 +36,7 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
         log_level="info",
         proxy_headers=False,  # bastion resolves forwarded headers itself, from TRUSTED_PROXIES
         server_header=False,
+        access_log=False,  # bastion's request observer logs each request, with its id
     )
     return 0
 

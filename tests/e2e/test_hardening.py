@@ -122,7 +122,17 @@ def test_health_answers(page: Page, app: AppServer) -> None:
     response = page.goto(app.url + "/api/health")
     assert response is not None
     assert response.status == 200
-    assert response.json()["status"] == "ok"
+    assert response.json() == {
+        "status": "ok",
+        "database": True,
+        "jobs": False,
+        "cache": False,
+        "metrics": False,
+    }
+    assert response.headers["cache-control"] == "no-store"
+    live = page.goto(app.url + "/api/health/live")
+    assert live is not None
+    assert live.json() == {"status": "ok"}
 
 
 def test_pages_carry_the_security_headers(page: Page, app: AppServer) -> None:

@@ -8,6 +8,7 @@ body, same hashing time) whatever their reason; only the audit row says why.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -93,7 +94,10 @@ class AuthService:
         limiter: SignInLimiter,
         policy: SessionPolicy,
         passwords: Passwords | None = None,
+        on_failure: Callable[[str], None] | None = None,
     ) -> None:
+        """``on_failure`` hears each failed sign-in's reason (a metrics hook)."""
+        self.on_failure = on_failure
         self.database = database
         self.limiter = limiter
         self.passwords = passwords or Passwords()
@@ -101,13 +105,17 @@ class AuthService:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, database: Database, limiter: SignInLimiter
+        cls,
+        settings: Settings,
+        database: Database,
+        limiter: SignInLimiter,
+        on_failure: Callable[[str], None] | None = None,
     ) -> AuthService:
         policy = SessionPolicy(
             max_age=timedelta(seconds=settings.SESSION_MAX_AGE),
             idle_timeout=timedelta(seconds=settings.SESSION_IDLE_TIMEOUT),
         )
-        return cls(database, limiter, policy)
+        return cls(database, limiter, policy, on_failure=on_failure)
 
     async def find_user(self, db: AsyncSession, email: str) -> User | None:
         return await db.scalar(select(User).where(func.lower(User.email) == email.lower()))
@@ -210,6 +218,8 @@ class AuthService:
         decision: Decision,
     ) -> None:
         details: dict[str, object] = {"reason": reason.value if reason else "unknown"}
+        if self.on_failure is not None:
+            self.on_failure(str(details["reason"]))
         if decision.degraded:
             details["limiter"] = "local-fallback"
         await record(

@@ -51,15 +51,32 @@ class Cache:
     and no socket is ever opened.
     """
 
-    def __init__(self, options: ValkeyOptions | None, prefix: str = "bastion:") -> None:
-        self.connection = ValkeyConnection(options) if options is not None else None
-        self.json = JsonCache(self.connection, prefix)
+    def __init__(
+        self,
+        options: ValkeyOptions | None,
+        prefix: str = "bastion:",
+        on_event: Callable[[str], None] | None = None,
+    ) -> None:
+        """``on_event`` hears "hit", "miss" (JSON reads) and "error" (any failed call)."""
+
+        def on_error() -> None:
+            if on_event is not None:
+                on_event("error")
+
+        def on_read(hit: bool) -> None:
+            if on_event is not None:
+                on_event("hit" if hit else "miss")
+
+        self.connection = ValkeyConnection(options, on_error) if options is not None else None
+        self.json = JsonCache(self.connection, prefix, on_read if on_event else None)
         self.strings = StringStore(self.connection, prefix + "str:")
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Cache:
+    def from_settings(
+        cls, settings: Settings, on_event: Callable[[str], None] | None = None
+    ) -> Cache:
         if settings.VALKEY_URL is None:
-            return cls(None, settings.CACHE_KEY_PREFIX)
+            return cls(None, settings.CACHE_KEY_PREFIX, on_event)
         options = ValkeyOptions(
             url=settings.VALKEY_URL,
             connect_timeout=settings.CACHE_CONNECT_TIMEOUT_MS / 1000,
@@ -67,7 +84,7 @@ class Cache:
             breaker_failures=settings.CACHE_BREAKER_FAILURES,
             breaker_cooldown=settings.CACHE_BREAKER_COOLDOWN_MS / 1000,
         )
-        return cls(options, settings.CACHE_KEY_PREFIX)
+        return cls(options, settings.CACHE_KEY_PREFIX, on_event)
 
     @property
     def enabled(self) -> bool:

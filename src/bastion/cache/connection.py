@@ -63,8 +63,9 @@ class ValkeyConnection:
     that makes a loop per test, say) a fresh client is made for the new loop.
     """
 
-    def __init__(self, options: ValkeyOptions) -> None:
+    def __init__(self, options: ValkeyOptions, on_error: Callable[[], None] | None = None) -> None:
         self.options = options
+        self.on_error = on_error
         self.breaker = CircuitBreaker(options.breaker_failures, options.breaker_cooldown)
         self._client: valkey_asyncio.Valkey | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -101,6 +102,8 @@ class ValkeyConnection:
         except Exception as exc:
             self.breaker.record_failure()
             logger.debug("cache %s failed: %s", name, type(exc).__name__)
+            if self.on_error is not None:
+                self.on_error()
             return FAILED
         self.breaker.record_success()
         return result

@@ -33,9 +33,15 @@ def _encode(value: object) -> bytes:
 class JsonCache:
     """JSON values under a key prefix. ``connection`` is None when the cache is disabled."""
 
-    def __init__(self, connection: ValkeyConnection | None, prefix: str) -> None:
+    def __init__(
+        self,
+        connection: ValkeyConnection | None,
+        prefix: str,
+        on_read: Callable[[bool], None] | None = None,
+    ) -> None:
         self._connection = connection
         self.prefix = prefix
+        self.on_read = on_read  # called with True for a hit, False for a miss
         self._flights: SingleFlight[object] = SingleFlight()
 
     @property
@@ -53,7 +59,12 @@ class JsonCache:
             return None
         full = self.prefix + key
         raw = await self._connection.call("get", lambda c: c.get(full))
-        return None if raw is FAILED else self._decode(key, raw)
+        return self._count(None if raw is FAILED else self._decode(key, raw))
+
+    def _count(self, value: JSON | None) -> JSON | None:
+        if self.on_read is not None:
+            self.on_read(value is not None)
+        return value
 
     async def get_with_ttl(self, key: str) -> tuple[JSON | None, int | None]:
         """Value and remaining TTL in one round trip, so a hung server costs one timeout."""
@@ -70,8 +81,9 @@ class JsonCache:
 
         replies = await self._connection.call("get_ttl", both)
         if replies is FAILED or len(replies) != 2:
+            self._count(None)
             return None, None
-        value = self._decode(key, replies[0])
+        value = self._count(self._decode(key, replies[0]))
         left = replies[1]
         ttl = left if value is not None and isinstance(left, int) and left >= 0 else None
         return value, ttl

@@ -5,6 +5,10 @@ trusted proxies first (everything after depends on them), then refuse unknown
 hosts (400), then refuse cross-site unsafe requests (403), and finally add
 security headers to whatever the app answers. The request headers are read
 in one pass and shared by every step, because this code runs on every request.
+
+The resolved client and scheme are written into the scope in place (as
+uvicorn's proxy-headers middleware does) rather than into a copy, so that
+the request observer around the envelope logs the real client IP.
 """
 
 from __future__ import annotations
@@ -149,7 +153,8 @@ class Envelope:
                 peer, scheme, facts.xff, facts.xfp, facts.forwarded
             )
             if resolved.client != peer or resolved.scheme != scheme:
-                scope = dict(scope)
+                # Rewritten in place, as uvicorn's proxy-headers middleware does, so
+                # that outer layers (the request log, metrics) see the resolved client.
                 # A unix-socket peer has no address; a scheme-only change must not
                 # invent a (None, 0) client, which frameworks expose as a host of None.
                 if resolved.client is not None:
@@ -219,6 +224,7 @@ class Envelope:
         return None
 
     def _log_reject(self, kind: str, reason: str, client: str | None, scope: Scope) -> None:
+        scope["bastion.rejected"] = kind
         logger.warning(
             "%s rejected reason=%s client=%s method=%s path=%r",
             kind,

@@ -98,7 +98,8 @@ class TrustedProxies:
     def is_trusted(self, address: IPAddress) -> bool:
         return any(address in network for network in self.networks)
 
-    def _peer_trusted(self, peer: str | None) -> bool:
+    def trusts_peer(self, peer: str | None) -> bool:
+        """Is this TCP peer (None for a unix socket) one of our proxies?"""
         if not peer:  # unix socket: the ASGI server reports no address
             return self.trust_unix
         address = parse_ip(peer)
@@ -125,7 +126,7 @@ class TrustedProxies:
         has_headers = bool(forwarded_for or forwarded_proto or forwarded)
         if not has_headers:
             return Resolution(peer, scheme, False)
-        if not self._peer_trusted(peer):
+        if not self.trusts_peer(peer):
             if not self._warned:
                 self._warned = True
                 logger.warning(

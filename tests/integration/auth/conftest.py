@@ -38,10 +38,11 @@ def settings(database_url: str) -> Settings:
 
 
 def inner_app(app: object) -> Starlette:
-    """The Starlette app inside the envelope, to reach its state."""
-    inner = getattr(app, "app", None)
-    assert isinstance(inner, Starlette)
-    return inner
+    """The Starlette app inside the observer and the envelope, to reach its state."""
+    while not isinstance(app, Starlette):
+        app = getattr(app, "app", None)
+        assert app is not None
+    return app
 
 
 class Browser:

@@ -1,0 +1,158 @@
+"""Prometheus metrics for every envelope decision, through prometheus_client.
+
+Each method here is shaped to be passed as a hook to one block (the
+envelope's ``on_reject``, the limiter's ``on_event``, the cache's
+``on_event``, ...), so the blocks stay free of Prometheus and the wiring
+lives in one place: the app factory.
+
+Label values are always from small fixed sets (a route *template*, a reason
+constant), never raw input, so a scanner hammering random paths cannot grow
+the series count.
+
+Several worker processes: set ``PROMETHEUS_MULTIPROC_DIR`` to an empty,
+writable directory before the workers start (and clear it on deploy). Each
+process then writes its samples there, and a scrape of any worker aggregates
+all of them (see :func:`render`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from bastion.cache import BreakerState
+
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics", "multiprocess_enabled"]
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def multiprocess_enabled() -> bool:
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
+class Metrics:
+    """All of bastion's series, on their own registry (one per app, so tests can build many)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "bastion_http_requests_total",
+            "HTTP requests by route template, method and status.",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "bastion_http_request_duration_seconds",
+            "Time to the end of the response body, by route template, method and status.",
+            ["route", "method", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.csrf_rejections = Counter(
+            "bastion_csrf_rejections_total",
+            "Unsafe requests refused by CSRF.",
+            ["reason"],
+            registry=r,
+        )
+        self.host_rejections = Counter(
+            "bastion_host_rejections_total",
+            "Requests refused by the Host check.",
+            ["reason"],
+            registry=r,
+        )
+        self.rate_limit_hits = Counter(
+            "bastion_rate_limit_hits_total",
+            "Attempts refused by a rate limit.",
+            ["limiter"],
+            registry=r,
+        )
+        self.limiter_fallbacks = Counter(
+            "bastion_rate_limit_fallbacks_total",
+            "Rate-limit decisions taken by the local fallback because Valkey failed.",
+            ["limiter"],
+            registry=r,
+        )
+        self.sign_in_failures = Counter(
+            "bastion_sign_in_failures_total", "Failed sign-ins by reason.", ["reason"], registry=r
+        )
+        self.cache_events = Counter(
+            "bastion_cache_operations_total",
+            "Cache reads by result (hit, miss) and failed calls (error).",
+            ["result"],
+            registry=r,
+        )
+        self.breaker_state = Gauge(
+            "bastion_cache_breaker_state",
+            "Cache circuit breaker: 0 closed, 1 half-open, 2 open.",
+            ["breaker"],
+            registry=r,
+            multiprocess_mode="max",
+        )
+        self.database_errors = Counter(
+            "bastion_database_unavailable_total",
+            "Requests answered 503 because the database was unavailable.",
+            registry=r,
+        )
+        self.health_checks = Counter(
+            "bastion_health_checks_total", "Health checks by outcome.", ["outcome"], registry=r
+        )
+
+    # Hooks -----------------------------------------------------------------
+
+    def on_reject(self, kind: str, reason: str) -> None:
+        """The envelope's ``on_reject``."""
+        if kind == "csrf":
+            self.csrf_rejections.labels(reason).inc()
+        else:
+            self.host_rejections.labels(reason).inc()
+
+    def on_rate_limit(self, event: str) -> None:
+        """The sign-in limiter's ``on_event``: "hit" or "fallback"."""
+        if event == "hit":
+            self.rate_limit_hits.labels("sign_in").inc()
+        elif event == "fallback":
+            self.limiter_fallbacks.labels("sign_in").inc()
+
+    def on_cache(self, event: str) -> None:
+        """The cache's ``on_event``: "hit", "miss" or "error"."""
+        self.cache_events.labels(event).inc()
+
+    def on_breaker(self, name: str) -> Callable[[BreakerState], None]:
+        """A breaker listener that mirrors its state into the gauge."""
+        gauge = self.breaker_state.labels(name)
+        gauge.set(BreakerState.CLOSED)
+
+        def listener(state: BreakerState) -> None:
+            gauge.set(int(state))
+
+        return listener
+
+    def on_sign_in_failure(self, reason: str) -> None:
+        self.sign_in_failures.labels(reason).inc()
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        code = str(status)
+        self.requests.labels(route, method, code).inc()
+        self.latency.labels(route, method, code).observe(seconds)
+
+    # Exposition --------------------------------------------------------------
+
+    def render(self) -> bytes:
+        """The text format: this registry, or every worker's samples in multiprocess mode."""
+        if multiprocess_enabled():
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
+        return generate_latest(self.registry)

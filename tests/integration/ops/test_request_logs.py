@@ -1,0 +1,103 @@
+"""One JSON line per request in production, readable lines in development, with a request id."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+
+from tests.support.servers import AppServer
+
+PRODUCTION = {"APP_ENV": "production", "SECRET_KEY": "s" * 64}
+
+
+def json_lines(server: AppServer) -> list[dict[str, object]]:
+    lines = []
+    for line in server.output().splitlines():
+        if line.startswith("{"):
+            lines.append(json.loads(line))
+    return lines
+
+
+def wait_for_line(server: AppServer, request_id: str) -> dict[str, object]:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        for line in json_lines(server):
+            if line.get("request_id") == request_id:
+                return line
+        time.sleep(0.05)
+    raise AssertionError(f"no log line for {request_id}:\n{server.output()}")
+
+
+def test_production_logs_one_json_line_per_request() -> None:
+    server = AppServer(PRODUCTION).start()
+    try:
+        carried = httpx.get(server.url + "/sign-in", headers={"x-request-id": "lb-1234"}, timeout=5)
+        assert carried.headers["x-request-id"] == "lb-1234"
+        line = wait_for_line(server, "lb-1234")
+        assert line["logger"] == "bastion.access"
+        assert line["method"] == "GET"
+        assert line["route"] == "/sign-in"
+        assert line["status"] == 200
+        assert line["client_ip"] == "127.0.0.1"
+        assert isinstance(line["duration_ms"], float)
+
+        forged = httpx.get(
+            server.url + "/sign-in", headers={"x-request-id": "bad id <forged>"}, timeout=5
+        )
+        generated = forged.headers["x-request-id"]
+        assert generated != "bad id <forged>"
+        assert len(generated) == 32
+        wait_for_line(server, generated)
+        assert not any("forged" in json.dumps(entry) for entry in json_lines(server))
+    finally:
+        server.stop()
+
+
+def test_request_id_from_an_untrusted_peer_is_replaced() -> None:
+    server = AppServer({**PRODUCTION, "TRUSTED_PROXIES": ""}).start()
+    try:
+        response = httpx.get(
+            server.url + "/api/health/live", headers={"x-request-id": "client-chosen"}, timeout=5
+        )
+        assert response.headers["x-request-id"] != "client-chosen"
+        line = wait_for_line(server, response.headers["x-request-id"])
+        assert line["route"] == "/api/health/live"
+    finally:
+        server.stop()
+
+
+def test_refused_requests_are_logged_with_the_resolved_client() -> None:
+    server = AppServer(PRODUCTION).start()
+    try:
+        response = httpx.post(
+            server.url + "/sign-in",
+            headers={"x-forwarded-for": "198.51.100.7"},
+            timeout=5,
+        )
+        assert response.status_code == 403
+        line = wait_for_line(server, response.headers["x-request-id"])
+        assert line["route"] == "<rejected>"
+        assert line["client_ip"] == "198.51.100.7"
+        warnings = [e for e in json_lines(server) if e.get("reject") == "csrf"]
+        assert warnings
+        assert warnings[-1]["reason"] == "NO_ORIGIN"
+        assert warnings[-1]["client_ip"] == "198.51.100.7"
+    finally:
+        server.stop()
+
+
+def test_development_logs_are_readable_lines() -> None:
+    server = AppServer({}).start()
+    try:
+        response = httpx.get(server.url + "/", timeout=5)
+        request_id = response.headers["x-request-id"]
+        deadline = time.monotonic() + 5
+        while request_id not in server.output() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (line,) = [ln for ln in server.output().splitlines() if request_id in ln]
+        assert "bastion.access: GET / 200" in line
+        assert not line.startswith("{")
+    finally:
+        server.stop()
