@@ -12,9 +12,13 @@ from bastion_example.templating import templates
 
 async def index(request: Request) -> Response:
     settings: Settings = request.app.state.settings
+    database = "PostgreSQL" if settings.DATABASE_URL.startswith("postg") else "SQLite"
     features = [
         ("Cache (Valkey)", get_cache().enabled, "VALKEY_URL"),
-        ("Metrics", settings.METRICS_ENABLED, "METRICS_ENABLED"),
+        ("Shared sign-in rate limit (Valkey)", get_cache().enabled, "VALKEY_URL"),
+        ("Prometheus metrics at /api/metrics", settings.METRICS_ENABLED, "METRICS_ENABLED"),
+        (f"Database: {database}", True, "DATABASE_URL"),
+        ("Production mode (sandbox admin-only)", settings.is_production, "APP_ENV"),
     ]
     return templates.TemplateResponse(
         request,

@@ -116,6 +116,41 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _check(args: argparse.Namespace, settings: Settings) -> int:
+    """Report findings; exit 1 when one reaches --fail-level, so CI and deploy scripts can gate."""
+    from bastion.deploy import format_text, run_checks
+
+    result = run_checks(settings, deploy=args.deploy)
+    if args.json:
+        print(json.dumps([finding.to_json() for finding in result.findings], indent=2))
+    else:
+        print(format_text(result, deploy=args.deploy))
+    return 1 if result.failed(args.fail_level) else 0
+
+
+def _bundle(args: argparse.Namespace, settings: Settings) -> int:
+    """Build the offline release; progress on stderr, the result on stdout."""
+    from pathlib import Path
+
+    from bastion.deploy import BundleError, build_bundle, find_project
+
+    def progress(line: str) -> None:
+        print(f"bastion bundle: {line}", file=sys.stderr, flush=True)
+
+    try:
+        project = Path(args.project) if args.project else find_project()
+        output = Path(args.output) if args.output else None
+        bundle = build_bundle(project, output, python=args.python, log=progress)
+    except BundleError as exc:
+        print(f"bastion: bundle failed: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"{bundle.path}\n  {len(bundle.wheels)} wheels for Python {bundle.python} "
+        f"({bundle.platform}), {bundle.size / 1e6:.1f} MB\n  sha256 {bundle.sha256}"
+    )
+    return 0
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if not 0 < value <= 10_000:
@@ -147,6 +182,42 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--limit", type=_positive, default=50, help="rows to print (default 50)")
     audit.add_argument("--action", help="only this action, e.g. auth.sign_in.failed")
     audit.set_defaults(handler=_audit)
+
+    check = sub.add_parser(
+        "check",
+        help="check the configuration; --deploy adds the production checklist",
+        description="Without --deploy only checks that hold in every environment run; "
+        "--deploy adds the production checklist (secret, https, hosts, proxies, ...). "
+        "Exit status 1 when a finding reaches --fail-level, 2 when the configuration "
+        "does not load. Silence IDs with SILENCED_CHECKS.",
+    )
+    check.add_argument(
+        "--deploy", action="store_true", help="also run the production deployment checks"
+    )
+    check.add_argument("--json", action="store_true", help="machine-readable output")
+    check.add_argument(
+        "--fail-level",
+        choices=("error", "warning"),
+        default="error",
+        help="lowest level that makes the exit status non-zero (default: error)",
+    )
+    check.set_defaults(handler=_check)
+
+    bundle = sub.add_parser(
+        "bundle",
+        help="build one .tar that installs the app offline (needs the network to build)",
+    )
+    bundle.add_argument(
+        "--output", help="where to write the .tar (default: dist/bastion-<version>.tar)"
+    )
+    bundle.add_argument(
+        "--project", help="the bastion source tree (default: found from the current directory)"
+    )
+    bundle.add_argument(
+        "--python",
+        help="the Python the bundle targets (default: this one); the host needs its major.minor",
+    )
+    bundle.set_defaults(handler=_bundle)
     return parser
 
 
@@ -163,8 +234,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args, settings)
     except DATABASE_ERRORS as exc:
-        print(f"bastion: database unavailable ({type(exc).__name__})", file=sys.stderr)
+        print(f"bastion: {_describe_database_error(exc)}", file=sys.stderr)
         return 1
+
+
+def _describe_database_error(exc: BaseException) -> str:
+    """Tell "not migrated yet" apart from "not reachable": the fixes differ."""
+    text = str(exc).lower()
+    if "no such table" in text or ("relation" in text and "does not exist" in text):
+        return "the database has no bastion tables yet; run `bastion migrate` first"
+    return f"database unavailable ({type(exc).__name__})"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     TRUSTED_PROXIES: CsvList = _LOOPBACK_PROXIES
     PROXY_HEADERS: Literal["x-forwarded", "forwarded"] = "x-forwarded"
     METRICS_ENABLED: bool = False
+    #: Declared by the operator: the proxy refuses /api/metrics (the app cannot see it).
+    METRICS_BLOCKED_AT_PROXY: bool = False
+    #: Worker processes per host (uvicorn and gunicorn read the same variable).
+    WEB_CONCURRENCY: int = Field(default=1, ge=1, le=1_024)
+    #: Check IDs that ``bastion check`` counts but does not report, e.g. bastion.W041.
+    SILENCED_CHECKS: CsvList = ()
 
     SESSION_MAX_AGE: int = Field(default=14 * 24 * 3600, ge=60, le=366 * 24 * 3600)
     SESSION_IDLE_TIMEOUT: int = Field(default=24 * 3600, ge=60, le=366 * 24 * 3600)
@@ -67,7 +73,9 @@ class Settings(BaseSettings):
     SIGN_IN_RATE_LIMIT: str = "10/minute"
     SIGN_IN_ACCOUNT_RATE_LIMIT: str = "5/15minutes"
 
-    @field_validator("TRUSTED_ORIGINS", "ALLOWED_HOSTS", "TRUSTED_PROXIES", mode="before")
+    @field_validator(
+        "TRUSTED_ORIGINS", "ALLOWED_HOSTS", "TRUSTED_PROXIES", "SILENCED_CHECKS", mode="before"
+    )
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
@@ -125,6 +133,17 @@ class Settings(BaseSettings):
         from bastion.hardening.origins import TrustedOrigins  # noqa: PLC0415 - avoids a cycle
 
         TrustedOrigins(value)  # raises ValueError naming the bad entry
+        return value
+
+    @field_validator("SILENCED_CHECKS")
+    @classmethod
+    def _silenced(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        """A typo here would silently silence nothing, so unknown IDs stop start-up."""
+        from bastion.deploy.checks import CHECKS  # noqa: PLC0415 - avoids a cycle
+
+        for item in value:
+            if item not in CHECKS:
+                raise ValueError(f"unknown check ID {item!r} (IDs look like bastion.W041)")
         return value
 
     @model_validator(mode="after")

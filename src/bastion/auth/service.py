@@ -114,6 +114,7 @@ class AuthService:
         policy = SessionPolicy(
             max_age=timedelta(seconds=settings.SESSION_MAX_AGE),
             idle_timeout=timedelta(seconds=settings.SESSION_IDLE_TIMEOUT),
+            secret=settings.SECRET_KEY.encode(),
         )
         return cls(database, limiter, policy, on_failure=on_failure)
 

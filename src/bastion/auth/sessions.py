@@ -1,4 +1,4 @@
-"""Server-side sessions: a random token in the cookie, only its SHA-256 in the database.
+"""Server-side sessions: a random token in the cookie, only its keyed hash in the database.
 
 A stolen database therefore yields no usable session. Each sign-in issues a
 new token (no fixation), and a session ends at whichever comes first: the
@@ -8,6 +8,7 @@ absolute lifetime, the idle timeout, sign-out, or the user's deactivation.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -29,14 +30,21 @@ SECURE_COOKIE_NAME = "__Host-bastion_session"
 TOUCH_INTERVAL = timedelta(seconds=60)
 
 
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+def hash_token(token: str, key: bytes) -> str:
+    """HMAC-SHA256 under SECRET_KEY: even write access to the table cannot mint a session.
+
+    With a plain hash, anyone able to insert a row could store the hash of a
+    token they chose. Keyed, they also need the secret. Rotating SECRET_KEY
+    therefore signs everyone out, as it does in Django.
+    """
+    return hmac.new(key, token.encode(), hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
 class SessionPolicy:
     max_age: timedelta
     idle_timeout: timedelta
+    secret: bytes
 
 
 class Sessions:
@@ -51,7 +59,7 @@ class Sessions:
         now = utcnow()
         db.add(
             UserSession(
-                token_hash=hash_token(token),
+                token_hash=hash_token(token, self.policy.secret),
                 user_id=user.id,
                 created_at=now,
                 expires_at=now + self.policy.max_age,
@@ -71,7 +79,7 @@ class Sessions:
             await db.execute(
                 select(UserSession, User)
                 .join(User, User.id == UserSession.user_id)
-                .where(UserSession.token_hash == hash_token(token))
+                .where(UserSession.token_hash == hash_token(token, self.policy.secret))
             )
         ).first()
         if row is None:
@@ -92,7 +100,9 @@ class Sessions:
     async def end(self, db: AsyncSession, token: str) -> bool:
         """Delete the session on the server side; True if there was one."""
         result = await db.execute(
-            delete(UserSession).where(UserSession.token_hash == hash_token(token))
+            delete(UserSession).where(
+                UserSession.token_hash == hash_token(token, self.policy.secret)
+            )
         )
         await db.commit()
         return bool(getattr(result, "rowcount", 0))

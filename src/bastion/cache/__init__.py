@@ -75,15 +75,7 @@ class Cache:
     def from_settings(
         cls, settings: Settings, on_event: Callable[[str], None] | None = None
     ) -> Cache:
-        if settings.VALKEY_URL is None:
-            return cls(None, settings.CACHE_KEY_PREFIX, on_event)
-        options = ValkeyOptions(
-            url=settings.VALKEY_URL,
-            connect_timeout=settings.CACHE_CONNECT_TIMEOUT_MS / 1000,
-            command_timeout=settings.CACHE_COMMAND_TIMEOUT_MS / 1000,
-            breaker_failures=settings.CACHE_BREAKER_FAILURES,
-            breaker_cooldown=settings.CACHE_BREAKER_COOLDOWN_MS / 1000,
-        )
+        options = ValkeyOptions.from_settings(settings)
         return cls(options, settings.CACHE_KEY_PREFIX, on_event)
 
     @property

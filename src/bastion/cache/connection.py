@@ -21,6 +21,7 @@ from valkey.asyncio.retry import Retry
 from valkey.backoff import NoBackoff
 
 from bastion.cache.breaker import BreakerState, CircuitBreaker
+from bastion.config import Settings
 
 __all__ = ["FAILED", "ValkeyConnection", "ValkeyOptions"]
 
@@ -52,6 +53,19 @@ class ValkeyOptions:
     command_timeout: float = 0.05
     breaker_failures: int = 5
     breaker_cooldown: float = 5.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ValkeyOptions | None:
+        """None when ``VALKEY_URL`` is unset: every Valkey user then runs without one."""
+        if settings.VALKEY_URL is None:
+            return None
+        return cls(
+            url=settings.VALKEY_URL,
+            connect_timeout=settings.CACHE_CONNECT_TIMEOUT_MS / 1000,
+            command_timeout=settings.CACHE_COMMAND_TIMEOUT_MS / 1000,
+            breaker_failures=settings.CACHE_BREAKER_FAILURES,
+            breaker_cooldown=settings.CACHE_BREAKER_COOLDOWN_MS / 1000,
+        )
 
 
 class ValkeyConnection:

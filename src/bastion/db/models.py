@@ -42,7 +42,7 @@ class User(Base):
 
 
 class UserSession(Base):
-    """A signed-in browser. Only a SHA-256 of the token is stored, never the token."""
+    """A signed-in browser. Only an HMAC-SHA256 of the token is stored, never the token."""
 
     __tablename__ = "sessions"
 

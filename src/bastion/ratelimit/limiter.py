@@ -111,19 +111,10 @@ class SignInLimiter:
         One factory for the app, so every instance of a deployment counts
         under the same keys with the same limits.
         """
-        valkey = None
-        if settings.VALKEY_URL is not None:
-            valkey = ValkeyOptions(
-                url=settings.VALKEY_URL,
-                connect_timeout=settings.CACHE_CONNECT_TIMEOUT_MS / 1000,
-                command_timeout=settings.CACHE_COMMAND_TIMEOUT_MS / 1000,
-                breaker_failures=settings.CACHE_BREAKER_FAILURES,
-                breaker_cooldown=settings.CACHE_BREAKER_COOLDOWN_MS / 1000,
-            )
         return cls(
             settings.SIGN_IN_RATE_LIMIT,
             settings.SIGN_IN_ACCOUNT_RATE_LIMIT,
-            valkey=valkey,
+            valkey=ValkeyOptions.from_settings(settings),
             key_prefix=settings.CACHE_KEY_PREFIX + "rl",
             on_event=on_event,
         )

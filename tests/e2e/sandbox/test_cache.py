@@ -70,4 +70,4 @@ def test_not_configured_without_valkey(page: Page, app_without_valkey: AppServer
     page.click("#set")
     expect(page.locator("#result")).to_have_attribute("data-action", "not stored")
     page.goto(app_without_valkey.url + "/")
-    expect(page.locator('[data-feature="VALKEY_URL"]')).to_have_text("off")
+    expect(page.locator('[data-feature="VALKEY_URL"]').first).to_have_text("off")

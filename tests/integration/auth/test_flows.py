@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from datetime import timedelta
 
 import pytest
@@ -50,6 +52,26 @@ async def test_only_a_hash_of_the_token_is_stored(browser: Browser) -> None:
         hashes = list((await db.scalars(select(UserSession.token_hash))).all())
     assert token not in hashes
     assert all(len(h) == 64 for h in hashes)
+
+
+async def test_the_stored_hash_is_keyed_by_the_secret(settings: Settings) -> None:
+    browser = Browser(settings.model_copy(update={"SECRET_KEY": "k" * 64}))
+    try:
+        await browser.sign_up("ada@example.com", PASSWORD)
+        token = browser.client.cookies[COOKIE_NAME]
+        async with browser.database.session() as db:
+            stored = await db.scalar(select(UserSession.token_hash))
+        assert stored == hmac.new(b"k" * 64, token.encode(), hashlib.sha256).hexdigest()
+        assert stored != hashlib.sha256(token.encode()).hexdigest()
+    finally:
+        await browser.close()
+    # Rotating SECRET_KEY signs everyone out, as in Django.
+    rotated = Browser(settings.model_copy(update={"SECRET_KEY": "r" * 64}))
+    try:
+        rotated.client.cookies.set(COOKIE_NAME, token)
+        assert (await rotated.client.get("/api/auth/session")).json() == {"user": None}
+    finally:
+        await rotated.close()
 
 
 async def test_a_new_session_id_at_every_sign_in(browser: Browser) -> None:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -182,3 +183,19 @@ def test_cli_reports_a_down_database_in_one_line(postgres_server: PostgresServer
     assert result.returncode == 1
     assert result.stderr.strip().startswith("bastion: database unavailable")
     assert "Traceback" not in result.stderr
+
+
+def test_cli_says_to_migrate_an_empty_database(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bastion.cli", "audit"],
+        env={"DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}", "PATH": ""},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "bastion: the database has no bastion tables yet; run `bastion migrate` first"
+    )

@@ -1,0 +1,36 @@
+"""Shipping bastion: the deployment checklist and the offline release bundle.
+
+``bastion check --deploy`` (``checks``) reads the settings and reports what
+no production deployment should ship with; ``bastion bundle`` (``bundle``)
+packs the app and every dependency wheel into one ``.tar`` that installs
+without a network. Both are plain functions, so the CLI stays thin and tests
+and other tooling can call them directly.
+"""
+
+from __future__ import annotations
+
+from bastion.deploy.bundle import Bundle, BundleError, build_bundle, default_output, find_project
+from bastion.deploy.checks import (
+    CHECKS,
+    CheckResult,
+    CheckSpec,
+    Finding,
+    Level,
+    format_text,
+    run_checks,
+)
+
+__all__ = [
+    "CHECKS",
+    "Bundle",
+    "BundleError",
+    "CheckResult",
+    "CheckSpec",
+    "Finding",
+    "Level",
+    "build_bundle",
+    "default_output",
+    "find_project",
+    "format_text",
+    "run_checks",
+]

@@ -1,0 +1,476 @@
+"""``bastion check [--deploy]``: Django's deployment checklist, for this stack.
+
+A deployment is described by its environment alone (see ``bastion.config``),
+so most of what can go wrong in production can be seen before the first
+request: a public secret, plain http, a proxy list that lets every client
+forge its IP. Each rule here reads a loaded :class:`~bastion.config.Settings`
+and reports findings; nothing touches the network, the database or the
+filesystem, so the check is safe to run anywhere the app's environment is
+(a CI job, the release host, an init container).
+
+Every finding carries a stable ID. The letter is the level (``E`` error,
+``W`` warning) and the number is never reused for another meaning, so
+scripts, runbooks and ``SILENCED_CHECKS`` can rely on it across releases.
+Errors are things no production deployment should ship with; warnings are
+judgement calls the operator should make knowingly (and may then silence).
+
+What the settings cannot show is not guessed at: bastion cannot see the
+proxy in front of it, so "metrics are blocked at the proxy" is something the
+operator declares (``METRICS_BLOCKED_AT_PROXY``), not something inferred from
+whichever Caddyfile happens to lie on disk.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import urlsplit
+
+from bastion.config import DEV_SECRET_KEY, Settings
+
+__all__ = [
+    "CHECKS",
+    "CheckResult",
+    "CheckSpec",
+    "Finding",
+    "Level",
+    "format_text",
+    "run_checks",
+]
+
+Level = Literal["error", "warning"]
+
+#: Django's thresholds for a usable secret: long enough, and not a handful of characters.
+MIN_SECRET_LENGTH = 50
+MIN_SECRET_DISTINCT = 5
+#: Words that mark a value somebody meant to replace.
+_PLACEHOLDER_WORDS = (
+    "changeme",
+    "replaceme",
+    "insecure",
+    "notforproduction",
+    "yoursecret",
+    "secretkey",
+    "example",
+)
+#: A session that outlives a month outlives most reasons a device was trusted.
+MAX_SESSION_AGE = 30 * 24 * 3600
+#: A Valkey deadline this long means a hung Valkey holds every request this long.
+SLOW_CACHE_TIMEOUT_MS = 1_000
+#: Proxy networks wider than this (and not private) cover strangers, not a proxy fleet.
+#: Large CDNs publish IPv4 ranges of /12 to /22 and IPv6 ranges of /29 to /32.
+_WIDE_V4_PREFIX = 8
+_WIDE_V6_PREFIX = 24
+
+
+@dataclass(frozen=True, slots=True)
+class CheckSpec:
+    """One ID in the registry: what it looks for, and whether only ``--deploy`` runs it."""
+
+    id: str
+    what: str
+    deploy: bool
+
+    @property
+    def level(self) -> Level:
+        return "error" if self.id.split(".", 1)[1].startswith("E") else "warning"
+
+
+def _spec(id: str, what: str, *, deploy: bool = True) -> tuple[str, CheckSpec]:
+    return id, CheckSpec(id, what, deploy)
+
+
+#: Every ID bastion can report, in order. IDs are never renumbered or reused;
+#: a retired check keeps its entry (marked as such) so silencing it stays valid.
+CHECKS: dict[str, CheckSpec] = dict(
+    [
+        _spec("bastion.E001", "SECRET_KEY is the public development default, or empty"),
+        _spec("bastion.E002", f"SECRET_KEY is shorter than {MIN_SECRET_LENGTH} characters"),
+        _spec(
+            "bastion.E003", "SECRET_KEY has little variety (few characters, repeats, a placeholder)"
+        ),
+        _spec("bastion.E004", "APP_ENV is not production"),
+        _spec("bastion.E010", "APP_URL is not https"),
+        _spec("bastion.E011", "ALLOWED_HOSTS contains '*'"),
+        _spec("bastion.E012", "TRUSTED_PROXIES trusts every address (0.0.0.0/0 or ::/0)"),
+        _spec("bastion.W013", "TRUSTED_PROXIES holds a very wide public network"),
+        _spec("bastion.W014", "APP_URL is https but no proxy is trusted to say so"),
+        _spec("bastion.W015", "TRUSTED_ORIGINS lists a plain-http origin"),
+        _spec("bastion.W020", "SESSION_MAX_AGE is longer than 30 days"),
+        _spec(
+            "bastion.W021",
+            "SESSION_IDLE_TIMEOUT is not shorter than SESSION_MAX_AGE",
+            deploy=False,
+        ),
+        _spec("bastion.W030", "several processes (WEB_CONCURRENCY) but no VALKEY_URL"),
+        _spec("bastion.W031", "VALKEY_URL is set but the Valkey timeouts were not chosen"),
+        _spec("bastion.W032", "a Valkey timeout is a second or longer"),
+        _spec(
+            "bastion.W033",
+            "CACHE_COMMAND_TIMEOUT_MS is shorter than CACHE_CONNECT_TIMEOUT_MS",
+            deploy=False,
+        ),
+        _spec("bastion.E040", "the sandbox pages are open to every visitor"),
+        _spec("bastion.W041", "the sandbox pages are served to administrators in production"),
+        _spec("bastion.W042", "metrics are enabled and not declared blocked at the proxy"),
+        _spec("bastion.W050", "the production database is SQLite"),
+    ]
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One problem: its stable ID, level, what is wrong, and what to do about it."""
+
+    id: str
+    level: Level
+    message: str
+    hint: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"id": self.id, "level": self.level, "message": self.message, "hint": self.hint}
+
+    def to_text(self) -> str:
+        return f"{self.id} {self.level}: {self.message}\n  hint: {self.hint}"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """What a run found, with the silenced findings kept apart (reported only as a count)."""
+
+    findings: tuple[Finding, ...]
+    silenced: tuple[Finding, ...]
+
+    @property
+    def errors(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.level == "error")
+
+    @property
+    def warnings(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.level == "warning")
+
+    def failed(self, fail_level: Level = "error") -> bool:
+        """Whether the run should end with a non-zero status at this threshold."""
+        return bool(self.errors) if fail_level == "error" else bool(self.findings)
+
+
+def _found(id: str, message: str, hint: str) -> Finding:
+    """A finding whose level comes from the registry, so an ID never changes level silently."""
+    return Finding(id, CHECKS[id].level, message, hint)
+
+
+Rule = Callable[[Settings], Iterator[Finding]]
+
+_GENERATE_KEY = "python -c 'import secrets; print(secrets.token_urlsafe(64))'"
+
+
+def _low_variety(key: str) -> str | None:
+    """Why ``key`` looks guessable, or None.
+
+    Length alone is a poor proxy: ``"a" * 64`` is long. Django's rule (at least
+    five distinct characters) catches that; a key that repeats a short phrase
+    (``"password" * 8``) passes it, so we also refuse keys where most 3-character
+    windows recur, which a random key of any alphabet essentially never does.
+    """
+    distinct = len(set(key))
+    if distinct < MIN_SECRET_DISTINCT:
+        return f"it uses only {distinct} distinct character{'s' if distinct != 1 else ''}"
+    squashed = "".join(ch for ch in key.lower() if ch.isalnum())
+    for word in _PLACEHOLDER_WORDS:
+        if word in squashed:
+            return f"it contains the placeholder word {word!r}"
+    windows = [key[i : i + 3] for i in range(len(key) - 2)]
+    if len(windows) >= 8 and len(set(windows)) * 2 < len(windows):
+        return "it repeats itself"
+    return None
+
+
+def _secret_key(settings: Settings) -> Iterator[Finding]:
+    key = settings.SECRET_KEY
+    if not key or key == DEV_SECRET_KEY:
+        yield _found(
+            "bastion.E001",
+            "SECRET_KEY is the development default, which is published in bastion's source"
+            if key
+            else "SECRET_KEY is empty",
+            f"set SECRET_KEY to a random value kept out of version control: {_GENERATE_KEY}",
+        )
+        return
+    if len(key) < MIN_SECRET_LENGTH:
+        yield _found(
+            "bastion.E002",
+            f"SECRET_KEY has {len(key)} characters; at least {MIN_SECRET_LENGTH} are expected",
+            f"generate a longer one: {_GENERATE_KEY}",
+        )
+    reason = _low_variety(key)
+    if reason is not None:
+        yield _found(
+            "bastion.E003",
+            f"SECRET_KEY looks guessable: {reason}",
+            f"use a random value, not a phrase: {_GENERATE_KEY}",
+        )
+
+
+def _app_env(settings: Settings) -> Iterator[Finding]:
+    if not settings.is_production:
+        yield _found(
+            "bastion.E004",
+            f"APP_ENV is {settings.APP_ENV!r}: production safeguards are off",
+            "set APP_ENV=production (it requires a SECRET_KEY of your own, hides the sandbox "
+            "from non-admins and switches logs to JSON lines)",
+        )
+
+
+def _app_url(settings: Settings) -> Iterator[Finding]:
+    parts = urlsplit(settings.APP_URL)
+    if parts.scheme != "https":
+        yield _found(
+            "bastion.E010",
+            f"APP_URL is {settings.APP_URL!r}: sign-in passwords and session cookies travel "
+            "in clear text, and the session cookie is issued without Secure",
+            "serve the app over https (the front door in deploy/ terminates TLS) and set "
+            "APP_URL=https://<your host>",
+        )
+
+
+def _allowed_hosts(settings: Settings) -> Iterator[Finding]:
+    if "*" in settings.ALLOWED_HOSTS:
+        yield _found(
+            "bastion.E011",
+            "ALLOWED_HOSTS contains '*': any Host header is accepted, which enables "
+            "host-header poisoning of absolute URLs and cache keys",
+            "list the public host names (the host of APP_URL is always allowed); use "
+            "'.example.com' to allow a domain and its subdomains",
+        )
+
+
+def _network_width(item: str) -> tuple[int, int, bool]:
+    """``(prefix length, bits, private)`` for an entry, looking through IPv4-mapped IPv6."""
+    network = ipaddress.ip_network(item, strict=False)
+    if isinstance(network, ipaddress.IPv6Network) and network.prefixlen >= 96:
+        mapped = network.network_address.ipv4_mapped
+        if mapped is not None:
+            v4 = ipaddress.IPv4Network(f"{mapped}/{network.prefixlen - 96}", strict=False)
+            return v4.prefixlen, 32, v4.is_private
+    return network.prefixlen, network.max_prefixlen, network.is_private
+
+
+def _trusted_proxies(settings: Settings) -> Iterator[Finding]:
+    everyone: list[str] = []
+    wide: list[str] = []
+    for item in settings.TRUSTED_PROXIES:
+        if item.lower() == "unix":
+            continue
+        prefix, bits, private = _network_width(item)
+        if prefix == 0:
+            everyone.append(item)
+        elif not private and prefix < (_WIDE_V4_PREFIX if bits == 32 else _WIDE_V6_PREFIX):
+            wide.append(item)
+    if everyone:
+        yield _found(
+            "bastion.E012",
+            f"TRUSTED_PROXIES includes {', '.join(everyone)}: every client is believed when it "
+            "writes X-Forwarded-For/-Proto, so it can pick its own IP (defeating the sign-in "
+            "rate limit and the audit log) and claim https",
+            "list only the proxies in front of the app: their addresses or their private "
+            "network (e.g. 10.0.0.0/8 for a container network), plus 'unix' for a socket",
+        )
+    if wide:
+        yield _found(
+            "bastion.W013",
+            f"TRUSTED_PROXIES includes the very wide public network{'s' if len(wide) > 1 else ''} "
+            f"{', '.join(wide)}: anyone in it can forge the client IP",
+            f"narrow it to the proxies' own addresses; public ranges wider than "
+            f"/{_WIDE_V4_PREFIX} (IPv4) or /{_WIDE_V6_PREFIX} (IPv6) are not a proxy fleet",
+        )
+
+
+def _https_behind_proxy(settings: Settings) -> Iterator[Finding]:
+    if urlsplit(settings.APP_URL).scheme == "https" and not settings.TRUSTED_PROXIES:
+        yield _found(
+            "bastion.W014",
+            "APP_URL is https but TRUSTED_PROXIES is empty: unless uvicorn itself terminates "
+            "TLS, requests arrive as http, so the session cookie is issued without Secure "
+            "and without the __Host- prefix",
+            "list the TLS-terminating proxy in TRUSTED_PROXIES (the default trusts loopback "
+            "and unix sockets); ignore this only if uvicorn serves TLS itself",
+        )
+
+
+def _trusted_origins(settings: Settings) -> Iterator[Finding]:
+    plain = [origin for origin in settings.TRUSTED_ORIGINS if origin.startswith("http://")]
+    if plain:
+        yield _found(
+            "bastion.W015",
+            f"TRUSTED_ORIGINS includes plain-http origin{'s' if len(plain) > 1 else ''} "
+            f"{', '.join(plain)}: a network attacker who controls that page can send "
+            "trusted unsafe requests",
+            "trust only https origins",
+        )
+
+
+def _sessions(settings: Settings) -> Iterator[Finding]:
+    if settings.SESSION_MAX_AGE > MAX_SESSION_AGE:
+        days = settings.SESSION_MAX_AGE / 86400
+        yield _found(
+            "bastion.W020",
+            f"SESSION_MAX_AGE is {settings.SESSION_MAX_AGE} seconds ({days:.0f} days): a stolen "
+            "session cookie stays usable that long",
+            "keep sessions to 30 days or less (the default is 14 days: SESSION_MAX_AGE=1209600)",
+        )
+
+
+def _session_idle(settings: Settings) -> Iterator[Finding]:
+    if settings.SESSION_IDLE_TIMEOUT >= settings.SESSION_MAX_AGE:
+        yield _found(
+            "bastion.W021",
+            f"SESSION_IDLE_TIMEOUT ({settings.SESSION_IDLE_TIMEOUT}s) is not shorter than "
+            f"SESSION_MAX_AGE ({settings.SESSION_MAX_AGE}s), so it never ends a session",
+            "set SESSION_IDLE_TIMEOUT below SESSION_MAX_AGE (defaults: 1 day and 14 days)",
+        )
+
+
+def _instances(settings: Settings) -> Iterator[Finding]:
+    if settings.WEB_CONCURRENCY > 1 and not settings.cache_enabled:
+        n = settings.WEB_CONCURRENCY
+        yield _found(
+            "bastion.W030",
+            f"WEB_CONCURRENCY={n} processes without VALKEY_URL: each process counts sign-in "
+            f"attempts on its own (up to {n} x SIGN_IN_RATE_LIMIT in total) and the cache is off",
+            "set VALKEY_URL to a Valkey all processes share, or run one process",
+        )
+
+
+def _valkey_timeouts(settings: Settings) -> Iterator[Finding]:
+    if not settings.cache_enabled:
+        return
+    names = ("CACHE_CONNECT_TIMEOUT_MS", "CACHE_COMMAND_TIMEOUT_MS")
+    unset = [name for name in names if name not in settings.model_fields_set]
+    if unset:
+        yield _found(
+            "bastion.W031",
+            f"VALKEY_URL is set but {' and '.join(unset)} {'is' if len(unset) == 1 else 'are'} "
+            f"not configured; the defaults ({settings.CACHE_CONNECT_TIMEOUT_MS} ms and "
+            f"{settings.CACHE_COMMAND_TIMEOUT_MS} ms) assume Valkey on the same host or LAN",
+            "measure the round trip to your Valkey and set both explicitly (a few times its "
+            "p99; tens of milliseconds, not seconds); set them to the defaults to keep them",
+        )
+    slow = [
+        f"{name}={getattr(settings, name)}"
+        for name in names
+        if getattr(settings, name) >= SLOW_CACHE_TIMEOUT_MS
+    ]
+    if slow:
+        yield _found(
+            "bastion.W032",
+            f"{', '.join(slow)}: while Valkey hangs, every request that touches the cache or "
+            "the sign-in limit waits that long",
+            "keep Valkey timeouts in tens of milliseconds; the circuit breaker, not a long "
+            "wait, is what rides out a Valkey outage",
+        )
+
+
+def _timeout_order(settings: Settings) -> Iterator[Finding]:
+    connect, command = settings.CACHE_CONNECT_TIMEOUT_MS, settings.CACHE_COMMAND_TIMEOUT_MS
+    if settings.cache_enabled and command < connect:
+        yield _found(
+            "bastion.W033",
+            f"CACHE_COMMAND_TIMEOUT_MS ({command}) is shorter than CACHE_CONNECT_TIMEOUT_MS "
+            f"({connect}); the command deadline includes connecting, so the connect timeout "
+            "never applies",
+            "make CACHE_COMMAND_TIMEOUT_MS at least CACHE_CONNECT_TIMEOUT_MS",
+        )
+
+
+def _sandbox(settings: Settings) -> Iterator[Finding]:
+    if not settings.is_production:
+        yield _found(
+            "bastion.E040",
+            "the sandbox pages (/sandbox/*, /api/sandbox/*) are open to every visitor, "
+            "including a form that writes to the cache",
+            "set APP_ENV=production: the sandbox is then served to administrators only "
+            "(404 for everyone else)",
+        )
+    else:
+        yield _found(
+            "bastion.W041",
+            "the sandbox pages (/sandbox/*, /api/sandbox/*) are served to signed-in "
+            "administrators (everyone else gets 404)",
+            "block /sandbox and /api/sandbox at the proxy if administrators should not have "
+            "them either; otherwise silence this: SILENCED_CHECKS=bastion.W041",
+        )
+
+
+def _metrics(settings: Settings) -> Iterator[Finding]:
+    if settings.METRICS_ENABLED and not settings.METRICS_BLOCKED_AT_PROXY:
+        yield _found(
+            "bastion.W042",
+            "METRICS_ENABLED is on and /api/metrics is answered to anyone who reaches the app; "
+            "bastion cannot see whether the proxy refuses it",
+            "refuse /api/metrics at the front door (deploy/'s Caddyfile does) and scrape the "
+            "app from inside the network, then declare it: METRICS_BLOCKED_AT_PROXY=true",
+        )
+
+
+def _database(settings: Settings) -> Iterator[Finding]:
+    if settings.is_production and urlsplit(settings.DATABASE_URL).scheme == "sqlite":
+        yield _found(
+            "bastion.W050",
+            "DATABASE_URL is SQLite in production: one file on one host, so there is one app "
+            "host, and writes from several processes wait on each other",
+            "use PostgreSQL: DATABASE_URL=postgresql://user@db-host/bastion",
+        )
+
+
+#: The rules in report order; each yields only IDs registered in CHECKS.
+RULES: tuple[Rule, ...] = (
+    _secret_key,
+    _app_env,
+    _app_url,
+    _allowed_hosts,
+    _trusted_proxies,
+    _https_behind_proxy,
+    _trusted_origins,
+    _sessions,
+    _session_idle,
+    _instances,
+    _valkey_timeouts,
+    _timeout_order,
+    _sandbox,
+    _metrics,
+    _database,
+)
+
+
+def run_checks(
+    settings: Settings, *, deploy: bool = True, rules: Sequence[Rule] = RULES
+) -> CheckResult:
+    """Run the checks; without ``deploy`` only the findings valid in any environment count.
+
+    Silenced IDs (``SILENCED_CHECKS``) are still evaluated, so the report can say
+    how many were hidden; an operator should see that something was muted.
+    """
+    findings: list[Finding] = []
+    silenced: list[Finding] = []
+    muted = set(settings.SILENCED_CHECKS)
+    for rule in rules:
+        for finding in rule(settings):
+            if CHECKS[finding.id].deploy and not deploy:
+                continue
+            (silenced if finding.id in muted else findings).append(finding)
+    return CheckResult(tuple(findings), tuple(silenced))
+
+
+def format_text(result: CheckResult, *, deploy: bool) -> str:
+    """The human report: one block per finding, then a one-line summary."""
+    lines = [finding.to_text() for finding in result.findings]
+    scope = "deployment checks" if deploy else "basic checks (add --deploy for production)"
+    summary = (
+        f"bastion check: {len(result.errors)} error(s), {len(result.warnings)} warning(s)"
+        f" ({len(result.silenced)} silenced) from {scope}"
+    )
+    if not result.findings:
+        summary = f"bastion check: no issues ({len(result.silenced)} silenced) from {scope}"
+    return "\n".join([*lines, summary])

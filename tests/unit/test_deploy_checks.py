@@ -1,0 +1,394 @@
+"""``bastion check --deploy``: which configurations are flagged, with which stable IDs.
+
+The rules are pure functions of Settings, so most tests build settings from a
+controlled environment and look at the IDs. The exit status and the output
+formats are tested on the real console script in a child process, with an
+environment that holds nothing but what the test sets.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import subprocess
+import sys
+from collections.abc import Mapping
+
+import pytest
+
+from bastion.config import ConfigError, Settings, load_settings
+from bastion.deploy import CHECKS, CheckResult, run_checks
+
+GOOD_KEY = "k7Qm2vX9pL4sT8wB1nR6yH3jF5dG0aZc-E_uIoKxVbNqMtWlYs"  # 50 random characters
+
+#: A production deployment that should pass: only W041 (the admin-only sandbox) remains.
+GOOD_ENV = {
+    "APP_ENV": "production",
+    "SECRET_KEY": GOOD_KEY,
+    "APP_URL": "https://app.example.com",
+    "DATABASE_URL": "postgresql://bastion@db.internal/bastion",
+    "VALKEY_URL": "redis://valkey.internal:6379/0",
+    "CACHE_CONNECT_TIMEOUT_MS": "30",
+    "CACHE_COMMAND_TIMEOUT_MS": "50",
+    "TRUSTED_PROXIES": "10.0.0.0/8,unix",
+    "WEB_CONCURRENCY": "4",
+    "METRICS_ENABLED": "true",
+    "METRICS_BLOCKED_AT_PROXY": "true",
+}
+
+#: Everything wrong at once; APP_ENV=development is the only way to keep the dev key.
+BAD_ENV = {
+    "APP_ENV": "development",
+    "APP_URL": "http://app.example.com",
+    "ALLOWED_HOSTS": "*",
+    "TRUSTED_PROXIES": "0.0.0.0/0",
+    "WEB_CONCURRENCY": "3",
+    "SESSION_MAX_AGE": str(90 * 24 * 3600),
+    "METRICS_ENABLED": "true",
+}
+
+BAD_IDS = {
+    "bastion.E001",  # the development key
+    "bastion.E004",  # APP_ENV
+    "bastion.E010",  # http APP_URL (and so no Secure cookie)
+    "bastion.E011",  # ALLOWED_HOSTS=*
+    "bastion.E012",  # TRUSTED_PROXIES trusts everyone
+    "bastion.W020",  # 90-day sessions
+    "bastion.W030",  # 3 processes, no Valkey
+    "bastion.E040",  # sandbox open to all
+    "bastion.W042",  # metrics, proxy block not declared
+}
+
+
+@pytest.fixture(autouse=True)
+def _no_settings_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every Settings field starts unset, whatever the developer's shell exports."""
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name, raising=False)
+
+
+def settings_from(monkeypatch: pytest.MonkeyPatch, env: Mapping[str, str]) -> Settings:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return load_settings()
+
+
+def ids(result: CheckResult) -> set[str]:
+    return {finding.id for finding in result.findings}
+
+
+def check_ids(
+    monkeypatch: pytest.MonkeyPatch, env: Mapping[str, str], deploy: bool = True
+) -> set[str]:
+    return ids(run_checks(settings_from(monkeypatch, env), deploy=deploy))
+
+
+def run_cli(env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bastion.cli", "check", *args],
+        env={"PATH": "", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+# -- the registry --------------------------------------------------------------------------
+
+
+def test_ids_are_stable() -> None:
+    """Renumbering breaks scripts and SILENCED_CHECKS: add IDs, never change these."""
+    assert list(CHECKS) == [
+        "bastion.E001",
+        "bastion.E002",
+        "bastion.E003",
+        "bastion.E004",
+        "bastion.E010",
+        "bastion.E011",
+        "bastion.E012",
+        "bastion.W013",
+        "bastion.W014",
+        "bastion.W015",
+        "bastion.W020",
+        "bastion.W021",
+        "bastion.W030",
+        "bastion.W031",
+        "bastion.W032",
+        "bastion.W033",
+        "bastion.E040",
+        "bastion.W041",
+        "bastion.W042",
+        "bastion.W050",
+    ]
+
+
+def test_the_letter_is_the_level() -> None:
+    numbers = set()
+    for check_id, spec in CHECKS.items():
+        match = re.fullmatch(r"bastion\.([EW])(\d{3})", check_id)
+        assert match, check_id
+        assert spec.level == {"E": "error", "W": "warning"}[match.group(1)]
+        assert match.group(2) not in numbers, f"{check_id}: number reused"
+        numbers.add(match.group(2))
+
+
+# -- the two whole configurations -----------------------------------------------------------
+
+
+def test_a_bad_configuration_is_flagged(monkeypatch: pytest.MonkeyPatch) -> None:
+    result = run_checks(settings_from(monkeypatch, BAD_ENV), deploy=True)
+    assert ids(result) == BAD_IDS
+    assert result.failed()
+    for finding in result.findings:
+        assert finding.level == CHECKS[finding.id].level
+        assert finding.message
+        assert finding.hint
+        assert "\n" not in finding.message + finding.hint
+
+
+def test_a_good_production_configuration_passes(monkeypatch: pytest.MonkeyPatch) -> None:
+    result = run_checks(settings_from(monkeypatch, GOOD_ENV), deploy=True)
+    assert result.errors == ()
+    assert ids(result) == {"bastion.W041"}  # the sandbox exists, for admins only
+    assert not result.failed("error")
+    assert result.failed("warning")
+
+
+def test_silenced_checks_are_counted_not_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {**GOOD_ENV, "SILENCED_CHECKS": "bastion.W041"}
+    result = run_checks(settings_from(monkeypatch, env), deploy=True)
+    assert result.findings == ()
+    assert [finding.id for finding in result.silenced] == ["bastion.W041"]
+    assert not result.failed("warning")
+
+
+def test_an_unknown_silenced_id_stops_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SILENCED_CHECKS", "bastion.W041,bastion.W41")
+    with pytest.raises(ConfigError, match=r"SILENCED_CHECKS: unknown check ID 'bastion\.W41'"):
+        load_settings()
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "many"])
+def test_web_concurrency_is_validated(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("WEB_CONCURRENCY", value)
+    with pytest.raises(ConfigError, match="WEB_CONCURRENCY"):
+        load_settings()
+
+
+def test_without_deploy_only_basic_checks_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {
+        **BAD_ENV,
+        "SESSION_MAX_AGE": "3600",
+        "SESSION_IDLE_TIMEOUT": "7200",
+        "VALKEY_URL": "redis://127.0.0.1:6379/0",
+        "CACHE_CONNECT_TIMEOUT_MS": "80",
+        "CACHE_COMMAND_TIMEOUT_MS": "40",
+    }
+    assert check_ids(monkeypatch, env, deploy=False) == {"bastion.W021", "bastion.W033"}
+    assert {"bastion.W021", "bastion.W033", "bastion.E001"} <= check_ids(monkeypatch, env)
+
+
+# -- SECRET_KEY ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        ("", {"bastion.E001"}),
+        ("Zq8#x", {"bastion.E002"}),
+        ("a" * 64, {"bastion.E003"}),
+        ("ab" * 40, {"bastion.E003"}),  # two distinct characters
+        ("password" * 8, {"bastion.E003"}),  # passes the distinct-characters rule, repeats
+        ("change-me-" + secrets.token_urlsafe(48), {"bastion.E003"}),
+        ("short-" + secrets.token_hex(8), {"bastion.E002"}),
+        (GOOD_KEY, set()),
+    ],
+)
+def test_secret_key(monkeypatch: pytest.MonkeyPatch, key: str, expected: set[str]) -> None:
+    found = check_ids(monkeypatch, {**GOOD_ENV, "SECRET_KEY": key}) - {"bastion.W041"}
+    assert found == expected
+
+
+def test_random_keys_are_never_flagged(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No false positives on what the hint tells people to generate, in either common form."""
+    for _ in range(300):
+        for key in (secrets.token_urlsafe(64), secrets.token_hex(32), secrets.token_urlsafe(38)):
+            settings = load_settings(**{**GOOD_ENV, "SECRET_KEY": key})
+            assert ids(run_checks(settings)) == {"bastion.W041"}, key
+
+
+def test_the_secret_is_never_printed(monkeypatch: pytest.MonkeyPatch) -> None:
+    key = "password" * 8
+    result = run_checks(settings_from(monkeypatch, {**GOOD_ENV, "SECRET_KEY": key}))
+    assert all(key not in finding.message + finding.hint for finding in result.findings)
+    assert all("password" not in finding.message for finding in result.findings)
+
+
+# -- proxies, hosts, origins, cookies ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("proxies", "expected"),
+    [
+        ("0.0.0.0/0", {"bastion.E012"}),
+        ("::/0", {"bastion.E012"}),
+        ("10.0.0.0/8,::/0", {"bastion.E012"}),
+        ("::ffff:0:0/96", {"bastion.E012"}),  # every IPv4 address, written as IPv6
+        ("0.0.0.0/1", {"bastion.W013"}),
+        ("2000::/3", {"bastion.W013"}),
+        ("10.0.0.0/8", set()),
+        ("172.16.0.0/12,192.168.0.0/16", set()),
+        ("fc00::/7", set()),  # unique-local, private
+        ("173.245.48.0/20,2400:cb00::/32", set()),  # a CDN's published ranges
+        ("unix,127.0.0.1", set()),
+    ],
+)
+def test_trusted_proxies(monkeypatch: pytest.MonkeyPatch, proxies: str, expected: set[str]) -> None:
+    found = check_ids(monkeypatch, {**GOOD_ENV, "TRUSTED_PROXIES": proxies}) - {"bastion.W041"}
+    assert found == expected
+
+
+def test_https_without_a_trusted_proxy_loses_the_secure_cookie(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert "bastion.W014" in check_ids(monkeypatch, {**GOOD_ENV, "TRUSTED_PROXIES": ""})
+
+
+def test_plain_http_trusted_origin(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {**GOOD_ENV, "TRUSTED_ORIGINS": "https://admin.example.com,http://old.example.com"}
+    assert "bastion.W015" in check_ids(monkeypatch, env)
+
+
+def test_allowed_hosts_without_star_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {**GOOD_ENV, "ALLOWED_HOSTS": ".example.com,app.example.org"}
+    assert "bastion.E011" not in check_ids(monkeypatch, env)
+
+
+def test_session_max_age_of_thirty_days_is_fine(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert "bastion.W020" not in check_ids(
+        monkeypatch, {**GOOD_ENV, "SESSION_MAX_AGE": str(30 * 86400)}
+    )
+    assert "bastion.W020" in check_ids(
+        monkeypatch, {**GOOD_ENV, "SESSION_MAX_AGE": str(30 * 86400 + 1)}
+    )
+
+
+# -- processes and Valkey --------------------------------------------------------------------
+
+
+def test_several_processes_need_valkey(monkeypatch: pytest.MonkeyPatch) -> None:
+    without = {k: v for k, v in GOOD_ENV.items() if not k.startswith(("VALKEY", "CACHE"))}
+    assert "bastion.W030" in check_ids(monkeypatch, without)
+    monkeypatch.delenv("WEB_CONCURRENCY")
+    assert "bastion.W030" not in check_ids(monkeypatch, {})  # one process by default
+
+
+def test_valkey_timeouts_must_be_chosen(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {k: v for k, v in GOOD_ENV.items() if not k.startswith("CACHE_")}
+    result = run_checks(settings_from(monkeypatch, env))
+    (finding,) = [f for f in result.findings if f.id == "bastion.W031"]
+    assert "CACHE_CONNECT_TIMEOUT_MS and CACHE_COMMAND_TIMEOUT_MS are not configured" in (
+        finding.message
+    )
+    monkeypatch.setenv("CACHE_COMMAND_TIMEOUT_MS", "50")  # one chosen, one still implicit
+    assert "CACHE_CONNECT_TIMEOUT_MS is not configured" in " ".join(
+        f.message for f in run_checks(load_settings()).findings
+    )
+
+
+def test_seconds_scale_valkey_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {**GOOD_ENV, "CACHE_CONNECT_TIMEOUT_MS": "1000", "CACHE_COMMAND_TIMEOUT_MS": "3000"}
+    found = check_ids(monkeypatch, env)
+    assert "bastion.W032" in found
+    assert "bastion.W031" not in found
+
+
+def test_no_valkey_means_no_timeout_findings(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {k: v for k, v in GOOD_ENV.items() if k != "VALKEY_URL"}
+    env.update({"WEB_CONCURRENCY": "1", "CACHE_COMMAND_TIMEOUT_MS": "5000"})
+    assert not {"bastion.W031", "bastion.W032", "bastion.W033"} & check_ids(monkeypatch, env)
+
+
+# -- sandbox, metrics, database --------------------------------------------------------------
+
+
+def test_sandbox_is_reported_by_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    production = check_ids(monkeypatch, GOOD_ENV)
+    assert "bastion.W041" in production
+    assert "bastion.E040" not in production
+    development = check_ids(monkeypatch, {**GOOD_ENV, "APP_ENV": "development"})
+    assert "bastion.E040" in development
+    assert "bastion.W041" not in development
+
+
+def test_metrics_need_a_declared_proxy_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert "bastion.W042" not in check_ids(monkeypatch, GOOD_ENV)
+    assert "bastion.W042" in check_ids(
+        monkeypatch, {**GOOD_ENV, "METRICS_BLOCKED_AT_PROXY": "false"}
+    )
+    assert "bastion.W042" not in check_ids(
+        monkeypatch, {**GOOD_ENV, "METRICS_ENABLED": "false", "METRICS_BLOCKED_AT_PROXY": "false"}
+    )
+
+
+def test_sqlite_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {**GOOD_ENV, "DATABASE_URL": "sqlite:////var/lib/bastion/bastion.db"}
+    assert "bastion.W050" in check_ids(monkeypatch, env)
+    assert "bastion.W050" not in check_ids(monkeypatch, {**env, "APP_ENV": "development"})
+
+
+# -- the console script ----------------------------------------------------------------------
+
+
+def test_cli_bad_configuration_exits_1_with_json() -> None:
+    result = run_cli(BAD_ENV, "--deploy", "--json")
+    assert result.returncode == 1, result.stderr
+    findings = json.loads(result.stdout)
+    assert isinstance(findings, list)
+    assert {f["id"] for f in findings} == BAD_IDS
+    for finding in findings:
+        assert set(finding) == {"id", "level", "message", "hint"}
+        assert finding["level"] in ("error", "warning")
+        assert all(isinstance(value, str) and value for value in finding.values())
+
+
+def test_cli_good_configuration_exits_0() -> None:
+    result = run_cli(GOOD_ENV, "--deploy", "--json")
+    assert result.returncode == 0, result.stderr
+    assert [f["id"] for f in json.loads(result.stdout)] == ["bastion.W041"]
+    assert run_cli(GOOD_ENV, "--deploy", "--fail-level", "warning").returncode == 1
+    silenced = run_cli({**GOOD_ENV, "SILENCED_CHECKS": "bastion.W041"}, "--deploy")
+    assert silenced.returncode == 0
+    assert silenced.stdout.strip() == (
+        "bastion check: no issues (1 silenced) from deployment checks"
+    )
+
+
+def test_cli_text_output() -> None:
+    result = run_cli(BAD_ENV, "--deploy")
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert re.fullmatch(r"bastion\.E001 error: SECRET_KEY is the development default.*", lines[0])
+    assert lines[1].startswith("  hint: ")
+    blocks = [line for line in lines if re.match(r"bastion\.[EW]\d{3} (error|warning): ", line)]
+    assert len(blocks) == len(BAD_IDS)
+    assert lines[-1] == (
+        "bastion check: 6 error(s), 3 warning(s) (0 silenced) from deployment checks"
+    )
+
+
+def test_cli_without_deploy_runs_basic_checks_only() -> None:
+    result = run_cli(BAD_ENV)
+    assert result.returncode == 0
+    assert result.stdout.strip() == (
+        "bastion check: no issues (0 silenced) from basic checks (add --deploy for production)"
+    )
+
+
+def test_cli_configuration_that_does_not_load_exits_2() -> None:
+    result = run_cli({"APP_ENV": "production"}, "--deploy", "--json")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith("bastion: invalid configuration: SECRET_KEY")
