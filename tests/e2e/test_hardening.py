@@ -141,7 +141,7 @@ def test_pages_carry_the_security_headers(page: Page, app: AppServer) -> None:
     headers = response.headers
     assert headers["x-content-type-options"] == "nosniff"
     assert headers["x-frame-options"] == "DENY"
-    assert "default-src 'self'" in headers["content-security-policy"]
+    assert "default-src 'none'" in headers["content-security-policy"]
     assert "strict-transport-security" not in headers
     # The page works under its own strict CSP: stylesheet and script both load.
     expect(page.locator("header.top")).to_have_css("display", "flex")

@@ -140,7 +140,15 @@ def test_bundle_is_one_tar_with_everything(built: Built) -> None:
         members = {member.name: member for member in archive.getmembers()}
     top = f"bastion-{VERSION}"
     assert {name.split("/")[0] for name in members} == {top}
-    for name in ("install.sh", "requirements.txt", "bundle.json", "README.md"):
+    for name in (
+        "install.sh",
+        "requirements.txt",
+        "bundle.json",
+        "README.md",
+        "compose.yaml",
+        "Dockerfile",
+        ".env.example",
+    ):
         assert f"{top}/{name}" in members, name
     assert members[f"{top}/install.sh"].mode & 0o111
     assert all(m.uid == 0 and m.gid == 0 and not m.uname for m in members.values())

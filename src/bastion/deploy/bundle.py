@@ -345,8 +345,10 @@ def build_bundle(
         script.chmod(0o755)
         if (project / "deploy").is_dir():
             shutil.copytree(project / "deploy", root / "deploy", ignore=_IGNORED)
-        if (project / "README.md").is_file():
-            shutil.copy2(project / "README.md", root / "README.md")
+        # The rest of the deployment envelope travels too, for hosts that run containers.
+        for name in ("README.md", "compose.yaml", "Dockerfile", ".env.example"):
+            if (project / name).is_file():
+                shutil.copy2(project / name, root / name)
         manifest = {
             "name": PROJECT_NAME,
             "version": version,

@@ -10,7 +10,7 @@ plain http it is meaningless and browsers ignore it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["DEFAULT_HSTS", "DEFAULT_SECURITY_HEADERS", "SecurityHeaders"]
 
@@ -20,13 +20,14 @@ DEFAULT_SECURITY_HEADERS: Mapping[str, str] = {
     "referrer-policy": "same-origin",
     "permissions-policy": (
         "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), "
-        "microphone=(), payment=(), usb=(), interest-cohort=()"
+        "microphone=(), payment=(), usb=(), browsing-topics=()"
     ),
     "cross-origin-opener-policy": "same-origin",
     "cross-origin-resource-policy": "same-origin",
     "content-security-policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+        # Deny by default, then allow exactly what a server-rendered app uses.
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "font-src 'self'; connect-src 'self'; manifest-src 'self'; base-uri 'none'; "
         "form-action 'self'; frame-ancestors 'none'"
     ),
 }
@@ -40,6 +41,14 @@ class SecurityHeaders:
 
     always: tuple[tuple[bytes, bytes], ...]
     hsts: tuple[bytes, bytes] | None
+    #: The names ``add`` may append, to tell at once whether the app set any of them.
+    names: frozenset[bytes] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        names = {name for name, _ in self.always}
+        if self.hsts is not None:
+            names.add(self.hsts[0])
+        object.__setattr__(self, "names", frozenset(names))
 
     @classmethod
     def build(
@@ -61,6 +70,12 @@ class SecurityHeaders:
         """``headers`` plus each security header the app did not set itself."""
         result = list(headers)
         present = {name.lower() for name, _ in result}
+        if present.isdisjoint(self.names):
+            # The usual case: the app set none of them, so all go in as they are.
+            result.extend(self.always)
+            if https and self.hsts is not None:
+                result.append(self.hsts)
+            return result
         result.extend(h for h in self.always if h[0] not in present)
         if https and self.hsts is not None and self.hsts[0] not in present:
             result.append(self.hsts)

@@ -69,7 +69,7 @@ async def check_get_carries_security_headers(harness: Harness) -> None:
     assert response.json() == {"client": "10.0.0.1", "scheme": "http"}
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["x-frame-options"] == "DENY"
-    assert "default-src 'self'" in response.headers["content-security-policy"]
+    assert "default-src 'none'" in response.headers["content-security-policy"]
     assert "strict-transport-security" not in response.headers
 
 
