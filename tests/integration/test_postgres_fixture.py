@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import pytest
 
+from bastion.db import Database, migrate
 from tests.support.postgres import PostgresServer, unique_database_name
 
 # A refused TCP connect or a missing socket file fails at once; anything near
@@ -186,3 +187,17 @@ async def test_a_fresh_server_starts_fast_and_close_removes_everything() -> None
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as postgres binds it
         sock.bind(("127.0.0.1", server.port))  # released
+
+
+async def test_the_app_database_layer_reaches_postgres_over_the_unix_socket(
+    postgres_server: PostgresServer,
+) -> None:
+    """The ``?host=/socket/dir`` form that psql and pg_dump print works end to end."""
+    url = postgres_server.socket_url_for("postgres")
+    assert "?host=/" in url
+    await migrate(url)
+    database = Database(url)
+    try:
+        assert await database.ping()
+    finally:
+        await database.dispose()
