@@ -1,37 +1,88 @@
-"""The two contenders of ``bench.envelope_overhead``, as uvicorn factories.
+"""The plain contenders of ``python -m bench``, as ASGI factories (uvicorn and granian call them).
 
-Both are built from one route table so that the only difference between them
-is the envelope. The URL comes from ``BENCH_APP_URL`` because uvicorn calls a
-factory without arguments, and the envelope must know its own origin (its
-port is picked at run time) to let the benchmark's same-origin POST through.
+Every contender answers the same two requests: ``GET /json`` -> ``{"ok": true}``
+and a same-origin ``POST /submit`` that drains its body -> ``{"ok": true}``. They
+differ only in what stands in front of the route, which is what is measured.
 
-    BENCH_APP_URL=http://127.0.0.1:8001 uvicorn --factory bench.apps:envelope_app
+The URL comes from ``BENCH_APP_URL`` because a server calls a factory without
+arguments, and the protections must know their own origin and host (the port
+is picked at run time) to let the benchmark's same-origin POST through.
+
+    BENCH_APP_URL=http://127.0.0.1:8001 uvicorn --factory bench.apps:protected_app
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any, cast
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bastion.config import load_settings
+from bastion.cache import Cache, cache_get, set_cache
+from bastion.config import Settings, load_settings
 from bastion.hardening import envelope
+from bastion.hardening.headers import DEFAULT_SECURITY_HEADERS
+from bastion.ops.metrics import Metrics
+from bastion.stack import protect
 
-__all__ = ["APP_URL_VARIABLE", "bare_app", "envelope_app"]
+__all__ = [
+    "APP_URL_VARIABLE",
+    "CACHED_KEY",
+    "VALKEY_URL_VARIABLE",
+    "app_url",
+    "bare_app",
+    "bench_settings",
+    "cached_app",
+    "django_app",
+    "envelope_app",
+    "fastapi_app",
+    "headers_app",
+    "litestar_app",
+    "protected_app",
+]
 
 APP_URL_VARIABLE = "BENCH_APP_URL"
+VALKEY_URL_VARIABLE = "BENCH_VALKEY_URL"
+#: The key ``GET /cached`` reads (bastion's prefix is added by the cache itself).
+CACHED_KEY = "bench:item"
+#: A fixed secret: the benchmark has nothing to protect, and a fixed value keeps runs alike.
+BENCH_SECRET = "bench-secret-key-not-for-production-0123456789abcdef"
 
 
-def _app_url() -> str:
+def app_url() -> str:
     """Fail at start-up, not on the first request, when the harness forgot the URL."""
     value = os.environ.get(APP_URL_VARIABLE, "").strip()
     if not value:
         raise RuntimeError(f"{APP_URL_VARIABLE} must be set, e.g. http://127.0.0.1:8001")
     return value
+
+
+def app_host() -> str:
+    return urlsplit(app_url()).hostname or "127.0.0.1"
+
+
+def bench_settings(**overrides: Any) -> Settings:
+    """bastion as a production deployment configures it: one allowed host, its own origin.
+
+    The same host list is given to Django's ``ALLOWED_HOSTS`` and Litestar's
+    ``AllowedHostsConfig``, so every contender checks the Host against the
+    same one name.
+    """
+    return load_settings(
+        APP_ENV="production",
+        SECRET_KEY=BENCH_SECRET,
+        APP_URL=app_url(),
+        ALLOWED_HOSTS=app_host(),
+        **overrides,
+    )
 
 
 async def _json(request: Request) -> JSONResponse:
@@ -45,22 +96,172 @@ async def _submit(request: Request) -> JSONResponse:
     return JSONResponse({"ok": True})
 
 
+def _routes() -> list[Route]:
+    return [
+        Route("/json", _json, methods=["GET"]),
+        Route("/submit", _submit, methods=["POST"]),
+    ]
+
+
 def bare_app() -> Starlette:
     """The ceiling: Starlette with nothing in front of it.
 
     It checks ``BENCH_APP_URL`` too, although it has no use for it, so that
-    both contenders are started by the harness in exactly the same way.
+    every contender is started by the harness in exactly the same way.
     """
-    _app_url()
-    return Starlette(
-        routes=[
-            Route("/json", _json, methods=["GET"]),
-            Route("/submit", _submit, methods=["POST"]),
-        ]
-    )
+    app_url()
+    return Starlette(routes=_routes())
+
+
+def headers_app() -> ASGIApp:
+    """The bare app answering with the same response headers as the envelope, and nothing else.
+
+    No checks, no request id logic, no metrics: eight fixed headers appended
+    to every response (the seven security headers and an ``x-request-id`` of
+    the same length). It separates what *sending* those headers costs the
+    server (uvicorn validates and serialises each header in Python) from what
+    bastion's own per-request logic costs.
+    """
+    inner = bare_app()
+    fixed = [
+        *((name.encode(), value.encode()) for name, value in DEFAULT_SECURITY_HEADERS.items()),
+        (b"x-request-id", b"0" * 32),
+    ]
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", ()), *fixed]}
+            await send(message)
+
+        await inner(scope, receive, send_with_headers)
+
+    return app
 
 
 def envelope_app() -> ASGIApp:
-    """The same app behind the full hardening chain, configured as a deployment would be."""
-    settings = load_settings(APP_URL=_app_url())
-    return envelope(bare_app(), settings)
+    """The envelope alone (no request observer, no metrics): ``bench.envelope_overhead``'s."""
+    return envelope(bare_app(), bench_settings())
+
+
+def protected_app() -> ASGIApp:
+    """The same app behind the whole per-request stack, as the brief's deployment wraps it."""
+    return protect(bare_app(), bench_settings(), metrics=Metrics())
+
+
+def fastapi_app() -> ASGIApp:
+    """The same two routes written the FastAPI way, behind the same stack."""
+    from fastapi import FastAPI
+
+    api = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+
+    @api.get("/json")
+    async def json_route() -> dict[str, bool]:
+        return {"ok": True}
+
+    @api.post("/submit")
+    async def submit(request: Request) -> dict[str, bool]:
+        await request.body()
+        return {"ok": True}
+
+    return protect(api, bench_settings(), metrics=Metrics())
+
+
+def litestar_app() -> ASGIApp:
+    """Litestar with its own protections configured to match bastion's as closely as it can.
+
+    - ``CSRFConfig``: a signed double-submit token (cookie ``csrftoken`` plus
+      header ``x-csrftoken``); Litestar has no Origin / Sec-Fetch-Site check.
+    - ``AllowedHostsConfig``: the one host bastion allows.
+    - ``response_headers``: bastion's seven security headers, since Litestar
+      has no security-headers middleware of its own.
+    - ``RateLimitConfig``: installed as an app would install it for its
+      sign-in route, with the two plain paths excluded, because bastion does
+      not rate-limit plain routes either. The per-request cost of deciding to
+      skip them (a path match) is measured; the counting itself is measured
+      in the sign-in scenario.
+    """
+    from litestar import Litestar, get, post
+    from litestar.config.allowed_hosts import AllowedHostsConfig
+    from litestar.config.csrf import CSRFConfig
+    from litestar.datastructures import ResponseHeader
+    from litestar.middleware.rate_limit import RateLimitConfig
+
+    @get("/json")
+    async def json_route() -> dict[str, bool]:
+        return {"ok": True}
+
+    @post("/submit", status_code=200)
+    async def submit(body: bytes) -> dict[str, bool]:
+        return {"ok": True}
+
+    rate_limit = RateLimitConfig(rate_limit=("minute", 10_000), exclude=["/json", "/submit"])
+    app = Litestar(
+        route_handlers=[json_route, submit],
+        csrf_config=CSRFConfig(secret=BENCH_SECRET),
+        # Litestar matches the Host header with its port, so the port is part of the name.
+        allowed_hosts=AllowedHostsConfig(allowed_hosts=[urlsplit(app_url()).netloc]),
+        response_headers=[
+            ResponseHeader(name=name, value=value)
+            for name, value in DEFAULT_SECURITY_HEADERS.items()
+        ],
+        middleware=[rate_limit.middleware],
+        openapi_config=None,
+    )
+    # Litestar types its scope as TypedDicts; on the wire it is the same ASGI app.
+    return cast(ASGIApp, app)
+
+
+def django_app() -> ASGIApp:
+    """Django on ASGI with its security middleware; see ``bench.django_settings``."""
+    os.environ["DJANGO_SETTINGS_MODULE"] = "bench.django_settings"
+    from django.core.asgi import get_asgi_application
+
+    return cast(ASGIApp, get_asgi_application())
+
+
+def cached_app() -> ASGIApp:
+    """A cache-reading endpoint behind the whole stack, on ``BENCH_VALKEY_URL`` (empty: no cache).
+
+    The cache keeps bastion's defaults (50 ms command deadline, breaker of 5
+    failures and 5 s cooldown), because those are what a sick Valkey costs a
+    deployment. ``GET /cached`` answers whether it found the value; it is 200
+    either way, since a cache failure is a miss, never an error.
+    """
+    if VALKEY_URL_VARIABLE not in os.environ:
+        raise RuntimeError(f"{VALKEY_URL_VARIABLE} must be set (empty: no cache at all)")
+    valkey_url = os.environ[VALKEY_URL_VARIABLE].strip()
+    settings = bench_settings(VALKEY_URL=valkey_url or None)
+    metrics = Metrics()
+    events: Counter[str] = Counter()
+
+    def on_cache(event: str) -> None:
+        events[event] += 1
+        metrics.on_cache(event)
+
+    cache = Cache.from_settings(settings, on_cache)
+    if cache.connection is not None:
+        breaker = cache.connection.breaker
+        breaker.listeners.append(metrics.on_breaker("valkey"))
+        breaker.listeners.append(lambda state: events.update([f"breaker_{state.name.lower()}"]))
+    set_cache(cache)
+
+    async def cached(request: Request) -> JSONResponse:
+        value = await cache_get(CACHED_KEY)
+        return JSONResponse({"hit": value is not None})
+
+    async def stats(request: Request) -> JSONResponse:
+        """Cache hits, misses, errors and breaker transitions so far, for the report."""
+        return JSONResponse(dict(events))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await cache.aclose()
+
+    routes = [
+        *_routes(),
+        Route("/cached", cached, methods=["GET"]),
+        Route("/stats", stats, methods=["GET"]),
+    ]
+    return protect(Starlette(routes=routes, lifespan=lifespan), settings, metrics=metrics)

@@ -5,7 +5,10 @@
             -> your app
 
 The observer is outermost so that refused requests are logged and counted
-too, and it reads the client IP the envelope resolved.
+too, and it reads the client IP the envelope resolved. Composed here, the two
+share one ``send`` wrapper: the envelope, which rewrites every response's
+headers anyway, also stamps the observer's request id and notes the status
+(see ``Envelope.carry_request_id``), since this stack runs on every request.
 """
 
 from __future__ import annotations
@@ -34,6 +37,11 @@ def protect(
     if metrics is not None:
         envelope_options.setdefault("on_reject", metrics.on_reject)
     hardened = envelope(app, settings, **envelope_options)
-    return RequestObserver(
-        hardened, metrics=metrics, trusted_proxies=hardened.config.trusted_proxies
+    observer = RequestObserver(
+        hardened,
+        metrics=metrics,
+        trusted_proxies=hardened.config.trusted_proxies,
+        stamped_by_app=True,
     )
+    hardened.carry_request_id(observer.header)
+    return observer

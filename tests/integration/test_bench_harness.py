@@ -1,29 +1,133 @@
-"""Keep the benchmarks runnable: a very short run of each must answer correctly.
+"""Keep the benchmarks runnable: a very short run of every contender must answer correctly.
 
 No timing is asserted here; benchmarks measure speed, tests check behaviour.
+One ``--quick`` run of ``python -m bench`` (about a second per contender and
+scenario) is shared by the tests below, which read its report: the checks the
+harness asked before measuring, and what was measured.
 """
 
 from __future__ import annotations
 
-from bench import cache_overhead, envelope_overhead
+from pathlib import Path
+
+import pytest
+from bench import cache_overhead, envelope_overhead, suite
+from bench.wrk import parse_done, signin_script, static_script
+
+PLAIN = suite.PLAIN_KEYS
+UNPROTECTED = ("bare", "headers", "bare-granian")
+SIGN_IN = (
+    "starlette-unlimited",
+    "bastion",
+    "bastion-1s",
+    "slowapi",
+    "litestar-unlimited",
+    "litestar",
+)
+DEGRADED = ("healthy", "refused", "hung", "off")
 
 
-def test_cache_overhead_bench_runs() -> None:
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory: pytest.TempPathFactory) -> tuple[suite.Report, Path]:
+    output = tmp_path_factory.mktemp("bench") / "RESULTS.md"
+    report = suite.main(["--quick", "--output", str(output)])
+    return report, output
+
+
+def test_every_check_passed_and_nothing_went_wrong(quick: tuple[suite.Report, Path]) -> None:
+    report, _ = quick
+    assert report.checks
+    assert [c for c in report.checks if not c.ok] == []
+    assert report.problems == []
+
+
+def test_every_contender_of_every_scenario_was_measured(quick: tuple[suite.Report, Path]) -> None:
+    report, _ = quick
+    measured = {(f.scenario, f.contender, f.endpoint) for f in report.figures}
+    expected = {
+        *(("plain", c, e) for c in PLAIN for e in ("GET /json", "POST /submit")),
+        *(("sign-in", c, "POST /sign-in") for c in SIGN_IN),
+        *(("degraded", c, "GET /cached") for c in DEGRADED),
+    }
+    assert measured == expected
+    for item in report.figures:
+        assert item.requests > 0, item
+        assert item.non_2xx == 0, item
+    assert report.cache is not None
+    assert report.cache.misses == 0
+    assert {f.contender for f in report.first_requests} == set(DEGRADED)
+    assert set(report.inprocess["current"]) == {"GET /json", "POST /submit"}
+
+
+def _check(report: suite.Report, scenario: str, contender: str, question: str) -> suite.Check:
+    """The check asked as ``question`` (exactly, else the one question starting so)."""
+    mine = [c for c in report.checks if (c.scenario, c.contender) == (scenario, contender)]
+    exact = [c for c in mine if c.question == question]
+    (found,) = exact or [c for c in mine if c.question.startswith(question)]
+    return found
+
+
+def test_protected_contenders_refuse_forged_posts_and_the_bare_app_does_not(
+    quick: tuple[suite.Report, Path],
+) -> None:
+    report, _ = quick
+    question = "POST /submit without Origin"
+    for contender in PLAIN:
+        check = _check(report, "plain", contender, question)
+        assert check.got == ("200" if contender in UNPROTECTED else "403"), check
+        same_origin = _check(report, "plain", contender, "same-origin POST /submit")
+        assert same_origin.got == "200 {'ok': True}", same_origin
+        host = _check(report, "plain", contender, "GET /json with Host: evil.example")
+        assert host.got == ("200" if contender in UNPROTECTED else "400"), host
+
+
+def test_rate_limited_endpoints_count_in_valkey(quick: tuple[suite.Report, Path]) -> None:
+    report, _ = quick
+    for contender in SIGN_IN:
+        check = _check(report, "sign-in", contender, "attempts counted in Valkey")
+        assert check.got == ("0" if "unlimited" in contender else "3"), check
+    assert report.signin_stats["bastion"]["decisions"] > 0
+    assert report.signin_stats["bastion-1s"]["decisions"] > 0
+
+
+def test_degraded_endpoints_answer_and_a_hung_valkey_costs_one_deadline_per_request(
+    quick: tuple[suite.Report, Path],
+) -> None:
+    report, _ = quick
+    first = {f.contender: f for f in report.first_requests}
+    # Until the breaker opens (5 failures) each request waits out the deadline;
+    # a behaviour, not a timing: at least that many waited, and later ones did not.
+    assert first["hung"].waited >= 5
+    assert first["hung"].latencies_ms[-1] < suite.CACHE_DEADLINE_MS
+    assert _check(report, "degraded", "healthy", "GET /cached").got == "200 {'hit': True}"
+    assert _check(report, "degraded", "hung", "GET /cached").got == "200 {'hit': False}"
+
+
+def test_the_report_is_written(quick: tuple[suite.Report, Path]) -> None:
+    _, output = quick
+    text = output.read_text()
+    for heading in ("## Machine", "## Goals", "## 1. Plain", "## 2. Sign-in", "## 4. Degraded"):
+        assert heading in text
+    assert "uv run python -m bench --quick" in text
+
+
+def test_wrk_scripts_report_through_the_done_hook() -> None:
+    assert "done = function" in static_script("GET", {"Cookie": "a=b"})
+    assert "X-Forwarded-For" in signin_script("/sign-in", {}, 16)
+    run = parse_done(
+        'noise\nBENCH_JSON {"requests":10,"duration_us":2000000,"connect":0,"read":1,'
+        '"write":0,"timeout":0,"status":2,"p50_us":1500,"p90_us":2000,"p99_us":3000,'
+        '"p999_us":4000,"max_us":5000}\n'
+    )
+    assert run.rps == 5.0
+    assert (run.p99_ms, run.non_2xx, run.socket_errors) == (3.0, 2, 1)
+
+
+def test_the_older_entry_points_still_run() -> None:
     result = cache_overhead.main(["--rounds", "1", "--ops", "20"])
     assert result.raw_per_op > 0
     assert result.wrapped_per_op > 0
-
-
-def test_envelope_bench_runs() -> None:
+    assert result.misses == 0
     report = envelope_overhead.main(["--rounds", "1", "--seconds", "1", "--warmup", "0"])
-    assert report.checks
+    assert {f.contender for f in report.figures} == {"bare", "envelope"}
     assert all(check.ok for check in report.checks)
-    assert {check.contender for check in report.checks} == {"bare", "envelope"}
-    measured = {(item.contender, item.endpoint) for item in report.figures}
-    assert measured == {
-        (contender, endpoint)
-        for contender in ("bare", "envelope")
-        for endpoint in ("GET /json", "POST /submit")
-    }
-    for item in report.figures:
-        assert item.rps > 0, item

@@ -8,6 +8,7 @@ process, exactly as ``bastion demo`` runs it.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
@@ -187,6 +188,8 @@ class AppServer:
                 capture_output=True,
                 timeout=120,
             )
+        # A fixture that fails half-way must not leave a server running after pytest.
+        atexit.register(self.stop)
         self.process = subprocess.Popen(
             [
                 sys.executable,

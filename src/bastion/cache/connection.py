@@ -21,6 +21,7 @@ from valkey.asyncio.retry import Retry
 from valkey.backoff import NoBackoff
 
 from bastion.cache.breaker import BreakerState, CircuitBreaker
+from bastion.cache.deadline import SharedDeadline
 from bastion.config import Settings
 
 __all__ = ["FAILED", "ValkeyConnection", "ValkeyOptions"]
@@ -81,6 +82,7 @@ class ValkeyConnection:
         self.options = options
         self.on_error = on_error
         self.breaker = CircuitBreaker(options.breaker_failures, options.breaker_cooldown)
+        self._deadline = SharedDeadline(options.command_timeout)
         self._client: valkey_asyncio.Valkey | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -91,10 +93,14 @@ class ValkeyConnection:
     def _get_client(self) -> valkey_asyncio.Valkey:
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop:
+            # No socket_timeout: ``call`` bounds every command with one deadline
+            # (connect included), so valkey-py's own timers (an asyncio.wait_for
+            # on every send, a timeout on every read) would only repeat it, at a
+            # cost on every call. The connect timeout stays: it is shorter.
             self._client = valkey_asyncio.Valkey.from_url(
                 self.options.url,
                 socket_connect_timeout=self.options.connect_timeout,
-                socket_timeout=self.options.command_timeout,
+                socket_timeout=None,
                 retry=Retry(NoBackoff(), 0),
                 health_check_interval=0,
                 decode_responses=False,
@@ -105,22 +111,35 @@ class ValkeyConnection:
     async def call(self, name: str, command: Command[T]) -> T | Literal[_Failed.FAILED]:
         """Run one command under the deadline and the breaker; never raise.
 
-        ``asyncio.timeout`` is the outer bound: socket timeouts alone would let
-        a connect and a read each take their full budget in turn.
+        The deadline is the outer bound: socket timeouts alone would let a
+        connect and a read each take their full budget in turn. It behaves as
+        ``asyncio.timeout(command_timeout)`` around the call, on one shared
+        timer (see :mod:`bastion.cache.deadline`); a caller's own
+        cancellation still propagates.
         """
         if not self.breaker.allow():
             return FAILED
+        deadline = self._deadline
+        pending = deadline.enter()
         try:
-            async with asyncio.timeout(self.options.command_timeout):
-                result = await command(self._get_client())
+            result = await command(self._get_client())
+        except asyncio.CancelledError:
+            if not deadline.exit(pending, cancelled=True):
+                raise
+            return self._failed(name, "TimeoutError")
         except Exception as exc:
-            self.breaker.record_failure()
-            logger.debug("cache %s failed: %s", name, type(exc).__name__)
-            if self.on_error is not None:
-                self.on_error()
-            return FAILED
+            deadline.exit(pending, cancelled=False)
+            return self._failed(name, type(exc).__name__)
+        deadline.exit(pending, cancelled=False)
         self.breaker.record_success()
         return result
+
+    def _failed(self, name: str, reason: str) -> Literal[_Failed.FAILED]:
+        self.breaker.record_failure()
+        logger.debug("cache %s failed: %s", name, reason)
+        if self.on_error is not None:
+            self.on_error()
+        return FAILED
 
     async def aclose(self) -> None:
         """Close the client if it belongs to the running loop; forget it either way."""

@@ -39,9 +39,23 @@ DEV_HOSTS = ("localhost", "127.0.0.1", "[::1]", ".localhost")
 RejectHook = Callable[[str, str], None]
 
 
-def _path_matches(path: str, prefixes: tuple[str, ...]) -> bool:
-    """Segment-aware prefix: ``/api/health`` covers ``/api/health/live``, not ``/api/healthz``."""
-    return any(path == p or path.startswith(p if p.endswith("/") else p + "/") for p in prefixes)
+class _PathSet:
+    """Segment-aware prefixes: ``/api/health`` covers ``/api/health/live``, not ``/api/healthz``.
+
+    Prepared once, matched on every request: a path matches when it equals a
+    prefix or starts with it followed by a slash, and ``str.startswith`` with
+    a tuple does the second test in C.
+    """
+
+    __slots__ = ("exact", "starts")
+
+    def __init__(self, prefixes: Iterable[str]) -> None:
+        listed = tuple(prefixes)
+        self.exact = frozenset(listed)
+        self.starts = tuple(p if p.endswith("/") else p + "/" for p in listed)
+
+    def matches(self, path: str) -> bool:
+        return path in self.exact or path.startswith(self.starts)
 
 
 @dataclass(frozen=True)
@@ -100,8 +114,41 @@ def _host(value: str) -> ParsedHost | HostError:
         return exc
 
 
+@lru_cache(maxsize=512)
+def _own_origin(https: bool, value: str) -> Origin | None:
+    """The request's own origin (resolved scheme + Host header), for the CSRF check.
+
+    Keyed by the raw Host string, whose hash Python keeps, so a repeat costs
+    one cache lookup; None when the Host does not parse.
+    """
+    host = _host(value)
+    if not isinstance(host, ParsedHost):
+        return None
+    scheme = "https" if https else "http"
+    port = host.port if host.port is not None else DEFAULT_PORTS[scheme]
+    return Origin(scheme, host.name, port)
+
+
+# What each header the chain reads is, for one dict lookup per request header
+# instead of a comparison against each name in turn.
+_HOST, _ORIGIN, _REFERER, _SEC_FETCH_SITE, _XFF, _XFP, _FORWARDED = range(7)
+_WANTED = {
+    b"host": _HOST,
+    b"origin": _ORIGIN,
+    b"referer": _REFERER,
+    b"sec-fetch-site": _SEC_FETCH_SITE,
+    b"x-forwarded-for": _XFF,
+    b"x-forwarded-proto": _XFP,
+    b"forwarded": _FORWARDED,
+}
+
+
 class _Facts:
-    """The request headers the chain reads, gathered in a single pass."""
+    """The request headers the chain reads, gathered in a single pass.
+
+    Origin, Referer and Sec-Fetch-Site keep the last value sent; Host and the
+    forwarded headers keep every line, since their number matters.
+    """
 
     __slots__ = ("forwarded", "hosts", "origin", "referer", "sec_fetch_site", "xff", "xfp")
 
@@ -113,21 +160,26 @@ class _Facts:
         self.xff: list[str] = []
         self.xfp: list[str] = []
         self.forwarded: list[str] = []
+        wanted = _WANTED
         for name, value in raw:
-            if name == b"host":
-                self.hosts.append(value.decode("latin-1"))
-            elif name == b"origin":
-                self.origin = value.decode("latin-1")
-            elif name == b"referer":
-                self.referer = value.decode("latin-1")
-            elif name == b"sec-fetch-site":
-                self.sec_fetch_site = value.decode("latin-1")
-            elif name == b"x-forwarded-for":
-                self.xff.append(value.decode("latin-1"))
-            elif name == b"x-forwarded-proto":
-                self.xfp.append(value.decode("latin-1"))
-            elif name == b"forwarded":
-                self.forwarded.append(value.decode("latin-1"))
+            kind = wanted.get(name)
+            if kind is None:
+                continue
+            text = value.decode("latin-1")
+            if kind == _HOST:
+                self.hosts.append(text)
+            elif kind == _ORIGIN:
+                self.origin = text
+            elif kind == _REFERER:
+                self.referer = text
+            elif kind == _SEC_FETCH_SITE:
+                self.sec_fetch_site = text
+            elif kind == _XFF:
+                self.xff.append(text)
+            elif kind == _XFP:
+                self.xfp.append(text)
+            else:
+                self.forwarded.append(text)
 
 
 class Envelope:
@@ -136,6 +188,29 @@ class Envelope:
     def __init__(self, app: ASGIApp, config: EnvelopeConfig) -> None:
         self.app = app
         self.config = config
+        self._host_exempt = _PathSet(config.host_exempt_paths)
+        self._csrf_exempt = _PathSet(config.csrf_exempt_paths)
+        self._request_id_header: bytes | None = None
+
+    def carry_request_id(self, header: bytes) -> None:
+        """Also stamp the request observer's id on responses, and note their status in the scope.
+
+        ``protect()`` calls this so that the observer around the envelope need
+        not wrap ``send`` a second time: the envelope already rewrites every
+        response's headers, and adds ``header`` with the id the observer put in
+        ``scope["bastion.request_id"]`` (unless the app set one), and records
+        the status in ``scope["bastion.status"]`` for the observer's log line
+        and metrics. Refusals carry both too.
+        """
+        self._request_id_header = header
+
+    def _extra(self, scope: Scope) -> tuple[bytes, bytes] | None:
+        if self._request_id_header is None:
+            return None
+        request_id: str | None = scope.get("bastion.request_id")
+        if request_id is None:
+            return None
+        return (self._request_id_header, request_id.encode("latin-1"))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -168,7 +243,7 @@ class Envelope:
         if len(facts.hosts) == 1:
             parsed = _host(facts.hosts[0])
             host = parsed if isinstance(parsed, ParsedHost) else None
-        if not _path_matches(path, config.host_exempt_paths):
+        if not self._host_exempt.matches(path):
             problem = self._host_problem(facts.hosts, host)
             if problem is not None:
                 self._log_reject("host", problem, peer, scope)
@@ -176,12 +251,8 @@ class Envelope:
                 return
 
         method = scope.get("method", "GET") if kind == "http" else "WEBSOCKET"
-        if method not in csrf.SAFE_METHODS and not _path_matches(path, config.csrf_exempt_paths):
-            own = None
-            if host is not None:
-                own_scheme = "https" if https else "http"
-                port = host.port if host.port is not None else DEFAULT_PORTS[own_scheme]
-                own = Origin(own_scheme, host.name, port)
+        if method not in csrf.SAFE_METHODS and not self._csrf_exempt.matches(path):
+            own = _own_origin(https, facts.hosts[0]) if host is not None else None
             reason = csrf.check(
                 method,
                 own,
@@ -202,11 +273,15 @@ class Envelope:
             return
 
         headers = config.security_headers
+        extra = self._extra(scope)
+        note_status = self._request_id_header is not None
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
+                if note_status:
+                    scope["bastion.status"] = message["status"]
                 message = dict(message)
-                message["headers"] = headers.add(message.get("headers", ()), https)
+                message["headers"] = headers.add(message.get("headers", ()), https, extra)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -247,11 +322,13 @@ class Envelope:
             (b"content-length", str(len(body)).encode()),
             (b"cache-control", b"no-store"),
         ]
+        if self._request_id_header is not None:
+            scope["bastion.status"] = status
         await send(
             {
                 "type": "http.response.start",
                 "status": status,
-                "headers": self.config.security_headers.add(raw_headers, https),
+                "headers": self.config.security_headers.add(raw_headers, https, self._extra(scope)),
             }
         )
         await send({"type": "http.response.body", "body": body})

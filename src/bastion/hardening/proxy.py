@@ -15,6 +15,7 @@ import ipaddress
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 __all__ = ["IPAddress", "ProxyHeaders", "Resolution", "TrustedProxies", "client_key", "parse_ip"]
@@ -94,18 +95,35 @@ class TrustedProxies:
         self.networks = tuple(networks)
         self.header = header
         self._warned = False
+        # Behind a proxy every request asks about the same peer and mostly the
+        # same hops, and parsing an address costs microseconds; the answers
+        # depend only on this instance's networks, so each instance remembers
+        # its own, in bounded caches (hops are client-written: a flood of new
+        # ones only evicts).
+        self._peer_trust = lru_cache(maxsize=1024)(self._check_peer)
+        self._hop = lru_cache(maxsize=4096)(self._check_hop)
 
     def is_trusted(self, address: IPAddress) -> bool:
         return any(address in network for network in self.networks)
 
     def trusts_peer(self, peer: str | None) -> bool:
         """Is this TCP peer (None for a unix socket) one of our proxies?"""
+        return self._peer_trust(peer)
+
+    def _check_peer(self, peer: str | None) -> bool:
         if not peer:  # unix socket: the ASGI server reports no address
             return self.trust_unix
         address = parse_ip(peer)
         if address is None:
             return self.trust_unix
         return self.is_trusted(address)
+
+    def _check_hop(self, text: str) -> tuple[str, bool] | None:
+        """A forwarded hop as (normalised address, trusted), or None if it is not an address."""
+        address = parse_ip(text)
+        if address is None:
+            return None
+        return str(address), self.is_trusted(address)
 
     def resolve(
         self,
@@ -153,11 +171,11 @@ class TrustedProxies:
         """
         client, index = peer, len(hops)
         for position in range(len(hops) - 1, -1, -1):
-            address = parse_ip(hops[position])
-            if address is None:
+            hop = self._hop(hops[position])
+            if hop is None:
                 break
-            client, index = str(address), position
-            if not self.is_trusted(address):
+            client, index = hop[0], position
+            if not hop[1]:
                 break
         return client, index
 

@@ -34,6 +34,9 @@ from bastion.cache import BreakerState
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics", "multiprocess_enabled"]
 
+#: Bound on remembered (route, method, status) children; see ``observe_request``.
+_MAX_CACHED = 4096
+
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -108,6 +111,7 @@ class Metrics:
         self.health_checks = Counter(
             "bastion_health_checks_total", "Health checks by outcome.", ["outcome"], registry=r
         )
+        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     # Hooks -----------------------------------------------------------------
 
@@ -143,9 +147,26 @@ class Metrics:
         self.sign_in_failures.labels(reason).inc()
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        code = str(status)
-        self.requests.labels(route, method, code).inc()
-        self.latency.labels(route, method, code).observe(seconds)
+        """Count one request and its duration; called once per request, so kept short.
+
+        ``labels()`` validates, joins and looks up its arguments under a lock
+        on every call; the pair of children for a (route, method, status) is
+        looked up once and kept. The three labels come from small fixed sets
+        (route templates, a method list, status codes), so the dict stays
+        small; past ``_MAX_CACHED`` entries it stops growing, as a guard.
+        """
+        key = (route, method, status)
+        children = self._request_children.get(key)
+        if children is None:
+            code = str(status)
+            children = (
+                self.requests.labels(route, method, code),
+                self.latency.labels(route, method, code),
+            )
+            if len(self._request_children) < _MAX_CACHED:
+                self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     # Exposition --------------------------------------------------------------
 

@@ -8,9 +8,10 @@ and the client IP the envelope resolved in place, after the app has run.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
+from collections import deque
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -37,23 +38,37 @@ class RequestObserver:
         metrics: Metrics | None,
         trusted_proxies: TrustedProxies,
         request_id_header: str = "x-request-id",
+        stamped_by_app: bool = False,
     ) -> None:
+        """``stamped_by_app``: ``app`` adds the request id header and records the status.
+
+        ``protect()`` sets it with an envelope told to do so
+        (:meth:`~bastion.hardening.Envelope.carry_request_id`), which saves a
+        second ``send`` wrapper and a second pass over the response headers.
+        """
         self.app = app
         self.metrics = metrics
         self.trusted_proxies = trusted_proxies
         self.header = request_id_header.lower().encode("latin-1")
+        self.stamped_by_app = stamped_by_app
+        self._ids = _RandomIds()
 
     def _request_id(self, scope: Scope) -> str:
-        """A trusted proxy's id carries through (one id across hops); otherwise a new one."""
-        client = scope.get("client")
-        if self.trusted_proxies.trusts_peer(client[0] if client else None):
-            for name, value in scope["headers"]:
-                if name == self.header:
+        """A trusted proxy's id carries through (one id across hops); otherwise a new one.
+
+        The header is looked for first and the peer checked only when there is
+        one, since most requests carry none. A new id is 16 random bytes in
+        hex, the same 32 characters as ``uuid4().hex`` (see :class:`_RandomIds`).
+        """
+        for name, value in scope["headers"]:
+            if name == self.header:
+                client = scope.get("client")
+                if self.trusted_proxies.trusts_peer(client[0] if client else None):
                     text: str = bytes(value).decode("latin-1")
                     if _REQUEST_ID.fullmatch(text):
                         return text
-                    break
-        return uuid.uuid4().hex
+                break
+        return self._ids()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -62,15 +77,23 @@ class RequestObserver:
         started = time.perf_counter()
         request_id = self._request_id(scope)
         scope["bastion.request_id"] = request_id
-        header = (self.header, request_id.encode("latin-1"))
-        status = 500
+        if self.stamped_by_app:
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                status: int = scope.get("bastion.status", 500)
+                self._record(scope, status, time.perf_counter() - started, request_id)
+            return
+        name = self.header
+        header = (name, request_id.encode("latin-1"))
+        status = 500  # what the server answers if the app fails before responding
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = list(message.get("headers", ()))
-                if not any(name.lower() == self.header for name, _ in headers):
+                if not _has_header(headers, name):
                     headers.append(header)
                 message = {**message, "headers": headers}
             await send(message)
@@ -89,6 +112,10 @@ class RequestObserver:
         method = method if method in _METHODS else "OTHER"
         if self.metrics is not None:
             self.metrics.observe_request(template, method, status, seconds)
+        # Building the line and its fields costs more than the check; skip both
+        # when nothing listens at INFO (logging not configured, or set higher).
+        if not logger.isEnabledFor(logging.INFO):
+            return
         client = scope.get("client")
         logger.info(
             "%s %s %d %.1fms client=%s id=%s",
@@ -108,3 +135,37 @@ class RequestObserver:
                 "request_id": request_id,
             },
         )
+
+
+class _RandomIds:
+    """Request ids from the OS's CSPRNG, fetched 256 at a time.
+
+    ``os.urandom`` is a system call, and system calls are dear on virtual
+    machines; one call per 256 requests keeps the ids as unpredictable as
+    ``uuid4`` while costing a list pop. ``deque.popleft`` is atomic, so two
+    threads never get the same id.
+    """
+
+    __slots__ = ("_ready",)
+
+    BATCH = 256
+
+    def __init__(self) -> None:
+        self._ready: deque[str] = deque()
+
+    def __call__(self) -> str:
+        try:
+            return self._ready.popleft()
+        except IndexError:
+            text = os.urandom(16 * self.BATCH).hex()
+            self._ready.extend(text[i : i + 32] for i in range(32, len(text), 32))
+            return text[:32]
+
+
+def _has_header(headers: list[tuple[bytes, bytes]], wanted: bytes) -> bool:
+    """Is ``wanted`` (lower case) among ``headers``, whatever case the app used?"""
+    size = len(wanted)
+    for key, _ in headers:  # noqa: SIM110 - a plain loop: no generator object per response
+        if len(key) == size and key.lower() == wanted:
+            return True
+    return False

@@ -85,7 +85,10 @@ class ValkeyBackend:
 
     def _client_options(self) -> dict[str, float | str | bool]:
         options: dict[str, object] = {
-            "socket_timeout": self.options.command_timeout,
+            # No socket timeout: the limiter bounds each whole decision with one
+            # deadline, so valkey-py's per-send asyncio.wait_for (a task each)
+            # and per-read timers would only repeat it, on every command.
+            "socket_timeout": None,
             "socket_connect_timeout": self.options.connect_timeout,
             "retry_on_timeout": False,
             "retry": Retry(NoBackoff(), 0),

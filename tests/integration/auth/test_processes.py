@@ -37,10 +37,13 @@ def two_instances(valkey_url: str, postgres_url: str) -> Iterator[tuple[AppServe
         "CACHE_COMMAND_TIMEOUT_MS": "200",
     }
     first = AppServer(env).start()
-    second = AppServer(env).start(migrate=False)
-    yield first, second
-    first.stop()
-    second.stop()
+    second = AppServer(env)
+    try:
+        second.start(migrate=False)
+        yield first, second
+    finally:
+        first.stop()
+        second.stop()
 
 
 def test_the_limit_holds_in_total_across_two_instances(

@@ -1,0 +1,186 @@
+"""One ASGI server process per contender, every one started with the same flags.
+
+uvicorn: 1 worker, ``--loop uvloop --http httptools --no-access-log --log-level warning``.
+granian: the same in its own words (1 worker, uvloop, HTTP/1, no access log, warning).
+Everything else is each server's default, identically for every contender.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Literal
+
+import httpx
+
+from bastion.config import Settings
+from bench.apps import APP_URL_VARIABLE
+
+__all__ = ["ROOT", "AppProcess", "Server", "running", "server_command"]
+
+ROOT = Path(__file__).resolve().parents[1]
+
+Server = Literal["uvicorn", "granian"]
+
+_COMMON_FLAGS = ("--log-level", "warning", "--no-access-log")
+
+
+def server_command(server: Server, target: str, port: int) -> list[str]:
+    """The command line for ``target`` (``module:factory``) on ``port``."""
+    if server == "uvicorn":
+        return [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            target,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            *_COMMON_FLAGS,
+        ]
+    return [
+        sys.executable,
+        "-m",
+        "granian",
+        "--interface",
+        "asgi",
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--loop",
+        "uvloop",
+        "--http",
+        "1",
+        *_COMMON_FLAGS,
+        target,
+    ]
+
+
+def _free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports, all held open until every one is chosen.
+
+    Servers start in parallel, so ports cannot be picked one start at a time:
+    the kernel could hand the same free port out twice.
+    """
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+@dataclass
+class AppProcess:
+    """One server process serving one factory; ``env`` adds to a cleaned environment."""
+
+    name: str
+    target: str
+    server: Server = "uvicorn"
+    env: Mapping[str, str] = field(default_factory=dict)
+    #: Prepended to PYTHONPATH (e.g. an older bastion's ``src`` for a before/after run).
+    python_path: Sequence[str] = ()
+    ready_path: str = "/json"
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+    log: IO[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _env(self) -> dict[str, str]:
+        """The shell's environment minus bastion's variables, plus the contender's.
+
+        A stray ALLOWED_HOSTS or APP_ENV in the developer's shell would
+        otherwise change what the envelope does, and so what is measured.
+        """
+        env = {k: v for k, v in os.environ.items() if k not in Settings.model_fields}
+        for name in ("DJANGO_SETTINGS_MODULE", "FORWARDED_ALLOW_IPS", "PROMETHEUS_MULTIPROC_DIR"):
+            env.pop(name, None)
+        env[APP_URL_VARIABLE] = self.url
+        env["PYTHONPATH"] = os.pathsep.join([*self.python_path, str(ROOT)])
+        env.update(self.env)
+        return env
+
+    def start(self) -> None:
+        self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in stop()
+            prefix=f"bastion-bench-{self.name}-", suffix=".log", delete=False
+        )
+        self.process = subprocess.Popen(
+            server_command(self.server, self.target, self.port),
+            env=self._env(),
+            cwd=ROOT,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, deadline: float) -> None:
+        assert self.process is not None
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited early:\n{self.output()}")
+            with contextlib.suppress(httpx.HTTPError):
+                httpx.get(self.url + self.ready_path, timeout=0.5)
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"{self.name} did not start:\n{self.output()}")
+
+    def output(self) -> str:
+        return Path(self.log.name).read_text(errors="replace") if self.log else ""
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self.process = None
+        if self.log is not None:
+            self.log.close()
+            with contextlib.suppress(OSError):
+                os.unlink(self.log.name)
+            self.log = None
+
+
+@contextlib.contextmanager
+def running(apps: Sequence[AppProcess], timeout: float = 60.0) -> Iterator[Sequence[AppProcess]]:
+    """Start every process at once, wait until each answers, stop them all on the way out."""
+    for app, port in zip(apps, _free_ports(len(apps)), strict=True):
+        app.port = port
+    try:
+        for app in apps:
+            app.start()
+        deadline = time.monotonic() + timeout
+        for app in apps:
+            app.wait_ready(deadline)
+        yield apps
+    finally:
+        for app in apps:
+            app.stop()

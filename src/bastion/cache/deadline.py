@@ -1,0 +1,96 @@
+"""One timer for every in-flight cache call's deadline, instead of one timer per call.
+
+``asyncio.timeout`` arms and cancels a timer handle on every use, which costs
+several microseconds: more than the rest of bastion's cache wrapper together,
+and a cache read is tens of microseconds. Every call of one connection gets
+the same timeout, so the deadlines fall in the order the calls began. A FIFO
+of in-flight calls and a single timer armed for the oldest one give each call
+exactly its own deadline, at the price of a deque append.
+
+The cancellation rules are ``asyncio.timeout``'s: the call's task is cancelled
+at the deadline; on the way out that cancellation is withdrawn
+(``Task.uncancel``) and reported as a timeout only if nobody else asked to
+cancel the task meanwhile, so a caller that goes away still gets its
+``CancelledError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+__all__ = ["SharedDeadline"]
+
+
+class _Call:
+    __slots__ = ("cancelling", "deadline", "done", "expired", "task")
+
+    def __init__(self, task: asyncio.Task[object], deadline: float) -> None:
+        self.task = task
+        self.deadline = deadline
+        self.cancelling = task.cancelling()
+        self.done = False
+        self.expired = False
+
+
+class SharedDeadline:
+    """``seconds`` for each call between :meth:`enter` and :meth:`exit`, on one timer per loop.
+
+    Not thread-safe, like the event loop it runs on. A new event loop (a test
+    runner making one per test) starts afresh; the old loop's calls are gone
+    with it.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._pending: deque[_Call] = deque()
+        self._handle: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def enter(self) -> _Call:
+        """Start the clock for the current task's call."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._loop, self._handle = loop, None
+            self._pending.clear()
+        task = asyncio.current_task(loop)
+        if task is None:  # pragma: no cover - asyncio code always runs in a task
+            raise RuntimeError("a cache call must run inside an asyncio task")
+        call = _Call(task, loop.time() + self.seconds)
+        pending = self._pending
+        while pending and pending[0].done:  # finished calls leave from the front
+            pending.popleft()
+        pending.append(call)
+        if self._handle is None:
+            self._handle = loop.call_at(call.deadline, self._expire, loop)
+        return call
+
+    def exit(self, call: _Call, cancelled: bool) -> bool:
+        """End ``call``; True if it was this deadline that cancelled it (report a timeout).
+
+        ``cancelled`` says whether the call is ending with ``CancelledError``.
+        When the deadline fired, the cancellation it requested is withdrawn
+        here in any case, as ``asyncio.timeout`` does on its way out.
+        """
+        call.done = True
+        if not call.expired:
+            return False
+        return call.task.uncancel() <= call.cancelling and cancelled
+
+    def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
+        if loop is not self._loop:
+            return
+        self._handle = None
+        now = loop.time()
+        pending = self._pending
+        while pending:
+            call = pending[0]
+            if call.done:
+                pending.popleft()
+            elif call.deadline > now:
+                self._handle = loop.call_at(call.deadline, self._expire, loop)
+                return
+            else:
+                pending.popleft()
+                call.expired = True
+                call.task.cancel()
