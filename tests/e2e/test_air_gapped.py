@@ -9,16 +9,13 @@ must go to the app's own origin, and the self-hosted Inter must actually load.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Page, Request, Response, expect
 
-from tests.support.servers import ROOT, AppServer
+from tests.support.servers import AppServer
 
 pytestmark = pytest.mark.e2e
 
@@ -31,17 +28,7 @@ FONT_FILE = "/static/fonts/inter-latin-wght-normal.woff2"
 @pytest.fixture(scope="module")
 def app() -> Iterator[AppServer]:
     server = AppServer({"SIGN_IN_RATE_LIMIT": "100/minute"}).start()
-    created = subprocess.run(
-        [sys.executable, "-m", "bastion.cli", "createuser", "--email", ADMIN_EMAIL, "--admin"],
-        input=ADMIN_PASSWORD + "\n",
-        env={**os.environ, "DATABASE_URL": server.env["DATABASE_URL"]},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert created.returncode == 0, created.stderr
+    server.create_admin(ADMIN_EMAIL, ADMIN_PASSWORD)
     yield server
     server.stop()
 

@@ -6,16 +6,13 @@ hardest case for a CSRF check: same-site to the browser, but a different origin.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.support.servers import ROOT, AppServer, StaticSite
+from tests.support.servers import AppServer, StaticSite
 
 pytestmark = pytest.mark.e2e
 
@@ -27,17 +24,7 @@ ADMIN_PASSWORD = "an admin passphrase"
 @pytest.fixture(scope="module")
 def app() -> Iterator[AppServer]:
     server = AppServer({"SIGN_IN_RATE_LIMIT": "4/minute"}).start()
-    created = subprocess.run(
-        [sys.executable, "-m", "bastion.cli", "createuser", "--email", ADMIN_EMAIL, "--admin"],
-        input=ADMIN_PASSWORD + "\n",
-        env={**os.environ, "DATABASE_URL": server.env["DATABASE_URL"]},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert created.returncode == 0, created.stderr
+    server.create_admin(ADMIN_EMAIL, ADMIN_PASSWORD)
     yield server
     server.stop()
 
