@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, Literal
 
 import httpx
+from tests.support.servers import terminate
 
 from bastion.config import Settings
 from bench.apps import APP_URL_VARIABLE
@@ -154,13 +155,7 @@ class AppProcess:
         return Path(self.log.name).read_text(errors="replace") if self.log else ""
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        terminate(self.process, 10)
         self.process = None
         if self.log is not None:
             self.log.close()

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.servers import ROOT, free_port
+from tests.support.servers import ROOT, free_port, terminate
 
 CADDYFILE = ROOT / "deploy" / "Caddyfile"
 
@@ -143,13 +143,7 @@ class CaddyServer:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        terminate(self.process, 15)
         self.process = None
 
     def close(self) -> None:

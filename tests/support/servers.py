@@ -36,6 +36,34 @@ def free_port() -> int:
         return port
 
 
+def terminate(process: subprocess.Popen[bytes] | None, grace: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within ``grace`` seconds."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
+def run_cli(
+    *args: str, env: Mapping[str, str], stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m bastion.cli ARGS`` as an operator runs it: only ``env``, text in and out."""
+    return subprocess.run(
+        [sys.executable, "-m", "bastion.cli", *args],
+        input=stdin,
+        env=dict(env),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 def wait_for_port(port: int, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -89,13 +117,7 @@ class ValkeyServer:
         self.process = None
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        terminate(self.process)
         self.process = None
 
     def close(self) -> None:
@@ -222,15 +244,13 @@ class AppServer:
 
     def create_admin(self, email: str, password: str) -> None:
         """An administrator in this server's database, made the way an operator would."""
-        created = subprocess.run(
-            [sys.executable, "-m", "bastion.cli", "createuser", "--email", email, "--admin"],
-            input=password + "\n",
+        created = run_cli(
+            "createuser",
+            "--email",
+            email,
+            "--admin",
             env={**os.environ, "DATABASE_URL": self.env["DATABASE_URL"]},
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
+            stdin=password + "\n",
         )
         assert created.returncode == 0, created.stderr
 
@@ -238,13 +258,7 @@ class AppServer:
         return Path(self.log.name).read_text(errors="replace")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        terminate(self.process, 10)
         self.process = None
         self.log.close()
         with contextlib.suppress(OSError):

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +11,7 @@ import httpx
 import pytest
 
 from tests.support.postgres import PostgresServer
-from tests.support.servers import ROOT, AppServer, ValkeyServer
+from tests.support.servers import AppServer, ValkeyServer, run_cli
 
 ORIGIN_HEADERS = {"sec-fetch-site": "same-origin"}
 
@@ -104,23 +102,13 @@ def test_createuser_sign_up_and_audit_json_from_the_cli(tmp_path: object) -> Non
     server = AppServer({"SIGN_IN_RATE_LIMIT": "100/minute"}).start()
     env_db = {"DATABASE_URL": server.env["DATABASE_URL"], "PATH": ""}
     try:
-        created = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "bastion.cli",
-                "createuser",
-                "--email",
-                "Root@Example.com",
-                "--admin",
-            ],
-            input="a strong admin password\n",
+        created = run_cli(
+            "createuser",
+            "--email",
+            "Root@Example.com",
+            "--admin",
             env=env_db,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
+            stdin="a strong admin password\n",
         )
         assert created.returncode == 0, created.stderr
         assert created.stdout.strip() == "bastion: created admin user root@example.com"
@@ -132,24 +120,14 @@ def test_createuser_sign_up_and_audit_json_from_the_cli(tmp_path: object) -> Non
         )
         assert signed_up.status_code == 201
         assert attempt(server).status_code == 401
-        audit = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "bastion.cli",
-                "audit",
-                "--json",
-                "--limit",
-                "5",
-                "--action",
-                "auth.sign_in.failed",
-            ],
+        audit = run_cli(
+            "audit",
+            "--json",
+            "--limit",
+            "5",
+            "--action",
+            "auth.sign_in.failed",
             env=env_db,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
         )
         assert audit.returncode == 0, audit.stderr
         (row,) = json.loads(audit.stdout)
@@ -157,14 +135,11 @@ def test_createuser_sign_up_and_audit_json_from_the_cli(tmp_path: object) -> Non
         assert row["subject"] == "ada@example.com"
         assert row["client_ip"] == "127.0.0.1"
         assert row["details"] == {"reason": "bad_password"}
-        text_out = subprocess.run(
-            [sys.executable, "-m", "bastion.cli", "audit", "--limit", "2"],
+        text_out = run_cli(
+            "audit",
+            "--limit",
+            "2",
             env=env_db,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
         )
         assert "auth.sign_in.failed" in text_out.stdout
         assert "subject='ada@example.com'" in text_out.stdout
@@ -174,14 +149,10 @@ def test_createuser_sign_up_and_audit_json_from_the_cli(tmp_path: object) -> Non
 
 def test_cli_reports_a_down_database_in_one_line(postgres_server: PostgresServer) -> None:
     url = postgres_server.url_for("postgres").replace(str(postgres_server.port), "1")
-    result = subprocess.run(
-        [sys.executable, "-m", "bastion.cli", "audit", "--json"],
+    result = run_cli(
+        "audit",
+        "--json",
         env={"DATABASE_URL": url, "PATH": ""},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
     )
     assert result.returncode == 1
     assert result.stderr.strip().startswith("bastion: database unavailable")
@@ -189,14 +160,9 @@ def test_cli_reports_a_down_database_in_one_line(postgres_server: PostgresServer
 
 
 def test_cli_says_to_migrate_an_empty_database(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "bastion.cli", "audit"],
+    result = run_cli(
+        "audit",
         env={"DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}", "PATH": ""},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
     )
     assert result.returncode == 1
     assert result.stderr.strip() == (
