@@ -104,9 +104,7 @@ async def measure(url: str, rounds: int, ops: int) -> Result:
     def count(event: str) -> None:
         events[event] += 1
 
-    cache = Cache(
-        ValkeyOptions(url=url, command_timeout=1.0, connect_timeout=1.0), "bench:", on_event=count
-    )
+    cache = Cache(ValkeyOptions(url=url, command_timeout=1.0), "bench:", on_event=count)
     set_cache(cache)
     await raw.set("bench:k", VALUE)
 

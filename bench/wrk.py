@@ -136,12 +136,12 @@ def parse_done(output: str) -> WrkRun:
     raise ValueError(f"no BENCH_JSON line in wrk output:\n{output}")
 
 
-def run_wrk(url: str, seconds: int, script: Path) -> WrkRun:
-    """One run of ``wrk -t1 -c32 -d{seconds}s`` with ``script``; raises if wrk itself failed."""
+def run_wrk(url: str, seconds: int, script: Path, connections: int = CONNECTIONS) -> WrkRun:
+    """One run of ``wrk -t1 -c{connections} -d{seconds}s`` with ``script``; raises if wrk failed."""
     command = [
         find_wrk(),
         f"-t{THREADS}",
-        f"-c{CONNECTIONS}",
+        f"-c{connections}",
         f"-d{seconds}s",
         f"--timeout={TIMEOUT_SECONDS}s",
         "-s",

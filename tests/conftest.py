@@ -77,13 +77,11 @@ def make_cache(
     prefix: str = "test:",
     failures: int = 5,
     cooldown: float = 5.0,
-    connect_timeout: float = 0.5,
 ) -> Cache:
     if url is None:
         return Cache(None, prefix)
     options = ValkeyOptions(
         url=url,
-        connect_timeout=connect_timeout,
         command_timeout=command_timeout,
         breaker_failures=failures,
         breaker_cooldown=cooldown,

@@ -25,7 +25,13 @@ from bastion.body import BadRequest
 from bastion.cache import Cache, close_cache, set_cache
 from bastion.config import Settings, get_settings
 from bastion.db import DATABASE_ERRORS, Database
-from bastion.ops import Metrics, configure_logging, health_routes, metrics_routes
+from bastion.ops import (
+    LoopLagMonitor,
+    Metrics,
+    configure_logging,
+    health_routes,
+    metrics_routes,
+)
 from bastion.ratelimit import SignInLimiter
 from bastion.stack import protect
 from bastion_example import accounts, pages, sandbox_cache, sandbox_hardening
@@ -74,6 +80,20 @@ async def _database_unavailable(request: Request, exc: Exception) -> Response:
     )
 
 
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    """A bug: a clean 500 with no detail. protect()'s guard logs it once, with the request id."""
+    headers = {"Cache-Control": "no-store"}
+    if _wants_json(request):
+        return JSONResponse({"error": "internal server error"}, status_code=500, headers=headers)
+    return templates.TemplateResponse(
+        request,
+        "error.html",
+        {"status": 500, "reason": "Something went wrong on our side."},
+        status_code=500,
+        headers=headers,
+    )
+
+
 def create_app(settings: Settings | None = None) -> ASGIApp:
     """The example app for ``settings`` (the environment's when omitted), fully protected."""
     settings = settings or get_settings()
@@ -101,9 +121,14 @@ def create_routes_app(settings: Settings, metrics: Metrics | None = None) -> Sta
             cache.connection.breaker.listeners.append(metrics.on_breaker("valkey"))
         limiter.breaker.listeners.append(metrics.on_breaker("ratelimit"))
 
+    loop_lag = LoopLagMonitor(metrics.on_loop_lag if metrics else None)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        loop_lag.start()
         yield
+        await loop_lag.stop()
+        await auth.aclose()
         await limiter.aclose()
         await database.dispose()
         await close_cache()
@@ -111,6 +136,7 @@ def create_routes_app(settings: Settings, metrics: Metrics | None = None) -> Sta
     handlers: dict[type[BaseException] | int, ExceptionHandler] = {
         BadRequest: _bad_request,
         HTTPException: _http_error,
+        Exception: _internal_error,
     }
     for error in DATABASE_ERRORS:
         handlers[error] = _database_unavailable
@@ -138,4 +164,5 @@ def create_routes_app(settings: Settings, metrics: Metrics | None = None) -> Sta
     app.state.database = database
     app.state.auth = auth
     app.state.metrics = metrics
+    app.state.loop_lag = loop_lag
     return app

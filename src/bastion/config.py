@@ -65,10 +65,17 @@ class Settings(BaseSettings):
     DATABASE_TIMEOUT_MS: int = Field(default=2_000, ge=50, le=60_000)
 
     CACHE_KEY_PREFIX: str = Field(default="bastion:", min_length=1, max_length=64)
+    #: Deprecated, no effect: CACHE_COMMAND_TIMEOUT_MS bounds connecting too, and a
+    #: separate connect timer fired on a busy event loop against a healthy Valkey.
+    #: Still accepted so that existing environments start; ``check`` reports it (W033).
     CACHE_CONNECT_TIMEOUT_MS: int = Field(default=30, ge=1, le=10_000)
     CACHE_COMMAND_TIMEOUT_MS: int = Field(default=50, ge=1, le=10_000)
     CACHE_BREAKER_FAILURES: int = Field(default=5, ge=1, le=1_000)
     CACHE_BREAKER_COOLDOWN_MS: int = Field(default=5_000, ge=10, le=600_000)
+    #: The breaker opens when, within the window, at least CACHE_BREAKER_FAILURES
+    #: calls failed and they are at least this share of the window's calls.
+    CACHE_BREAKER_FAILURE_RATE: float = Field(default=0.5, gt=0.0, le=1.0)
+    CACHE_BREAKER_WINDOW_MS: int = Field(default=10_000, ge=100, le=600_000)
 
     SIGN_IN_RATE_LIMIT: str = "10/minute"
     SIGN_IN_ACCOUNT_RATE_LIMIT: str = "5/15minutes"

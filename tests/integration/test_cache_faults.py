@@ -50,24 +50,20 @@ async def assert_degrades(cache: Cache) -> None:
 
 
 async def test_connection_refused() -> None:
-    cache = make_cache(refused_url(), command_timeout=TIMEOUT, connect_timeout=0.03, failures=1000)
+    cache = make_cache(refused_url(), command_timeout=TIMEOUT, failures=1000)
     await assert_degrades(cache)
     await cache.aclose()
 
 
 async def test_hung_server(hung_server: HungServer) -> None:
-    cache = make_cache(
-        hung_server.url, command_timeout=TIMEOUT, connect_timeout=0.03, failures=1000
-    )
+    cache = make_cache(hung_server.url, command_timeout=TIMEOUT, failures=1000)
     await assert_degrades(cache)
     assert hung_server.accepted >= 1  # the TCP connect succeeded; only the answer never came
     await cache.aclose()
 
 
 async def test_hung_server_under_concurrency(hung_server: HungServer) -> None:
-    cache = make_cache(
-        hung_server.url, command_timeout=TIMEOUT, connect_timeout=0.03, failures=1000
-    )
+    cache = make_cache(hung_server.url, command_timeout=TIMEOUT, failures=1000)
     start = time.perf_counter()
     results = await asyncio.gather(*(cache.json.get(f"k{i}") for i in range(50)))
     assert results == [None] * 50
@@ -76,7 +72,7 @@ async def test_hung_server_under_concurrency(hung_server: HungServer) -> None:
 
 
 async def test_server_killed_mid_test(valkey_server: ValkeyServer, valkey_url: str) -> None:
-    cache = make_cache(valkey_url, command_timeout=TIMEOUT, connect_timeout=0.03, failures=1000)
+    cache = make_cache(valkey_url, command_timeout=TIMEOUT, failures=1000)
     assert await cache.json.set("k", "before", 60)
     assert await cache.json.get("k") == "before"
     valkey_server.kill()
@@ -91,7 +87,7 @@ async def test_server_killed_mid_test(valkey_server: ValkeyServer, valkey_url: s
 async def test_killed_during_a_concurrent_burst(
     valkey_server: ValkeyServer, valkey_url: str
 ) -> None:
-    cache = make_cache(valkey_url, command_timeout=TIMEOUT, connect_timeout=0.03, failures=1000)
+    cache = make_cache(valkey_url, command_timeout=TIMEOUT, failures=1000)
     await cache.json.set("k", 1, 60)
 
     async def worker() -> list[float]:
@@ -113,9 +109,7 @@ async def test_killed_during_a_concurrent_burst(
 async def test_breaker_opens_and_calls_skip_the_network(
     hung_server: HungServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    cache = make_cache(
-        hung_server.url, command_timeout=TIMEOUT, connect_timeout=0.03, failures=3, cooldown=60
-    )
+    cache = make_cache(hung_server.url, command_timeout=TIMEOUT, failures=3, cooldown=60)
     with caplog.at_level(logging.INFO, logger="bastion.cache"):
         for _ in range(3):
             assert await cache.json.get("k") is None
@@ -132,9 +126,7 @@ async def test_breaker_opens_and_calls_skip_the_network(
 async def test_breaker_half_opens_then_closes_when_valkey_returns(
     valkey_server: ValkeyServer, valkey_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    cache = make_cache(
-        valkey_url, command_timeout=TIMEOUT, connect_timeout=0.03, failures=2, cooldown=0.3
-    )
+    cache = make_cache(valkey_url, command_timeout=TIMEOUT, failures=2, cooldown=0.3)
     await cache.json.set("k", "v", 60)
     valkey_server.kill()
     with caplog.at_level(logging.INFO, logger="bastion.cache"):

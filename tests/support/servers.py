@@ -183,14 +183,26 @@ def refused_url() -> str:
 class AppServer:
     """The example app under uvicorn in a child process, configured by environment."""
 
-    def __init__(self, env: Mapping[str, str], port: int | None = None) -> None:
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        port: int | None = None,
+        *,
+        factory: str = "bastion_example:create_app",
+        ready_path: str = "/static/app.css",
+    ) -> None:
+        """``factory``: another app (``module:function``) to serve, with a 200 at ``ready_path``."""
         self.port = port or free_port()
         self.env = dict(env)
+        self.factory = factory
+        self.ready_path = ready_path
         self._db_dir: str | None = None
         if "DATABASE_URL" not in self.env:
             self._db_dir = tempfile.mkdtemp(prefix="bastion-app-db-")
             self.env["DATABASE_URL"] = f"sqlite:///{self._db_dir}/bastion.db"
         self.process: subprocess.Popen[bytes] | None = None
+        self.returncode: int | None = None
+        self.final_output = ""
         self.log = tempfile.NamedTemporaryFile(prefix="bastion-app-", suffix=".log", delete=False)  # noqa: SIM115
 
     @property
@@ -218,7 +230,7 @@ class AppServer:
                 "-m",
                 "uvicorn",
                 "--factory",
-                "bastion_example:create_app",
+                self.factory,
                 "--host",
                 "127.0.0.1",
                 "--port",
@@ -237,7 +249,7 @@ class AppServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"app exited early:\n{self.output()}")
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.url + "/static/app.css", timeout=0.5).status_code == 200:
+                if httpx.get(self.url + self.ready_path, timeout=0.5).status_code == 200:
                     return self
             time.sleep(0.05)
         raise TimeoutError(f"app did not start:\n{self.output()}")
@@ -258,13 +270,19 @@ class AppServer:
         return Path(self.log.name).read_text(errors="replace")
 
     def stop(self) -> None:
+        """SIGTERM, as an orchestrator stops it: the app shuts down gracefully (lifespan and all).
+
+        What it logged stays readable in :attr:`final_output`, and its exit
+        status in :attr:`returncode`.
+        """
         terminate(self.process, 10)
+        if self.process is not None:
+            self.returncode = self.process.returncode
         self.process = None
         self.log.close()
         with contextlib.suppress(OSError):
+            self.final_output = self.output()
             os.unlink(self.log.name)
-        if self._db_dir is not None:
-            shutil.rmtree(self._db_dir, ignore_errors=True)
         if self._db_dir is not None:
             shutil.rmtree(self._db_dir, ignore_errors=True)
 

@@ -13,17 +13,73 @@ class Clock:
         return self.now
 
 
-def test_opens_after_consecutive_failures_only() -> None:
+def test_a_dead_valkey_opens_it_after_the_minimum_number_of_failures() -> None:
     breaker = CircuitBreaker(3, 10, clock=Clock())
     breaker.record_failure()
     breaker.record_failure()
-    breaker.record_success()  # a success resets the count
-    breaker.record_failure()
-    breaker.record_failure()
-    assert breaker.state is BreakerState.CLOSED
+    assert breaker.state is BreakerState.CLOSED, "two failures are below the minimum"
     breaker.record_failure()
     assert breaker.state is BreakerState.OPEN
     assert not breaker.allow()
+
+
+def test_a_burst_of_failures_among_many_successes_does_not_open_it() -> None:
+    """A busy app's stall fails every call in flight at once; Valkey is fine."""
+    clock = Clock()
+    breaker = CircuitBreaker(5, 10, clock=clock)
+    for _ in range(1000):
+        breaker.record_success()
+        clock.now += 0.001
+    for _ in range(32):  # far more than five in a row
+        breaker.record_failure()
+    assert breaker.state is BreakerState.CLOSED
+    assert breaker.window_counts() == (1032, 32)
+
+
+def test_it_opens_when_failures_reach_the_rate() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(5, 10, failure_rate=0.5, clock=clock)
+    for _ in range(10):
+        breaker.record_success()
+    for _ in range(9):
+        breaker.record_failure()
+    assert breaker.state is BreakerState.CLOSED, "9 of 19 is below half"
+    breaker.record_failure()
+    assert breaker.state is BreakerState.OPEN, "10 of 20 is half"
+
+
+def test_the_window_slides() -> None:
+    """Old successes stop diluting new failures once they leave the window."""
+    clock = Clock()
+    breaker = CircuitBreaker(3, 10, window=10, clock=clock)
+    for _ in range(100):
+        breaker.record_success()
+    clock.now += 10.5
+    assert breaker.window_counts() == (0, 0)
+    for _ in range(3):
+        breaker.record_failure()
+    assert breaker.state is BreakerState.OPEN
+
+
+def test_outcomes_of_calls_from_before_it_opened_are_ignored() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(1, 10, clock=clock)
+    breaker.record_failure()
+    assert breaker.state is BreakerState.OPEN
+    breaker.record_success()  # a straggler that started while closed
+    assert breaker.state is BreakerState.OPEN
+
+
+def test_an_abandoned_probe_frees_the_slot() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(1, 10, clock=clock)
+    breaker.record_failure()
+    clock.now += 11
+    assert breaker.allow()
+    assert not breaker.allow()
+    breaker.abandon()  # the probe's caller went away: no verdict
+    assert breaker.state is BreakerState.HALF_OPEN
+    assert breaker.allow()
 
 
 def test_one_probe_after_cooldown() -> None:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
+from collections.abc import Callable
 
 import pytest
+import uvloop
 
 from bastion.cache.deadline import SharedDeadline
 
@@ -108,3 +111,71 @@ def test_a_new_event_loop_starts_afresh() -> None:
         outcome, elapsed = asyncio.run(_guarded(deadline, 10))
         assert outcome == "timeout"
         assert elapsed < SECONDS + MARGIN
+
+
+# -- a late loop is not a late dependency ---------------------------------------------------
+
+LOOPS = pytest.mark.parametrize(
+    "loop_factory", [asyncio.new_event_loop, uvloop.new_event_loop], ids=["asyncio", "uvloop"]
+)
+
+
+async def _answered_during_a_stall(deliver: str) -> str:
+    """A call whose answer arrives before its deadline while the loop is stalled past it.
+
+    ``deliver`` says where the answer waits when the loop comes back: already
+    handed to the task ("ready"), or still in a socket, unread ("socket").
+    """
+    deadline = SharedDeadline(SECONDS)
+    loop = asyncio.get_running_loop()
+    ours, theirs = socket.socketpair()
+    reader, writer = await asyncio.open_connection(sock=ours)
+    answer: asyncio.Future[bytes] = loop.create_future()
+
+    async def call() -> str:
+        pending = deadline.enter()
+        try:
+            got = await (answer if deliver == "ready" else reader.read(1))
+        except asyncio.CancelledError:
+            if deadline.exit(pending, cancelled=True):
+                return "timeout"
+            raise
+        deadline.exit(pending, cancelled=False)
+        return got.decode()
+
+    def stall_then_answer() -> None:
+        # The dependency answers in time; the loop then stays busy past the deadline.
+        if deliver == "ready":
+            answer.set_result(b"x")
+        else:
+            theirs.send(b"x")
+        time.sleep(SECONDS * 2)
+
+    task = asyncio.ensure_future(call())
+    await asyncio.sleep(0)  # the call is now waiting
+    loop.call_soon(stall_then_answer)
+    try:
+        return await task
+    finally:
+        writer.close()
+        theirs.close()
+
+
+@LOOPS
+@pytest.mark.parametrize("deliver", ["ready", "socket"])
+def test_an_answer_that_came_in_time_survives_a_stalled_loop(
+    loop_factory: Callable[[], asyncio.AbstractEventLoop], deliver: str
+) -> None:
+    """Under plain ``asyncio.timeout`` this is a timeout: the answer and its connection lost."""
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        assert runner.run(_answered_during_a_stall(deliver)) == "x"
+
+
+@LOOPS
+def test_a_call_with_no_answer_still_ends_one_loop_turn_after_its_deadline(
+    loop_factory: Callable[[], asyncio.AbstractEventLoop],
+) -> None:
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        outcome, elapsed = runner.run(_guarded(SharedDeadline(SECONDS), 10))
+    assert outcome == "timeout"
+    assert SECONDS * 0.9 <= elapsed < SECONDS + MARGIN

@@ -29,7 +29,6 @@ GOOD_ENV = {
     "APP_URL": "https://app.example.com",
     "DATABASE_URL": "postgresql://bastion@db.internal/bastion",
     "VALKEY_URL": "redis://valkey.internal:6379/0",
-    "CACHE_CONNECT_TIMEOUT_MS": "30",
     "CACHE_COMMAND_TIMEOUT_MS": "50",
     "TRUSTED_PROXIES": "10.0.0.0/8,unix",
     "WEB_CONCURRENCY": "4",
@@ -289,20 +288,23 @@ def test_valkey_timeouts_must_be_chosen(monkeypatch: pytest.MonkeyPatch) -> None
     env = {k: v for k, v in GOOD_ENV.items() if not k.startswith("CACHE_")}
     result = run_checks(settings_from(monkeypatch, env))
     (finding,) = [f for f in result.findings if f.id == "bastion.W031"]
-    assert "CACHE_CONNECT_TIMEOUT_MS and CACHE_COMMAND_TIMEOUT_MS are not configured" in (
-        finding.message
-    )
-    monkeypatch.setenv("CACHE_COMMAND_TIMEOUT_MS", "50")  # one chosen, one still implicit
-    assert "CACHE_CONNECT_TIMEOUT_MS is not configured" in " ".join(
-        f.message for f in run_checks(load_settings()).findings
-    )
+    assert "CACHE_COMMAND_TIMEOUT_MS is not configured" in finding.message
+    monkeypatch.setenv("CACHE_COMMAND_TIMEOUT_MS", "50")  # chosen, even if equal to the default
+    assert "bastion.W031" not in {f.id for f in run_checks(load_settings()).findings}
 
 
 def test_seconds_scale_valkey_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
-    env = {**GOOD_ENV, "CACHE_CONNECT_TIMEOUT_MS": "1000", "CACHE_COMMAND_TIMEOUT_MS": "3000"}
+    env = {**GOOD_ENV, "CACHE_COMMAND_TIMEOUT_MS": "3000"}
     found = check_ids(monkeypatch, env)
     assert "bastion.W032" in found
     assert "bastion.W031" not in found
+
+
+def test_the_retired_connect_timeout_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    found = check_ids(monkeypatch, {**GOOD_ENV, "CACHE_CONNECT_TIMEOUT_MS": "30"}, deploy=False)
+    assert "bastion.W033" in found
+    monkeypatch.delenv("CACHE_CONNECT_TIMEOUT_MS")
+    assert "bastion.W033" not in check_ids(monkeypatch, GOOD_ENV, deploy=False)
 
 
 def test_no_valkey_means_no_timeout_findings(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,11 +1,11 @@
-"""Sign-in rate-limit settings: defaults, the limits notation, one-line errors, the Valkey URI."""
+"""Sign-in rate-limit settings: defaults, the limits notation, one-line errors."""
 
 from __future__ import annotations
 
 import pytest
 
 from bastion.config import ConfigError, load_settings
-from bastion.ratelimit import account_key, ip_key, parse_rate_limit, storage_uri
+from bastion.ratelimit import account_key, ip_key, parse_rate_limit
 
 
 @pytest.fixture(autouse=True)
@@ -69,26 +69,6 @@ def test_bad_notation_is_one_line_naming_the_variable(
 def test_parse_rate_limit_raises_a_readable_value_error() -> None:
     with pytest.raises(ValueError, match=r"^expected limits notation such as 10/minute"):
         parse_rate_limit("per minute 10")
-
-
-@pytest.mark.parametrize(
-    ("url", "uri"),
-    [
-        ("redis://127.0.0.1:6379/0", "async+valkey://127.0.0.1:6379/0"),
-        ("redis://:secret@cache:6380/3", "async+valkey://:secret@cache:6380/3"),
-        ("valkey://cache/7?socket_keepalive=true", "async+valkey://cache/7?socket_keepalive=true"),
-        ("rediss://cache:6380/2", "async+valkeys://cache:6380/2"),
-        ("valkeys://cache/1", "async+valkeys://cache/1"),
-        ("unix:///run/valkey.sock?db=4", "async+valkey+unix:///run/valkey.sock?db=4"),
-    ],
-)
-def test_storage_uri_keeps_everything_but_the_scheme(url: str, uri: str) -> None:
-    assert storage_uri(url) == uri
-
-
-def test_storage_uri_refuses_other_schemes() -> None:
-    with pytest.raises(ValueError, match="expected a redis://"):
-        storage_uri("http://cache:6379")
 
 
 def test_keys() -> None:

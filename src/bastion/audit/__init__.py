@@ -7,7 +7,9 @@ forge an entry in either place.
 
 from __future__ import annotations
 
+from bastion.audit.blocked import BlockedAttempts
 from bastion.audit.log import (
+    SIGN_IN_BLOCKED,
     SIGN_IN_FAILED,
     SIGN_IN_RATE_LIMITED,
     SIGN_IN_SUCCEEDED,
@@ -17,18 +19,22 @@ from bastion.audit.log import (
     count,
     recent,
     record,
+    record_many,
     to_json,
 )
 
 __all__ = [
+    "SIGN_IN_BLOCKED",
     "SIGN_IN_FAILED",
     "SIGN_IN_RATE_LIMITED",
     "SIGN_IN_SUCCEEDED",
     "SIGN_OUT",
     "SIGN_UP",
     "AuditEntry",
+    "BlockedAttempts",
     "count",
     "recent",
     "record",
+    "record_many",
     "to_json",
 ]

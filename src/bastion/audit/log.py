@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,7 @@ from bastion.db.models import AuditLog
 from bastion.db.types import utcnow
 
 __all__ = [
+    "SIGN_IN_BLOCKED",
     "SIGN_IN_FAILED",
     "SIGN_IN_RATE_LIMITED",
     "SIGN_IN_SUCCEEDED",
@@ -22,12 +24,15 @@ __all__ = [
     "count",
     "recent",
     "record",
+    "record_many",
     "to_json",
 ]
 
 logger = logging.getLogger("bastion.audit")
 
 SIGN_IN_FAILED = "auth.sign_in.failed"
+#: Refused by the rate limit, aggregated: one row per client key, account and flush window.
+SIGN_IN_BLOCKED = "auth.sign_in.blocked"
 SIGN_IN_SUCCEEDED = "auth.sign_in.succeeded"
 SIGN_IN_RATE_LIMITED = "auth.sign_in.rate_limited"
 SIGN_OUT = "auth.sign_out"
@@ -59,9 +64,15 @@ async def record(session: AsyncSession, entry: AuditEntry) -> None:
     Committing here means a failed sign-in is on record even though the
     request that caused it ends in a 401.
     """
-    session.add(
+    await record_many(session, [entry])
+
+
+async def record_many(session: AsyncSession, entries: Sequence[AuditEntry]) -> None:
+    """Append ``entries`` in one transaction: all of them are on record, or none."""
+    at = utcnow()
+    session.add_all(
         AuditLog(
-            at=utcnow(),
+            at=at,
             action=entry.action,
             outcome=entry.outcome,
             subject=_clip(entry.subject, 254),
@@ -70,16 +81,18 @@ async def record(session: AsyncSession, entry: AuditEntry) -> None:
             user_agent=_clip(entry.user_agent, USER_AGENT_LIMIT),
             details=entry.details,
         )
+        for entry in entries
     )
     await session.commit()
-    logger.info(
-        "audit action=%s outcome=%s subject=%r client=%s details=%r",
-        entry.action,
-        entry.outcome,
-        entry.subject,
-        entry.client_ip or "-",
-        entry.details,
-    )
+    for entry in entries:
+        logger.info(
+            "audit action=%s outcome=%s subject=%r client=%s details=%r",
+            entry.action,
+            entry.outcome,
+            entry.subject,
+            entry.client_ip or "-",
+            entry.details,
+        )
 
 
 async def recent(

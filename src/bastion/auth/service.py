@@ -3,6 +3,13 @@
 Every outcome of a sign-in is audited with the client IP the trusted-proxy
 resolver produced. Failures look identical to the caller (same status, same
 body, same hashing time) whatever their reason; only the audit row says why.
+
+An attempt the rate limit refuses costs no database work at all: it is
+answered from the limiter's decision and tallied in memory by
+:class:`~bastion.audit.BlockedAttempts`, which writes one
+``auth.sign_in.blocked`` row per client, account and few seconds. A flood is
+then cheap to answer, and the attempts that reach the password check (one
+audit row each) are bounded by the limit.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from bastion.audit import (
     SIGN_OUT,
     SIGN_UP,
     AuditEntry,
+    BlockedAttempts,
     record,
 )
 from bastion.auth.emails import normalise_email
@@ -93,15 +101,22 @@ class AuthService:
         database: Database,
         limiter: SignInLimiter,
         policy: SessionPolicy,
+        *,
         passwords: Passwords | None = None,
         on_failure: Callable[[str], None] | None = None,
+        blocked: BlockedAttempts | None = None,
     ) -> None:
-        """``on_failure`` hears each failed sign-in's reason (a metrics hook)."""
+        """``on_failure`` hears each failed sign-in's reason (a metrics hook).
+
+        ``blocked`` tallies refused attempts (default: one on ``database``);
+        call :meth:`aclose` at shutdown so its last counts are written.
+        """
         self.on_failure = on_failure
         self.database = database
         self.limiter = limiter
         self.passwords = passwords or Passwords()
         self.sessions = Sessions(policy)
+        self.blocked = blocked or BlockedAttempts(database)
 
     @classmethod
     def from_settings(
@@ -162,10 +177,18 @@ class AuthService:
         limit is refused like any other.
         """
         decision = await self.limiter.hit(client.ip or "unknown", email)
+        if not decision.allowed:
+            self.blocked.add(
+                client.ip,
+                email,
+                user_agent=client.user_agent,
+                scope=decision.scope,
+                limit=decision.limit,
+            )
+            if self.on_failure is not None:
+                self.on_failure(FailReason.RATE_LIMITED.value)
+            return SignInResult(None, None, FailReason.RATE_LIMITED, decision)
         async with self.database.session() as db:
-            if not decision.allowed:
-                await self._audit_failure(db, email, client, FailReason.RATE_LIMITED, decision)
-                return SignInResult(None, None, FailReason.RATE_LIMITED, decision)
             if decision.remaining == 0:
                 await record(
                     db,
@@ -227,13 +250,17 @@ class AuthService:
             db,
             AuditEntry(
                 SIGN_IN_FAILED,
-                "blocked" if reason is FailReason.RATE_LIMITED else "failure",
+                "failure",
                 subject=email,
                 client_ip=client.ip,
                 user_agent=client.user_agent,
                 details=details,
             ),
         )
+
+    async def aclose(self) -> None:
+        """Write the last tallies of refused attempts (at shutdown, before the database goes)."""
+        await self.blocked.aclose()
 
     async def current(self, token: str | None) -> User | None:
         """The signed-in user for a cookie value, or None."""

@@ -105,11 +105,11 @@ CHECKS: dict[str, CheckSpec] = dict(
             deploy=False,
         ),
         _spec("bastion.W030", "several processes (WEB_CONCURRENCY) but no VALKEY_URL"),
-        _spec("bastion.W031", "VALKEY_URL is set but the Valkey timeouts were not chosen"),
+        _spec("bastion.W031", "VALKEY_URL is set but the Valkey timeout was not chosen"),
         _spec("bastion.W032", "a Valkey timeout is a second or longer"),
         _spec(
             "bastion.W033",
-            "CACHE_COMMAND_TIMEOUT_MS is shorter than CACHE_CONNECT_TIMEOUT_MS",
+            "CACHE_CONNECT_TIMEOUT_MS is set but has no effect any more",
             deploy=False,
         ),
         _spec("bastion.E040", "the sandbox pages are open to every visitor"),
@@ -346,41 +346,32 @@ def _instances(settings: Settings) -> Iterator[Finding]:
 def _valkey_timeouts(settings: Settings) -> Iterator[Finding]:
     if not settings.cache_enabled:
         return
-    names = ("CACHE_CONNECT_TIMEOUT_MS", "CACHE_COMMAND_TIMEOUT_MS")
-    unset = [name for name in names if name not in settings.model_fields_set]
-    if unset:
+    command = settings.CACHE_COMMAND_TIMEOUT_MS
+    if "CACHE_COMMAND_TIMEOUT_MS" not in settings.model_fields_set:
         yield _found(
             "bastion.W031",
-            f"VALKEY_URL is set but {' and '.join(unset)} {'is' if len(unset) == 1 else 'are'} "
-            f"not configured; the defaults ({settings.CACHE_CONNECT_TIMEOUT_MS} ms and "
-            f"{settings.CACHE_COMMAND_TIMEOUT_MS} ms) assume Valkey on the same host or LAN",
-            "measure the round trip to your Valkey and set both explicitly (a few times its "
-            "p99; tens of milliseconds, not seconds); set them to the defaults to keep them",
+            f"VALKEY_URL is set but CACHE_COMMAND_TIMEOUT_MS is not configured; the default "
+            f"({command} ms) assumes Valkey on the same host or LAN",
+            "measure the round trip to your Valkey and set it explicitly (a few times its "
+            "p99; tens of milliseconds, not seconds); set it to the default to keep it",
         )
-    slow = [
-        f"{name}={getattr(settings, name)}"
-        for name in names
-        if getattr(settings, name) >= SLOW_CACHE_TIMEOUT_MS
-    ]
-    if slow:
+    if command >= SLOW_CACHE_TIMEOUT_MS:
         yield _found(
             "bastion.W032",
-            f"{', '.join(slow)}: while Valkey hangs, every request that touches the cache or "
-            "the sign-in limit waits that long",
-            "keep Valkey timeouts in tens of milliseconds; the circuit breaker, not a long "
+            f"CACHE_COMMAND_TIMEOUT_MS={command}: while Valkey hangs, every request that "
+            "touches the cache or the sign-in limit waits that long",
+            "keep the Valkey timeout in tens of milliseconds; the circuit breaker, not a long "
             "wait, is what rides out a Valkey outage",
         )
 
 
-def _timeout_order(settings: Settings) -> Iterator[Finding]:
-    connect, command = settings.CACHE_CONNECT_TIMEOUT_MS, settings.CACHE_COMMAND_TIMEOUT_MS
-    if settings.cache_enabled and command < connect:
+def _deprecated_connect_timeout(settings: Settings) -> Iterator[Finding]:
+    if "CACHE_CONNECT_TIMEOUT_MS" in settings.model_fields_set:
         yield _found(
             "bastion.W033",
-            f"CACHE_COMMAND_TIMEOUT_MS ({command}) is shorter than CACHE_CONNECT_TIMEOUT_MS "
-            f"({connect}); the command deadline includes connecting, so the connect timeout "
-            "never applies",
-            "make CACHE_COMMAND_TIMEOUT_MS at least CACHE_CONNECT_TIMEOUT_MS",
+            "CACHE_CONNECT_TIMEOUT_MS is set but has no effect: CACHE_COMMAND_TIMEOUT_MS "
+            "bounds connecting to Valkey and the command together",
+            "remove CACHE_CONNECT_TIMEOUT_MS from the environment",
         )
 
 
@@ -437,7 +428,7 @@ RULES: tuple[Rule, ...] = (
     _session_idle,
     _instances,
     _valkey_timeouts,
-    _timeout_order,
+    _deprecated_connect_timeout,
     _sandbox,
     _metrics,
     _database,

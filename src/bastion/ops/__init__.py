@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bastion.ops.health import health_routes
 from bastion.ops.logs import JsonFormatter, configure_logging
+from bastion.ops.looplag import LoopLagMonitor
 from bastion.ops.metrics import Metrics, multiprocess_enabled
 from bastion.ops.metrics_route import metrics_routes
 from bastion.ops.observe import REJECTED, UNMATCHED, RequestObserver
@@ -12,6 +13,7 @@ __all__ = [
     "REJECTED",
     "UNMATCHED",
     "JsonFormatter",
+    "LoopLagMonitor",
     "Metrics",
     "RequestObserver",
     "configure_logging",

@@ -38,6 +38,8 @@ __all__ = ["CONTENT_TYPE_LATEST", "Metrics", "multiprocess_enabled"]
 _MAX_CACHED = 4096
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+#: Loop lag worth telling apart: from "fine" (<1 ms) to "every deadline fires" (>=50 ms).
+LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 
 def multiprocess_enabled() -> bool:
@@ -111,6 +113,12 @@ class Metrics:
         self.health_checks = Counter(
             "bastion_health_checks_total", "Health checks by outcome.", ["outcome"], registry=r
         )
+        self.loop_lag = Histogram(
+            "bastion_event_loop_lag_seconds",
+            "How late the event loop ran a timer due every 100 ms (see bastion.ops.looplag).",
+            buckets=LAG_BUCKETS,
+            registry=r,
+        )
         self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     # Hooks -----------------------------------------------------------------
@@ -142,6 +150,10 @@ class Metrics:
             gauge.set(int(state))
 
         return listener
+
+    def on_loop_lag(self, seconds: float) -> None:
+        """The loop-lag monitor's ``on_sample``."""
+        self.loop_lag.observe(seconds)
 
     def on_sign_in_failure(self, reason: str) -> None:
         self.sign_in_failures.labels(reason).inc()

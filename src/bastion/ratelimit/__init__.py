@@ -20,7 +20,6 @@ from __future__ import annotations
 from bastion.ratelimit.decision import Decision, Scope, headers, rate_limit_headers
 from bastion.ratelimit.limiter import EventHook, RateLimitEvent, SignInLimiter
 from bastion.ratelimit.rules import account_key, ip_key, parse_rate_limit
-from bastion.ratelimit.storage import storage_uri
 
 __all__ = [
     "Decision",
@@ -33,5 +32,4 @@ __all__ = [
     "ip_key",
     "parse_rate_limit",
     "rate_limit_headers",
-    "storage_uri",
 ]

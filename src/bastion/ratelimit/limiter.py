@@ -1,57 +1,55 @@
 """The shared sign-in rate limiter: per client IP and per account, on Valkey when there is one.
 
-Strategy: ``limits``' moving window (``MovingWindowRateLimiter``). It keeps the
-timestamp of each counted attempt and admits an attempt only if fewer than the
+Strategy: a moving window (see :mod:`bastion.ratelimit.window`). It keeps the
+time of each counted attempt and admits an attempt only if fewer than the
 limit fall inside the last window, so "5 per 15 minutes" means exactly that at
-every instant, with no burst at a window boundary. The sliding-window counter
-is cheaper per key but approximates the previous window by weighting, so it
-can trip an attempt early or late; a sign-in limit is small (tens of entries
-per key), where exactness is worth more than the few bytes. On Valkey the
-check-and-record is one Lua script, so instances sharing a Valkey cannot both
-take the last slot.
+every instant, with no burst at a window boundary. A sliding-window counter
+would be cheaper per key but approximates the previous window by weighting;
+a sign-in limit is small, where exactness is worth more than a few bytes.
 
-What a blocked attempt costs: nothing. The moving window records an attempt
-only when it is admitted, so hammering a blocked bucket never pushes its
-reset further out; the lockout ends when the oldest counted attempt leaves
-the window. The per-IP limit is checked first and the account limit only if
-the IP is admitted, so a client already blocked by its IP cannot spend a
-victim's account budget. An attempt admitted by its IP but refused by the
-account still counts against the IP: it was an attempt from that client.
-(Likewise, with several limits in one setting, such as ``10/minute;100/day``,
-the ones checked before the refusing one keep the attempt; each still frees
-up within its own window.)
+One decision is one Valkey round trip: a Lua script checks and records the
+per-IP and the per-account limits together and returns the numbers for the
+RateLimit headers. Refused attempts record nothing, so hammering a blocked
+bucket never pushes its reset further out.
+
+What a refused attempt costs: next to nothing. Because a refused attempt is
+not counted, a refusal *by IP* that Valkey decided stays true until its reset
+time, whatever any instance does meanwhile (every attempt from that IP is
+refused at the IP step and records nothing). So the limiter remembers such a
+refusal until its reset and answers the client's next attempts from memory,
+with no round trip; an attacker's flood from one address costs one dict
+lookup per request. Only :meth:`SignInLimiter.reset` lifts a lockout early,
+and it forgets the remembered refusal on this instance; another instance may
+keep refusing that client until the reset time it was told.
 
 Fail policy (declared): if Valkey fails (down, refused, hung, killed) the
 decision is made by an in-process moving window with the same limits. It
-never raises, never waits longer than ``CACHE_COMMAND_TIMEOUT_MS`` for Valkey,
-and never stops limiting; limits are then per process instead of shared. The
-local counts start empty, and an attempt Valkey recorded before failing
-mid-decision is counted locally as well. One warning is logged when the
-fallback starts and one info line when Valkey answers again; each fallback
-decision is reported to the ``on_event`` hook. A circuit breaker (the
-cache's, named ``ratelimit``) stops paying the timeout after
-``CACHE_BREAKER_FAILURES`` failures in a row and lets one probe through after
-each ``CACHE_BREAKER_COOLDOWN_MS``.
+never raises, never waits for Valkey longer than ``CACHE_COMMAND_TIMEOUT_MS``
+(plus one turn of the event loop, see :mod:`bastion.cache.deadline`), and
+never stops limiting; limits are then per process instead of shared. The
+local counts start empty. One warning is logged when the fallback starts and
+one info line when Valkey answers again; each fallback decision is reported
+to the ``on_event`` hook. A circuit breaker named ``ratelimit`` (the cache's
+thresholds, ``CACHE_BREAKER_*``) stops paying the timeout when Valkey is
+failing and lets one probe through after each ``CACHE_BREAKER_COOLDOWN_MS``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
-import time
+import os
 from collections.abc import Callable, Sequence
 from typing import Literal
 
-from limits import RateLimitItem
-from limits.aio.strategies import MovingWindowRateLimiter
-
-from bastion.cache.breaker import BreakerState, CircuitBreaker
-from bastion.cache.connection import ValkeyOptions
+from bastion.cache.breaker import CircuitBreaker
+from bastion.cache.connection import FAILED, ValkeyConnection, ValkeyOptions
 from bastion.config import Settings
-from bastion.ratelimit.decision import Decision, Scope, headers
+from bastion.ratelimit.decision import Decision, headers
+from bastion.ratelimit.refusals import Refusals
+from bastion.ratelimit.remote import decide_remote, forget_remote
 from bastion.ratelimit.rules import account_key, ip_key, parse_rate_limit
-from bastion.ratelimit.storage import LocalBackend, ValkeyBackend
+from bastion.ratelimit.window import Check, LocalWindows, Verdict
 
 __all__ = ["EventHook", "RateLimitEvent", "SignInLimiter"]
 
@@ -60,13 +58,6 @@ logger = logging.getLogger("bastion.ratelimit")
 #: "hit": an attempt was refused. "fallback": the local limiter decided because Valkey failed.
 RateLimitEvent = Literal["hit", "fallback"]
 EventHook = Callable[[RateLimitEvent], None]
-
-_Checks = Sequence[tuple[Scope, Sequence[RateLimitItem], str]]
-
-
-def _seconds_until(moment: float) -> int:
-    """Whole seconds from now until ``moment``, rounded up, never below 1."""
-    return max(1, math.ceil(moment - time.time()))
 
 
 class SignInLimiter:
@@ -90,16 +81,19 @@ class SignInLimiter:
     ) -> None:
         self.ip_limits = parse_rate_limit(ip_limits)
         self.account_limits = parse_rate_limit(account_limits)
+        self.key_prefix = key_prefix
         self.on_event = on_event
-        self._local = LocalBackend()
-        self._remote = ValkeyBackend(valkey, key_prefix) if valkey is not None else None
-        self._timeout = valkey.command_timeout if valkey is not None else 0.0
+        self._local = LocalWindows()
+        self._refusals = Refusals()
         # Consulted only when there is a Valkey; without one it simply stays closed.
-        self.breaker = CircuitBreaker(
-            valkey.breaker_failures if valkey is not None else 1,
-            valkey.breaker_cooldown if valkey is not None else 0.0,
-            name="ratelimit",
-            log_transitions=False,  # this class logs one line per outage instead
+        # This class logs one line per outage, so the breaker's own lines are off.
+        self.breaker: CircuitBreaker = (
+            valkey.breaker("ratelimit", log_transitions=False)
+            if valkey is not None
+            else CircuitBreaker(1, 0.0, name="ratelimit", log_transitions=False)
+        )
+        self._remote = (
+            ValkeyConnection(valkey, breaker=self.breaker) if valkey is not None else None
         )
         self._degraded = False
         self._hook_failed = False
@@ -129,11 +123,12 @@ class SignInLimiter:
         """True from a Valkey failure until Valkey next answers: decisions are local."""
         return self._degraded
 
-    def _checks(self, client_ip: str, account: str) -> _Checks:
-        return (
-            ("ip", self.ip_limits, ip_key(client_ip)),
-            ("account", self.account_limits, account_key(account)),
-        )
+    def _checks(self, client: str, account: str) -> list[Check]:
+        prefix = self.key_prefix
+        return [
+            *(Check.of("ip", item, client, prefix) for item in self.ip_limits),
+            *(Check.of("account", item, account, prefix) for item in self.account_limits),
+        ]
 
     async def hit(self, client_ip: str, account: str) -> Decision:
         """Count one attempt against both limits and decide it. Never raises on a Valkey failure.
@@ -142,51 +137,41 @@ class SignInLimiter:
         not (as django-ratelimit counts), and answer 429 with
         :func:`headers` when ``allowed`` is False.
         """
-        checks = self._checks(client_ip, account)
-        decision = await self._remote_decide(checks) if self._remote is not None else None
-        if decision is None:
-            degraded = self._remote is not None
-            decision = await _decide(self._local.strategy, checks, degraded=degraded)
-            if degraded:
-                self._emit("fallback")
+        client = ip_key(client_ip)
+        if self._remote is None:
+            decision = _decision(self._local.decide(self._checks(client, account_key(account))))
+        else:
+            remembered = self._refusals.get(client)
+            if remembered is not None:
+                self._emit("hit")
+                return remembered
+            decision = await self._shared_decision(client, account_key(account))
         if not decision.allowed:
             self._emit("hit")
         return decision
 
-    async def _remote_decide(self, checks: _Checks) -> Decision | None:
-        """The Valkey decision, or None when Valkey failed or the breaker is open.
-
-        One deadline covers the whole decision (up to four round trips), so a
-        hung Valkey costs a sign-in one timeout, not one per command.
-        """
+    async def _shared_decision(self, client: str, account: str) -> Decision:
+        """Valkey's decision, or the local fallback's when Valkey failed or the breaker is open."""
         assert self._remote is not None
-        if not self.breaker.allow():
-            return None
-        try:
-            async with asyncio.timeout(self._timeout):
-                decision = await _decide(self._remote.strategy(), checks, degraded=False)
-        except asyncio.CancelledError:
-            # The caller went away mid-call. A half-open probe must still end,
-            # or the breaker would wait for it forever and never close again.
-            if self.breaker.state is BreakerState.HALF_OPEN:
-                self.breaker.record_failure()
-            raise
-        except Exception as exc:
-            self.breaker.record_failure()
-            self._fell_back(exc)
-            return None
-        self.breaker.record_success()
+        checks = self._checks(client, account)
+        verdict = await decide_remote(self._remote, checks, os.urandom(8).hex())
+        if verdict is FAILED:
+            self._fell_back(self._remote.last_error)
+            self._emit("fallback")
+            return _decision(self._local.decide(checks), degraded=True)
         self._recovered()
+        decision = _decision(verdict)
+        if verdict.scope == "ip":
+            self._refusals.remember(client, decision, verdict.reset_ms / 1000)
         return decision
 
-    def _fell_back(self, exc: Exception) -> None:
-        logger.debug("rate-limit Valkey call failed: %r", exc)
+    def _fell_back(self, reason: str) -> None:
         if not self._degraded:
             self._degraded = True
             logger.warning(
                 "sign-in rate limit: Valkey failed (%s); limiting in this process only "
                 "until it answers again",
-                type(exc).__name__,
+                reason,
                 extra={"ratelimit_state": "local"},
             )
 
@@ -213,68 +198,32 @@ class SignInLimiter:
         """Forget the counts for this IP (its /64) and this account, in Valkey and locally.
 
         For tests and for an administrator lifting a lockout. Valkey is
-        cleared under the same deadline and breaker as :meth:`hit`; if it
-        cannot be reached, the local counts are still cleared.
+        cleared in one call under the same deadline and breaker as :meth:`hit`;
+        if it cannot be reached, the local counts are still cleared.
         """
-        checks = self._checks(client_ip, account)
-        await _clear(self._local.strategy, checks)
-        if self._remote is None or not self.breaker.allow():
+        client = ip_key(client_ip)
+        keys: Sequence[str] = [check.key for check in self._checks(client, account_key(account))]
+        self._local.clear(keys)
+        self._refusals.forget(client)
+        if self._remote is None:
             return
-        try:
-            async with asyncio.timeout(self._timeout):
-                await _clear(self._remote.strategy(), checks)
-        except asyncio.CancelledError:
-            if self.breaker.state is BreakerState.HALF_OPEN:
-                self.breaker.record_failure()
-            raise
-        except Exception as exc:
-            self.breaker.record_failure()
-            self._fell_back(exc)
-            return
-        self.breaker.record_success()
-        self._recovered()
+        if await forget_remote(self._remote, keys) is FAILED:
+            self._fell_back(self._remote.last_error)
+        else:
+            self._recovered()
 
     async def aclose(self) -> None:
-        """Close the Valkey client and stop the local store's expiry task."""
+        """Close the Valkey client."""
         if self._remote is not None:
             await self._remote.aclose()
-        await self._local.aclose()
 
 
-async def _decide(
-    strategy: MovingWindowRateLimiter, checks: _Checks, *, degraded: bool
-) -> Decision:
-    """Record the attempt limit by limit; stop at the first that refuses it."""
-    for scope, items, identifier in checks:
-        for item in items:
-            if not await strategy.hit(item, scope, identifier):
-                blocked = await strategy.get_window_stats(item, scope, identifier)
-                return Decision(
-                    allowed=False,
-                    limit=item.amount,
-                    remaining=0,
-                    reset_after=_seconds_until(blocked.reset_time),
-                    scope=scope,
-                    degraded=degraded,
-                )
-    pairs = [(item, scope, identifier) for scope, items, identifier in checks for item in items]
-    stats = await asyncio.gather(*(strategy.get_window_stats(*pair) for pair in pairs))
-    tightest = min(
-        zip((item for item, _, _ in pairs), stats, strict=True),
-        key=lambda entry: max(0, entry[1].remaining),
-    )
-    item, window = tightest
+def _decision(verdict: Verdict, *, degraded: bool = False) -> Decision:
     return Decision(
-        allowed=True,
-        limit=item.amount,
-        remaining=max(0, window.remaining),
-        reset_after=_seconds_until(window.reset_time),
-        scope=None,
+        allowed=verdict.allowed,
+        limit=verdict.limit,
+        remaining=verdict.remaining,
+        reset_after=max(1, math.ceil(verdict.reset_ms / 1000)),
+        scope=verdict.scope,
         degraded=degraded,
     )
-
-
-async def _clear(strategy: MovingWindowRateLimiter, checks: _Checks) -> None:
-    for scope, items, identifier in checks:
-        for item in items:
-            await strategy.clear(item, scope, identifier)

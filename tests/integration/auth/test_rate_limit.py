@@ -21,10 +21,25 @@ async def test_per_ip_limit_gives_429_with_headers_and_audit(settings: Settings)
         assert response.headers["ratelimit-remaining"] == "0"
         async with browser.database.session() as db:
             failed = await recent(db, action="auth.sign_in.failed")
+            assert await recent(db, action="auth.sign_in.blocked") == []  # not per attempt
+        # The three that reached the password check have a row each; the refusals none.
+        assert [row.details["reason"] for row in failed] == ["unknown_user"] * 3
+        assert await browser.auth.blocked.flush() == 2
+        async with browser.database.session() as db:
+            blocked = await recent(db, action="auth.sign_in.blocked")
             tripped = await recent(db, action="auth.sign_in.rate_limited")
-        reasons = [row.details["reason"] for row in failed]
-        assert reasons.count("rate_limited") == 2
-        assert [row.outcome for row in failed[:2]] == ["blocked", "blocked"]
+        # One row per client and account: two accounts were tried while blocked.
+        assert sorted(row.subject or "" for row in blocked) == [
+            "user3@example.com",
+            "user4@example.com",
+        ]
+        for row in blocked:
+            assert row.outcome == "blocked"
+            assert row.client_ip == "127.0.0.1"
+            assert row.details["count"] == 1
+            assert row.details["client_key"] == "127.0.0.1"
+            assert row.details["scope"] == "ip"
+            assert row.details["first_at"] <= row.details["last_at"]
         assert len(tripped) == 1
         assert tripped[0].client_ip == "127.0.0.1"
     finally:

@@ -141,8 +141,11 @@ async def test_every_envelope_decision_is_counted(
     valkey_server.kill()
     for _ in range(3):
         assert (await http.get("/api/sandbox/cache/k")).status_code == 200
+    # From another client: this one's refusal is remembered and needs no Valkey at all.
     await http.post(
-        "/api/auth/sign-in", json={**creds, "email": "b@example.com"}, headers=SAME_ORIGIN
+        "/api/auth/sign-in",
+        json={**creds, "email": "b@example.com"},
+        headers={**SAME_ORIGIN, "x-forwarded-for": "198.51.100.9"},
     )
     samples = await client.scrape()
     assert value(samples, "bastion_cache_operations_total", result="error") >= 2

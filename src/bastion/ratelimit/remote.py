@@ -1,0 +1,44 @@
+"""The two Valkey calls the limiter makes: decide (one script call) and forget (one DEL).
+
+Both go through :class:`bastion.cache.connection.ValkeyConnection`, so they
+share the cache's guarantees: one deadline per call that gives a late event
+loop its turn before it cancels, a breaker that judges Valkey by its failure
+rate, and ``FAILED`` instead of an exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Sequence
+from typing import cast
+
+import valkey.asyncio as valkey_asyncio
+from valkey.exceptions import NoScriptError
+
+from bastion.cache.connection import Failed, ValkeyConnection
+from bastion.ratelimit.window import SCRIPT, SCRIPT_SHA, Check, Verdict, parse_reply, script_args
+
+__all__ = ["decide_remote", "forget_remote"]
+
+
+async def decide_remote(
+    connection: ValkeyConnection, checks: Sequence[Check], member: str
+) -> Verdict | Failed:
+    """Check and record ``checks`` atomically; ``member`` names this attempt in every window."""
+    keys, args = script_args(checks, member)
+    words = [*keys, *map(str, args)]
+
+    async def run(client: valkey_asyncio.Valkey) -> Verdict:
+        try:
+            reply = await cast("Awaitable[object]", client.evalsha(SCRIPT_SHA, len(keys), *words))
+        except NoScriptError:  # first call on this Valkey (or after SCRIPT FLUSH): load it
+            reply = await cast("Awaitable[object]", client.eval(SCRIPT, len(keys), *words))
+        return parse_reply(reply)
+
+    return await connection.call("ratelimit", run)
+
+
+async def forget_remote(connection: ValkeyConnection, keys: Sequence[str]) -> int | Failed:
+    async def run(client: valkey_asyncio.Valkey) -> int:
+        return int(await client.delete(*keys))
+
+    return await connection.call("ratelimit_reset", run)
