@@ -21,7 +21,7 @@ import pytest
 from bench.wrk import WrkRun
 
 from tests.support.load import scrape, total, wrk
-from tests.support.servers import AppServer, run_cli
+from tests.support.servers import AppServer, HungServer, run_cli
 
 SECONDS = 6
 #: uvicorn re-raises SIGTERM after its graceful shutdown, so -15 is a clean exit.
@@ -143,3 +143,53 @@ def _flood(servers: tuple[AppServer, ...], body: str) -> list[WrkRun]:
             for server in servers
         ]
         return [future.result() for future in futures]
+
+
+def test_a_hung_valkey_under_the_same_load_still_opens_the_breaker(
+    hung_server: HungServer,
+) -> None:
+    """The other side of the rate rule: when every call fails, the breaker opens at once."""
+    connections = 16
+    app = AppServer({"VALKEY_URL": hung_server.url, "METRICS_ENABLED": "true"}).start()
+    try:
+        run = wrk(app.url + "/api/sandbox/cache/hot", seconds=3, connections=connections)
+        samples = scrape(app.url)
+    finally:
+        app.stop()
+    assert run.non_2xx == 0
+    assert "breaker valkey: closed -> open" in app.final_output
+    # Only the calls in flight when it opened, and each cool-down's one probe, waited.
+    errors = total(samples, "bastion_cache_operations_total", result="error")
+    assert 5 <= errors <= connections + 5 + 2
+    assert run.requests > 50 * errors, "after opening, requests no longer waited on Valkey"
+
+
+def test_a_sign_in_flood_with_valkey_hung_is_limited_locally(hung_server: HungServer) -> None:
+    limit = 10
+    app = AppServer(
+        {
+            "VALKEY_URL": hung_server.url,
+            "METRICS_ENABLED": "true",
+            "SIGN_IN_RATE_LIMIT": f"{limit}/minute",
+            "SIGN_IN_ACCOUNT_RATE_LIMIT": "10000/minute",
+        }
+    ).start()
+    try:
+        run = wrk(
+            app.url + "/api/auth/sign-in",
+            seconds=3,
+            connections=16,
+            method="POST",
+            headers={"Content-Type": "application/json", "Origin": app.url},
+            body='{"email": "victim@example.com", "password": "not the password"}',
+        )
+        samples = scrape(app.url)
+    finally:
+        app.stop()
+    route = {"route": "/api/auth/sign-in", "method": "POST"}
+    assert total(samples, "bastion_http_requests_total", status="401", **route) == limit
+    assert total(samples, "bastion_http_requests_total", status="429", **route) > 100
+    assert run.socket_errors == 0
+    assert total(samples, "bastion_rate_limit_fallbacks_total") >= run.requests
+    assert total(samples, "bastion_cache_breaker_state", breaker="ratelimit") == 2
+    assert app.final_output.count("limiting in this process only") == 1
