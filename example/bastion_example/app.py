@@ -7,9 +7,7 @@ bench's "bare app" ceiling is this same Starlette app without the envelope.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -20,20 +18,12 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, ExceptionHandler
 
+from bastion import Bastion
 from bastion.auth import AuthService, auth_routes
 from bastion.body import BadRequest
-from bastion.cache import Cache, close_cache, set_cache
 from bastion.config import Settings, get_settings
-from bastion.db import DATABASE_ERRORS, Database
-from bastion.ops import (
-    LoopLagMonitor,
-    Metrics,
-    configure_logging,
-    health_routes,
-    metrics_routes,
-)
-from bastion.ratelimit import SignInLimiter
-from bastion.stack import protect
+from bastion.db import DATABASE_ERRORS
+from bastion.ops import Metrics, configure_logging
 from bastion_example import accounts, pages, sandbox_cache, sandbox_hardening
 from bastion_example.templating import templates
 
@@ -98,40 +88,21 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     """The example app for ``settings`` (the environment's when omitted), fully protected."""
     settings = settings or get_settings()
     configure_logging(json_lines=settings.is_production)
-    metrics = Metrics() if settings.METRICS_ENABLED else None
-    return protect(create_routes_app(settings, metrics), settings, metrics=metrics)
+    routes = create_routes_app(settings)
+    bastion: Bastion = routes.state.bastion
+    # The operations endpoints are among the routes (the sandbox and the hostile-input
+    # suite see them there), so protect() need not answer them itself.
+    return bastion.protect(routes, operations=False)
 
 
 def create_routes_app(settings: Settings, metrics: Metrics | None = None) -> Starlette:
     """The bare app: routes, error pages and lifespan, without the envelope around it.
 
-    With ``metrics``, every block reports its decisions through its hook.
+    Everything bastion runs comes from one :class:`~bastion.Bastion` (kept in
+    ``app.state.bastion``); ``metrics`` replaces the one it would make.
     """
-    cache = Cache.from_settings(settings, metrics.on_cache if metrics else None)
-    set_cache(cache)
-    database = Database(settings.DATABASE_URL, timeout=settings.DATABASE_TIMEOUT_MS / 1000)
-    limiter = SignInLimiter.from_settings(
-        settings, on_event=metrics.on_rate_limit if metrics else None
-    )
-    auth = AuthService.from_settings(
-        settings, database, limiter, on_failure=metrics.on_sign_in_failure if metrics else None
-    )
-    if metrics is not None:
-        if cache.connection is not None:
-            cache.connection.breaker.listeners.append(metrics.on_breaker("valkey"))
-        limiter.breaker.listeners.append(metrics.on_breaker("ratelimit"))
-
-    loop_lag = LoopLagMonitor(metrics.on_loop_lag if metrics else None)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        loop_lag.start()
-        yield
-        await loop_lag.stop()
-        await auth.aclose()
-        await limiter.aclose()
-        await database.dispose()
-        await close_cache()
+    bastion = Bastion(settings, metrics=metrics)
+    auth = AuthService.from_settings(settings, bastion.database, bastion.guard)
 
     handlers: dict[type[BaseException] | int, ExceptionHandler] = {
         BadRequest: _bad_request,
@@ -144,13 +115,7 @@ def create_routes_app(settings: Settings, metrics: Metrics | None = None) -> Sta
     app = Starlette(
         routes=[
             Route("/", pages.index, name="index"),
-            *health_routes(
-                database,
-                cache_enabled=lambda: cache.enabled,
-                metrics_enabled=metrics is not None,
-                metrics=metrics,
-            ),
-            *metrics_routes(metrics),
+            *bastion.operations_routes(),
             *auth_routes(auth, settings.SESSION_MAX_AGE),
             *accounts.routes,
             *sandbox_cache.routes,
@@ -158,11 +123,11 @@ def create_routes_app(settings: Settings, metrics: Metrics | None = None) -> Sta
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
         exception_handlers=handlers,
-        lifespan=lifespan,
+        lifespan=bastion.lifespan,
     )
+    app.state.bastion = bastion
     app.state.settings = settings
-    app.state.database = database
+    app.state.database = bastion.database
     app.state.auth = auth
-    app.state.metrics = metrics
-    app.state.loop_lag = loop_lag
+    app.state.metrics = bastion.metrics
     return app

@@ -1,15 +1,40 @@
 """bastion: Django's security and operations envelope, re-created for any ASGI app.
 
-Each block is its own subpackage with its own public API:
+What an adopter needs is here::
 
-- :mod:`bastion.config`: the typed settings read from the environment
-- :mod:`bastion.cache`: Valkey behind a JSON API that degrades to a miss
+    import bastion
+
+    b = bastion.Bastion()                       # everything, from the environment
+    app = FastAPI(lifespan=b.lifespan)          # opens and closes it with the app
+    app = b.protect(app, logins=[bastion.LoginRoute("/auth/jwt/login")])
+
+:class:`Bastion` builds and owns the database, cache, sign-in limiter and
+guard, metrics and the loop-lag monitor; :func:`protect` is the per-request
+stack alone (observer and envelope) for an app that needs nothing else. Each
+block keeps its own public API in its package: :mod:`bastion.cache`,
+:mod:`bastion.hardening`, :mod:`bastion.guard`, :mod:`bastion.ratelimit`,
+:mod:`bastion.audit`, :mod:`bastion.auth`, :mod:`bastion.ops`, :mod:`bastion.db`.
 """
 
 from __future__ import annotations
 
 from bastion.config import ConfigError, Settings, get_settings, load_settings
+from bastion.guard import LoginGuard, LoginRoute, SignInGuard
+from bastion.runtime import OPERATIONS_PATHS, Bastion
+from bastion.stack import protect
 
-__all__ = ["ConfigError", "Settings", "__version__", "get_settings", "load_settings"]
+__all__ = [
+    "OPERATIONS_PATHS",
+    "Bastion",
+    "ConfigError",
+    "LoginGuard",
+    "LoginRoute",
+    "Settings",
+    "SignInGuard",
+    "__version__",
+    "get_settings",
+    "load_settings",
+    "protect",
+]
 
 __version__ = "0.1.0"

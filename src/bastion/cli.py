@@ -60,8 +60,7 @@ def _read_password(args: argparse.Namespace) -> str:
 
 def _createuser(args: argparse.Namespace, settings: Settings) -> int:
     from bastion.auth import AuthService, EmailTaken, InvalidEmail, InvalidPassword
-    from bastion.db import Database
-    from bastion.ratelimit import SignInLimiter
+    from bastion.runtime import Bastion
 
     try:
         password = _read_password(args)
@@ -70,15 +69,13 @@ def _createuser(args: argparse.Namespace, settings: Settings) -> int:
         return 1
 
     async def create() -> str:
-        database = Database(settings.DATABASE_URL, timeout=settings.DATABASE_TIMEOUT_MS / 1000)
-        limiter = SignInLimiter.from_settings(settings)
+        bastion = Bastion(settings)
         try:
-            service = AuthService.from_settings(settings, database, limiter)
+            service = AuthService.from_settings(settings, bastion.database, bastion.guard)
             user = await service.create_user(args.email, password, is_admin=args.admin)
             return user.email
         finally:
-            await limiter.aclose()
-            await database.dispose()
+            await bastion.shutdown()
 
     try:
         email = asyncio.run(create())
@@ -94,7 +91,7 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
     from bastion.db import Database
 
     async def fetch() -> list[dict[str, object]]:
-        database = Database(settings.DATABASE_URL, timeout=settings.DATABASE_TIMEOUT_MS / 1000)
+        database = Database.from_settings(settings)
         try:
             async with database.session() as db:
                 rows = await recent(db, limit=args.limit, action=args.action)

@@ -27,7 +27,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from bastion.audit.log import SIGN_IN_BLOCKED, AuditEntry, record_many
+from bastion.audit.log import SIGN_IN_BLOCKED, AuditEntry, Outcome, record_many
 from bastion.db import DATABASE_ERRORS, Database
 from bastion.db.types import utcnow
 from bastion.hardening.proxy import client_key
@@ -166,7 +166,7 @@ def _entry(key: tuple[str, str], tally: _Tally) -> AuditEntry:
     client, account = key
     return AuditEntry(
         SIGN_IN_BLOCKED,
-        "blocked",
+        Outcome.BLOCKED,
         subject=account,
         client_ip=tally.client_ip if key != OVERFLOW else None,
         user_agent=tally.user_agent if key != OVERFLOW else None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ __all__ = [
     "SIGN_OUT",
     "SIGN_UP",
     "AuditEntry",
+    "Outcome",
     "count",
     "recent",
     "record",
@@ -41,12 +43,23 @@ SIGN_UP = "auth.sign_up"
 USER_AGENT_LIMIT = 256
 
 
+class Outcome(enum.StrEnum):
+    """How an audited action ended: a closed set, so a query or an alert can rely on it."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"
+    #: Refused by the rate limit before any password was checked.
+    BLOCKED = "blocked"
+    #: Allowed, and it used the last slot of a limit.
+    TRIPPED = "tripped"
+
+
 @dataclass(frozen=True)
 class AuditEntry:
     """What to record. ``subject`` is what the action was about (the email tried)."""
 
     action: str
-    outcome: str
+    outcome: Outcome
     subject: str | None = None
     actor: str | None = None
     client_ip: str | None = None
@@ -74,7 +87,7 @@ async def record_many(session: AsyncSession, entries: Sequence[AuditEntry]) -> N
         AuditLog(
             at=at,
             action=entry.action,
-            outcome=entry.outcome,
+            outcome=entry.outcome.value,
             subject=_clip(entry.subject, 254),
             actor=_clip(entry.actor, 254),
             client_ip=_clip(entry.client_ip, 45),
@@ -88,7 +101,7 @@ async def record_many(session: AsyncSession, entries: Sequence[AuditEntry]) -> N
         logger.info(
             "audit action=%s outcome=%s subject=%r client=%s details=%r",
             entry.action,
-            entry.outcome,
+            entry.outcome.value,
             entry.subject,
             entry.client_ip or "-",
             entry.details,

@@ -15,7 +15,6 @@ audit row each) are bounded by the limit.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -23,22 +22,14 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bastion.audit import (
-    SIGN_IN_FAILED,
-    SIGN_IN_RATE_LIMITED,
-    SIGN_IN_SUCCEEDED,
-    SIGN_OUT,
-    SIGN_UP,
-    AuditEntry,
-    BlockedAttempts,
-    record,
-)
+from bastion.audit import SIGN_OUT, SIGN_UP, AuditEntry, Outcome, record
 from bastion.auth.emails import normalise_email
 from bastion.auth.passwords import MAX_PASSWORD, MIN_PASSWORD, Passwords
 from bastion.auth.sessions import SessionPolicy, Sessions
 from bastion.config import Settings
 from bastion.db import Database, User
 from bastion.db.types import utcnow
+from bastion.guard import Client, SignInGuard
 from bastion.ratelimit import Decision, SignInLimiter
 
 __all__ = [
@@ -67,14 +58,6 @@ class EmailTaken(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class Client:
-    """Who is asking: the resolved client IP and the user agent."""
-
-    ip: str | None
-    user_agent: str | None
-
-
-@dataclass(frozen=True, slots=True)
 class SignInResult:
     user: User | None
     token: str | None
@@ -94,44 +77,35 @@ def check_password_rules(password: str) -> None:
 
 
 class AuthService:
-    """Accounts and sessions on one database, guarded by the shared sign-in limiter."""
+    """Accounts and sessions on one database, behind the shared sign-in guard."""
 
     def __init__(
         self,
         database: Database,
-        limiter: SignInLimiter,
+        guard: SignInGuard,
         policy: SessionPolicy,
         *,
         passwords: Passwords | None = None,
-        on_failure: Callable[[str], None] | None = None,
-        blocked: BlockedAttempts | None = None,
     ) -> None:
-        """``on_failure`` hears each failed sign-in's reason (a metrics hook).
-
-        ``blocked`` tallies refused attempts (default: one on ``database``);
-        call :meth:`aclose` at shutdown so its last counts are written.
-        """
-        self.on_failure = on_failure
         self.database = database
-        self.limiter = limiter
+        self.guard = guard
         self.passwords = passwords or Passwords()
         self.sessions = Sessions(policy)
-        self.blocked = blocked or BlockedAttempts(database)
+
+    @property
+    def limiter(self) -> SignInLimiter:
+        return self.guard.limiter
 
     @classmethod
     def from_settings(
-        cls,
-        settings: Settings,
-        database: Database,
-        limiter: SignInLimiter,
-        on_failure: Callable[[str], None] | None = None,
+        cls, settings: Settings, database: Database, guard: SignInGuard
     ) -> AuthService:
         policy = SessionPolicy(
             max_age=timedelta(seconds=settings.SESSION_MAX_AGE),
             idle_timeout=timedelta(seconds=settings.SESSION_IDLE_TIMEOUT),
             secret=settings.SECRET_KEY.encode(),
         )
-        return cls(database, limiter, policy, on_failure=on_failure)
+        return cls(database, guard, policy)
 
     async def find_user(self, db: AsyncSession, email: str) -> User | None:
         return await db.scalar(select(User).where(func.lower(User.email) == email.lower()))
@@ -139,10 +113,30 @@ class AuthService:
     async def create_user(
         self, email: str, password: str, *, is_admin: bool = False, client: Client | None = None
     ) -> User:
-        """Create an account (sign-up and ``bastion createuser``).
+        """Create an account (``bastion createuser``).
 
         Raises InvalidEmail, InvalidPassword or EmailTaken.
         """
+        user, _ = await self._create(email, password, is_admin=is_admin, client=client)
+        return user
+
+    async def sign_up(self, email: str, password: str, client: Client) -> tuple[User, str]:
+        """Create an account and its first session in one go: the password is hashed once.
+
+        Raises InvalidEmail, InvalidPassword or EmailTaken; on any of them no
+        account exists. The new session is audited as the sign-up's own.
+        """
+        return await self._create(email, password, client=client, session=True)
+
+    async def _create(
+        self,
+        email: str,
+        password: str,
+        *,
+        is_admin: bool = False,
+        client: Client | None = None,
+        session: bool = False,
+    ) -> tuple[User, str]:
         normalised = normalise_email(email)
         check_password_rules(password)
         password_hash = await self.passwords.hash(password)
@@ -159,7 +153,7 @@ class AuthService:
                 db,
                 AuditEntry(
                     SIGN_UP,
-                    "success",
+                    Outcome.SUCCESS,
                     subject=normalised,
                     actor=normalised,
                     client_ip=client.ip if client else None,
@@ -167,40 +161,27 @@ class AuthService:
                     details={"admin": is_admin},
                 ),
             )
-            return user
+            token = ""
+            if session:
+                token = await self.sessions.create(
+                    db, user, client.ip if client else None, client.user_agent if client else None
+                )
+            return user, token
 
     async def sign_in(self, email: str, password: str, client: Client) -> SignInResult:
         """Check the limit, then the password; audit the outcome either way.
 
         ``email`` must already be normalised. The attempt counts against the
         limit before the password is checked, so a correct guess made over the
-        limit is refused like any other.
+        limit is refused like any other; a refusal touches no database.
         """
-        decision = await self.limiter.hit(client.ip or "unknown", email)
+        guard = self.guard
+        decision = await guard.attempt(client, email)
         if not decision.allowed:
-            self.blocked.add(
-                client.ip,
-                email,
-                user_agent=client.user_agent,
-                scope=decision.scope,
-                limit=decision.limit,
-            )
-            if self.on_failure is not None:
-                self.on_failure(FailReason.RATE_LIMITED.value)
             return SignInResult(None, None, FailReason.RATE_LIMITED, decision)
         async with self.database.session() as db:
             if decision.remaining == 0:
-                await record(
-                    db,
-                    AuditEntry(
-                        SIGN_IN_RATE_LIMITED,
-                        "tripped",
-                        subject=email,
-                        client_ip=client.ip,
-                        user_agent=client.user_agent,
-                        details={"limit": decision.limit, "reset_after": decision.reset_after},
-                    ),
-                )
+                await guard.tripped(db, client, email, decision)
             user = await self.find_user(db, email)
             verification = await self.passwords.verify(
                 user.password_hash if user else None, password
@@ -213,54 +194,25 @@ class AuthService:
             elif not user.is_active:
                 reason = FailReason.DEACTIVATED
             if reason is not None or user is None:
-                await self._audit_failure(db, email, client, reason, decision)
+                reason = reason or FailReason.UNKNOWN_USER
+                await guard.failed(client, email, reason.value, decision, db=db)
                 return SignInResult(None, None, reason, decision)
             if verification.needs_rehash:
                 user.password_hash = await self.passwords.hash(password)
                 await db.commit()
             token = await self.sessions.create(db, user, client.ip, client.user_agent)
-            await record(
-                db,
-                AuditEntry(
-                    SIGN_IN_SUCCEEDED,
-                    "success",
-                    subject=email,
-                    actor=user.email,
-                    client_ip=client.ip,
-                    user_agent=client.user_agent,
-                    details={"rehashed": verification.needs_rehash},
-                ),
+            await guard.succeeded(
+                client,
+                email,
+                actor=user.email,
+                details={"rehashed": verification.needs_rehash},
+                db=db,
             )
             return SignInResult(user, token, None, decision)
 
-    async def _audit_failure(
-        self,
-        db: AsyncSession,
-        email: str,
-        client: Client,
-        reason: FailReason | None,
-        decision: Decision,
-    ) -> None:
-        details: dict[str, object] = {"reason": reason.value if reason else "unknown"}
-        if self.on_failure is not None:
-            self.on_failure(str(details["reason"]))
-        if decision.degraded:
-            details["limiter"] = "local-fallback"
-        await record(
-            db,
-            AuditEntry(
-                SIGN_IN_FAILED,
-                "failure",
-                subject=email,
-                client_ip=client.ip,
-                user_agent=client.user_agent,
-                details=details,
-            ),
-        )
-
     async def aclose(self) -> None:
         """Write the last tallies of refused attempts (at shutdown, before the database goes)."""
-        await self.blocked.aclose()
+        await self.guard.aclose()
 
     async def current(self, token: str | None) -> User | None:
         """The signed-in user for a cookie value, or None."""
@@ -281,7 +233,7 @@ class AuthService:
                     db,
                     AuditEntry(
                         SIGN_OUT,
-                        "success",
+                        Outcome.SUCCESS,
                         subject=found[1].email,
                         actor=found[1].email,
                         client_ip=client.ip,

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from bastion.config import Settings
 from bastion.db.url import to_async_url
 
 __all__ = ["DATABASE_ERRORS", "Database"]
@@ -74,6 +75,11 @@ class Database:
                 },
             )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        """The database of ``DATABASE_URL``, with ``DATABASE_TIMEOUT_MS`` as its timeout."""
+        return cls(settings.DATABASE_URL, timeout=settings.DATABASE_TIMEOUT_MS / 1000)
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:

@@ -24,7 +24,7 @@ async def test_per_ip_limit_gives_429_with_headers_and_audit(settings: Settings)
             assert await recent(db, action="auth.sign_in.blocked") == []  # not per attempt
         # The three that reached the password check have a row each; the refusals none.
         assert [row.details["reason"] for row in failed] == ["unknown_user"] * 3
-        assert await browser.auth.blocked.flush() == 2
+        assert await browser.auth.guard.blocked.flush() == 2
         async with browser.database.session() as db:
             blocked = await recent(db, action="auth.sign_in.blocked")
             tripped = await recent(db, action="auth.sign_in.rate_limited")

@@ -1,0 +1,1 @@
+"""Apps that adopt bastion: the way a team with an existing app would (see the README)."""
