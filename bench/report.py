@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import metadata
 
+from bench.hold_report import hold_goals, hold_sections
 from bench.servers import ROOT, server_command
 from bench.suite import CACHE_DEADLINE_MS, IDENTITIES, RATE_LIMIT, Figures, Report
 from bench.wrk import CONNECTIONS, THREADS, TIMEOUT_SECONDS
@@ -132,7 +133,12 @@ def _envelope_overhead_us(report: Report, endpoint: str) -> float | None:
 
 def goals(report: Report) -> list[Goal]:
     """Every goal the run has the figures for, with a verdict and the reason behind it."""
-    return [*_envelope_goals(report), *_rival_goals(report), *_cache_goals(report)]
+    return [
+        *_envelope_goals(report),
+        *_rival_goals(report),
+        *_cache_goals(report),
+        *(Goal(*row) for row in hold_goals(report)),
+    ]
 
 
 def _envelope_goals(report: Report) -> list[Goal]:
@@ -442,15 +448,16 @@ def _signin(report: Report) -> list[str]:
     lines += [
         "",
         "Why two bastion rows: the deadline (`CACHE_COMMAND_TIMEOUT_MS`, 50 ms) covers the "
-        "whole decision, including each wait for the event loop between its round trips, "
+        "whole decision, including the wait for the event loop to read Valkey's reply, "
         "and where wrk, the server and Valkey share a few cores (as here), under "
-        "wrk's saturating load some decisions miss it; five misses in a row open the breaker "
-        "and the next 5 s are decided locally. That is the declared fail policy (still "
+        "wrk's saturating load some decisions miss it; when misses are at least 5 and half "
+        "of the calls in the breaker's 10 s window, it opens and the next 5 s are decided "
+        "locally. That is the declared fail policy (still "
         "limited, per process), but it means the *defaults* row partly measures the local "
         "fallback. The *1 s deadline* row is the cost of counting every attempt in Valkey.",
         "",
         "What each counts: bastion two moving windows (client IP and account) in one atomic "
-        "Lua call each, plus the window stats for the RateLimit headers; slowapi one moving "
+        "Lua call that also returns the numbers for the RateLimit headers; slowapi one moving "
         "window (client IP), through the *synchronous* `limits` client, so each count blocks "
         "the event loop for a round trip; Litestar one list of timestamps per client IP as "
         "JSON, read then rewritten (GET + SET, not atomic across instances) under a "
@@ -509,7 +516,8 @@ def _degraded(report: Report) -> list[str]:
         "## 4. Degraded cache: healthy, refused and hung Valkey behind the envelope",
         "",
         "`GET /cached` calls `cache_get` behind `protect()`, with bastion's defaults: "
-        "`CACHE_COMMAND_TIMEOUT_MS=50`, `CACHE_CONNECT_TIMEOUT_MS=30`, breaker of 5 failures "
+        "`CACHE_COMMAND_TIMEOUT_MS=50` (connecting included), breaker of 5 failures (at least "
+        "half the calls of 10 s) "
         "and 5 s cooldown. *Refused*: nothing listens on the port (a stopped Valkey). *Hung*: "
         "a peer that accepts TCP connections and never answers. *Off*: the same app with no "
         "cache configured (`VALKEY_URL` unset), the floor an open breaker can approach.",
@@ -698,6 +706,11 @@ def _how(report: Report) -> list[str]:
         f"- Load: `wrk -t{THREADS} -c{CONNECTIONS} -d{options.seconds}s "
         f"--timeout={TIMEOUT_SECONDS}s -s <script>`, one script per contender; latencies from "
         "wrk's own histogram through a Lua `done` hook.",
+        f"- Sign-in flood and cache saturation (sections 6 and 7): {options.rounds} rounds x "
+        f"{options.load_seconds} s per wrk run, the same warm-up; the flood runs two "
+        f"`wrk -t{THREADS} -c32` at once (one per instance), the cache reads "
+        f"`wrk -t{THREADS} -c16` and `-c64`. These servers run the example app as shipped, "
+        "access log (INFO, to a file) included.",
         f"- uvicorn: `python {uvicorn}`",
         f"- granian: `python {granian}`",
         "- Every contender's answers are checked before it is measured (status codes, bodies, "
@@ -780,5 +793,6 @@ def render(report: Report) -> str:
     lines += _cache(report)
     lines += _degraded(report)
     lines += _inprocess(report)
+    lines += hold_sections(report)
     lines += _how(report)
     return "\n".join(lines).rstrip() + "\n"

@@ -106,9 +106,16 @@ class AppProcess:
     #: Prepended to PYTHONPATH (e.g. an older bastion's ``src`` for a before/after run).
     python_path: Sequence[str] = ()
     ready_path: str = "/json"
+    #: Variables that receive the server's own URL (the example app reads ``APP_URL``).
+    url_variables: Sequence[str] = (APP_URL_VARIABLE,)
+    #: Log lines containing any of these are kept in :attr:`kept_lines` when it stops.
+    keep_lines_with: Sequence[str] = ()
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
     log: IO[bytes] | None = None
+    #: After :meth:`stop`: the exit status, and the log lines ``keep_lines_with`` asked for.
+    returncode: int | None = None
+    kept_lines: list[str] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -123,7 +130,8 @@ class AppProcess:
         env = {k: v for k, v in os.environ.items() if k not in Settings.model_fields}
         for name in ("DJANGO_SETTINGS_MODULE", "FORWARDED_ALLOW_IPS", "PROMETHEUS_MULTIPROC_DIR"):
             env.pop(name, None)
-        env[APP_URL_VARIABLE] = self.url
+        for name in self.url_variables:
+            env[name] = self.url
         env["PYTHONPATH"] = os.pathsep.join([*self.python_path, str(ROOT)])
         env.update(self.env)
         return env
@@ -154,10 +162,26 @@ class AppProcess:
     def output(self) -> str:
         return Path(self.log.name).read_text(errors="replace") if self.log else ""
 
+    def lines_with(self, texts: Sequence[str]) -> list[str]:
+        """The log lines containing any of ``texts``, read line by line.
+
+        An app that writes an access-log line per request (the example app
+        does) leaves a log of hundreds of megabytes after a long run; it is
+        scanned, never held in memory whole.
+        """
+        if self.log is None or not texts:
+            return []
+        with open(self.log.name, errors="replace") as log:
+            return [line.rstrip("\n") for line in log if any(text in line for text in texts)]
+
     def stop(self) -> None:
+        """SIGTERM (a graceful shutdown, lifespan included), SIGKILL after 10 s."""
         terminate(self.process, 10)
+        if self.process is not None:
+            self.returncode = self.process.returncode
         self.process = None
         if self.log is not None:
+            self.kept_lines = self.lines_with(self.keep_lines_with)
             self.log.close()
             with contextlib.suppress(OSError):
                 os.unlink(self.log.name)

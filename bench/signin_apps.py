@@ -17,8 +17,9 @@ attempt), and with one identity for the whole run any exact limit would trip.
 What each one counts, on the same Valkey:
 
 - bastion: ``SignInLimiter``, moving window, per client IP *and* per account
-  (two limits, as bastion always counts sign-ins), each an atomic Lua call,
-  plus the window stats for the RateLimit headers; 50 ms deadline and breaker.
+  (two limits, as bastion always counts sign-ins), both in one atomic Lua call
+  that also returns the numbers for the RateLimit headers; 50 ms deadline and
+  breaker.
 - slowapi: ``Limiter`` with ``storage_uri=valkey://...``, moving window (the
   same algorithm as bastion), per client IP. slowapi has no asyncio storage:
   its decorator calls the synchronous ``limits`` client, so each count blocks

@@ -14,6 +14,11 @@ slows every contender of a scenario alike:
    healthy, refusing connections, and hung; the first requests (before the
    breaker opens) from a small client, then steady state under wrk.
 5. in-process: the envelope's layers called without a server.
+6. sign-in flood: one client IP against two instances of the example app on
+   one Valkey and one database; refused sign-ins against a bare POST of the
+   same processes, and what reached the password check and the audit log.
+7. cache saturation: the example app reading one stored key over 16 and 64
+   connections: hits, breaker, answers and event-loop lag.
 
 Before anything is timed, every contender is asked the questions its figures
 rely on (status codes, bodies, refusals, counts in Valkey); a wrong answer
@@ -35,7 +40,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import httpx
 import valkey
@@ -45,6 +50,9 @@ from bench.apps import CACHED_KEY, VALKEY_URL_VARIABLE
 from bench.servers import ROOT, AppProcess, running
 from bench.signin_apps import DEADLINE_VARIABLE, RATE_LIMIT_VARIABLE
 from bench.wrk import WrkRun, find_wrk, run_wrk, signin_script, static_script
+
+if TYPE_CHECKING:
+    from bench.hold import FloodResult, SaturationResult
 
 __all__ = [
     "Check",
@@ -161,6 +169,8 @@ class Report:
     signin_stats: dict[str, dict[str, int]] = field(default_factory=dict)
     #: Per degraded contender: cache hits, misses, errors and breaker transitions, whole run.
     degraded_stats: dict[str, dict[str, int]] = field(default_factory=dict)
+    flood: FloodResult | None = None
+    saturation: SaturationResult | None = None
     load: list[tuple[str, tuple[float, float, float]]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
@@ -473,8 +483,9 @@ SIGNIN_CONTENDERS: Mapping[str, tuple[str, str, bool]] = {
 def counted(client: valkey.Valkey, ip: str) -> int:
     """Attempts recorded in Valkey for ``ip``, whatever the limiter's key and format.
 
-    A moving window (bastion, slowapi) is a list of timestamps; Litestar keeps
-    a JSON object whose ``history`` lists them; a fixed window is an integer.
+    A moving window is a list of timestamps (slowapi) or a sorted set of them
+    (bastion); Litestar keeps a JSON object whose ``history`` lists them; a
+    fixed window is an integer.
     """
     total = 0
     # valkey-py types its synchronous replies as "value or awaitable"; this client is sync.
@@ -482,6 +493,9 @@ def counted(client: valkey.Valkey, ip: str) -> int:
         kind = client.type(key)
         if kind in (b"list", "list"):
             total += cast("int", client.llen(key))
+            continue
+        if kind in (b"zset", "zset"):
+            total += cast("int", client.zcard(key))
             continue
         raw = cast("bytes | None", client.get(key))
         if raw is None:
@@ -683,9 +697,19 @@ class Options:
     cache_rounds: int
     cache_ops: int
     first_requests: int
+    #: Length of one wrk run in the sign-in flood and cache saturation scenarios.
+    load_seconds: int = 20
 
 
-SCENARIOS = ("plain", "sign-in", "cache", "degraded", "in-process")
+SCENARIOS = (
+    "plain",
+    "sign-in",
+    "cache",
+    "degraded",
+    "in-process",
+    "sign-in-flood",
+    "cache-saturation",
+)
 PLAIN_KEYS = (
     "bare",
     "headers",
@@ -737,8 +761,21 @@ def run(options: Options, argv: Sequence[str] = ()) -> Report:
             report.load.append(("after degraded", _load()))
         if "in-process" in options.scenarios:
             scenario_inprocess(options, report)
+        _hold_under_load(options, report, directory, valkey_url)
     report.finished = dt.datetime.now(dt.UTC)
     return report
+
+
+def _hold_under_load(options: Options, report: Report, directory: Path, valkey_url: str) -> None:
+    """Scenarios 6 and 7 (``bench.hold``, which builds on this module, hence imported here)."""
+    from bench import hold
+
+    if "sign-in-flood" in options.scenarios:
+        hold.scenario_flood(options, report, directory, valkey_url)
+        report.load.append(("after sign-in flood", _load()))
+    if "cache-saturation" in options.scenarios:
+        hold.scenario_saturation(options, report, directory, valkey_url)
+        report.load.append(("after cache saturation", _load()))
 
 
 def _positive(text: str) -> int:
@@ -762,6 +799,12 @@ def parse_options(argv: Sequence[str]) -> Options:
     parser.add_argument("--rounds", type=_positive, default=5, help="rounds per contender")
     # wrk takes whole seconds only.
     parser.add_argument("--seconds", type=_positive, default=5, help="length of one wrk run")
+    parser.add_argument(
+        "--load-seconds",
+        type=_positive,
+        default=20,
+        help="length of one wrk run in the sign-in-flood and cache-saturation scenarios",
+    )
     parser.add_argument(
         "--warmup", type=_not_negative, default=2, help="untimed seconds per cell before round 1"
     )
@@ -813,6 +856,7 @@ def parse_options(argv: Sequence[str]) -> Options:
         cache_rounds=2 if quick else 30,
         cache_ops=50 if quick else 1000,
         first_requests=10 if quick else 20,
+        load_seconds=1 if quick else args.load_seconds,
     )
 
 
