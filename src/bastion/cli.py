@@ -20,15 +20,29 @@ __all__ = ["main"]
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
-    """Run the example app on the embedded default (SQLite; no cache unless VALKEY_URL)."""
+    """Run an app on the embedded default (SQLite; no cache unless VALKEY_URL).
+
+    The app is the one named by ``--app``, else the one registered as
+    ``demo`` in the ``bastion.apps`` entry points (the example app, in
+    bastion's own checkout): the library itself names no app.
+    """
     import uvicorn
 
     from bastion.db import migrate
-    from bastion_example import create_app
+    from bastion.plugins import app_target, load_app_factory
 
+    target = args.app or app_target("demo")
+    if target is None:
+        print("bastion: no app to run; pass --app module:factory", file=sys.stderr)
+        return 2
+    try:
+        factory = load_app_factory(target)
+    except ValueError as exc:
+        print(f"bastion: --app: {exc}", file=sys.stderr)
+        return 2
     if not settings.is_production:
         asyncio.run(migrate(settings.DATABASE_URL))
-    app = create_app(settings)
+    app = factory(settings)
     uvicorn.run(
         app,
         host=args.host,
@@ -162,6 +176,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = sub.add_parser("demo", help="run the example app (migrates first in development)")
+    demo.add_argument(
+        "--app", help="module:factory to run instead (factory(settings) returns an ASGI app)"
+    )
     demo.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     demo.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
     demo.set_defaults(handler=_demo)

@@ -12,11 +12,15 @@ from __future__ import annotations
 from bastion.deploy.bundle import Bundle, BundleError, build_bundle, default_output, find_project
 from bastion.deploy.checks import (
     CHECKS,
+    CheckPlugin,
     CheckResult,
     CheckSpec,
     Finding,
     Level,
+    Rule,
+    finding,
     format_text,
+    registry,
     run_checks,
 )
 
@@ -24,13 +28,17 @@ __all__ = [
     "CHECKS",
     "Bundle",
     "BundleError",
+    "CheckPlugin",
     "CheckResult",
     "CheckSpec",
     "Finding",
     "Level",
+    "Rule",
     "build_bundle",
     "default_output",
     "find_project",
+    "finding",
     "format_text",
+    "registry",
     "run_checks",
 ]

@@ -3,8 +3,8 @@
 A sealed network has no PyPI, so a release has to carry every wheel it needs.
 The bundle holds:
 
-- ``wheelhouse/``: the project wheel (``uv build --wheel``; it contains
-  ``bastion`` and ``bastion_example``) and one wheel per runtime dependency,
+- ``wheelhouse/``: the project wheel (``uv build --wheel``; in this checkout it
+  holds the library and the example app) and one wheel per runtime dependency,
   exactly the versions in ``uv.lock`` (``uv export --locked --no-dev``);
 - ``requirements.txt``: those pins *with their sha256 hashes*, plus the project
   wheel's own hash, so the offline install verifies every file it installs
@@ -181,7 +181,7 @@ Next, with the production environment set (README.md, "Configuration"):
   $venv/bin/bastion check --deploy     # the deployment checklist; fix every error
   $venv/bin/bastion migrate            # create or upgrade the database schema
   $venv/bin/bastion createuser --email admin@example.com --admin
-  $venv/bin/python -m uvicorn --factory bastion_example:create_app \\\\
+  $venv/bin/python -m uvicorn --factory {app} \\\\
       --host 127.0.0.1 --port 8000 --no-proxy-headers --no-server-header
 
 Or try it first with development defaults (SQLite in the current directory):
@@ -192,6 +192,18 @@ if [ -d "$here/deploy" ]; then
     echo "The front door (Caddyfile, compose file, ...) is in $here/deploy."
 fi
 """
+
+
+def _app_target(project: Path) -> str:
+    """The ASGI factory the project registers as its ``bastion.apps`` ``demo`` entry point.
+
+    Read from the bundled project's own ``pyproject.toml`` (the library names no app);
+    a project that registers none gets a placeholder to fill in.
+    """
+    data = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
+    apps = data.get("project", {}).get("entry-points", {}).get("bastion.apps", {})
+    target = apps.get("demo") if isinstance(apps, dict) else None
+    return target if isinstance(target, str) else "your_app:create_app"
 
 
 def _target(pip_python: Path) -> tuple[str, str, str]:
@@ -339,7 +351,9 @@ def build_bundle(
         (root / "requirements.txt").write_text(requirements, encoding="utf-8")
         script = root / "install.sh"
         script.write_text(
-            _INSTALL_SH.format(version=version, python=target_python, platform=platform),
+            _INSTALL_SH.format(
+                version=version, python=target_python, platform=platform, app=_app_target(project)
+            ),
             encoding="utf-8",
         )
         script.chmod(0o755)

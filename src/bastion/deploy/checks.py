@@ -23,7 +23,7 @@ whichever Caddyfile happens to lie on disk.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
@@ -32,11 +32,15 @@ from bastion.config import DEV_SECRET_KEY, Settings
 
 __all__ = [
     "CHECKS",
+    "CheckPlugin",
     "CheckResult",
     "CheckSpec",
     "Finding",
     "Level",
+    "Rule",
+    "finding",
     "format_text",
+    "registry",
     "run_checks",
 ]
 
@@ -112,8 +116,6 @@ CHECKS: dict[str, CheckSpec] = dict(
             "CACHE_CONNECT_TIMEOUT_MS is set but has no effect any more",
             deploy=False,
         ),
-        _spec("bastion.E040", "the sandbox pages are open to every visitor"),
-        _spec("bastion.W041", "the sandbox pages are served to administrators in production"),
         _spec("bastion.W042", "metrics are enabled and not declared blocked at the proxy"),
         _spec("bastion.W050", "the production database is SQLite"),
     ]
@@ -156,9 +158,9 @@ class CheckResult:
         return bool(self.errors) if fail_level == "error" else bool(self.findings)
 
 
-def _found(id: str, message: str, hint: str) -> Finding:
+def finding(id: str, message: str, hint: str) -> Finding:
     """A finding whose level comes from the registry, so an ID never changes level silently."""
-    return Finding(id, CHECKS[id].level, message, hint)
+    return Finding(id, registry()[id].level, message, hint)
 
 
 Rule = Callable[[Settings], Iterator[Finding]]
@@ -190,7 +192,7 @@ def _low_variety(key: str) -> str | None:
 def _secret_key(settings: Settings) -> Iterator[Finding]:
     key = settings.SECRET_KEY
     if not key or key == DEV_SECRET_KEY:
-        yield _found(
+        yield finding(
             "bastion.E001",
             "SECRET_KEY is the development default, which is published in bastion's source"
             if key
@@ -199,14 +201,14 @@ def _secret_key(settings: Settings) -> Iterator[Finding]:
         )
         return
     if len(key) < MIN_SECRET_LENGTH:
-        yield _found(
+        yield finding(
             "bastion.E002",
             f"SECRET_KEY has {len(key)} characters; at least {MIN_SECRET_LENGTH} are expected",
             f"generate a longer one: {_GENERATE_KEY}",
         )
     reason = _low_variety(key)
     if reason is not None:
-        yield _found(
+        yield finding(
             "bastion.E003",
             f"SECRET_KEY looks guessable: {reason}",
             f"use a random value, not a phrase: {_GENERATE_KEY}",
@@ -215,7 +217,7 @@ def _secret_key(settings: Settings) -> Iterator[Finding]:
 
 def _app_env(settings: Settings) -> Iterator[Finding]:
     if not settings.is_production:
-        yield _found(
+        yield finding(
             "bastion.E004",
             f"APP_ENV is {settings.APP_ENV!r}: production safeguards are off",
             "set APP_ENV=production (it requires a SECRET_KEY of your own, hides the sandbox "
@@ -226,7 +228,7 @@ def _app_env(settings: Settings) -> Iterator[Finding]:
 def _app_url(settings: Settings) -> Iterator[Finding]:
     parts = urlsplit(settings.APP_URL)
     if parts.scheme != "https":
-        yield _found(
+        yield finding(
             "bastion.E010",
             f"APP_URL is {settings.APP_URL!r}: sign-in passwords and session cookies travel "
             "in clear text, and the session cookie is issued without Secure",
@@ -237,7 +239,7 @@ def _app_url(settings: Settings) -> Iterator[Finding]:
 
 def _allowed_hosts(settings: Settings) -> Iterator[Finding]:
     if "*" in settings.ALLOWED_HOSTS:
-        yield _found(
+        yield finding(
             "bastion.E011",
             "ALLOWED_HOSTS contains '*': any Host header is accepted, which enables "
             "host-header poisoning of absolute URLs and cache keys",
@@ -269,7 +271,7 @@ def _trusted_proxies(settings: Settings) -> Iterator[Finding]:
         elif not private and prefix < (_WIDE_V4_PREFIX if bits == 32 else _WIDE_V6_PREFIX):
             wide.append(item)
     if everyone:
-        yield _found(
+        yield finding(
             "bastion.E012",
             f"TRUSTED_PROXIES includes {', '.join(everyone)}: every client is believed when it "
             "writes X-Forwarded-For/-Proto, so it can pick its own IP (defeating the sign-in "
@@ -278,7 +280,7 @@ def _trusted_proxies(settings: Settings) -> Iterator[Finding]:
             "network (e.g. 10.0.0.0/8 for a container network), plus 'unix' for a socket",
         )
     if wide:
-        yield _found(
+        yield finding(
             "bastion.W013",
             f"TRUSTED_PROXIES includes the very wide public network{'s' if len(wide) > 1 else ''} "
             f"{', '.join(wide)}: anyone in it can forge the client IP",
@@ -289,7 +291,7 @@ def _trusted_proxies(settings: Settings) -> Iterator[Finding]:
 
 def _https_behind_proxy(settings: Settings) -> Iterator[Finding]:
     if urlsplit(settings.APP_URL).scheme == "https" and not settings.TRUSTED_PROXIES:
-        yield _found(
+        yield finding(
             "bastion.W014",
             "APP_URL is https but TRUSTED_PROXIES is empty: unless uvicorn itself terminates "
             "TLS, requests arrive as http, so the session cookie is issued without Secure "
@@ -302,7 +304,7 @@ def _https_behind_proxy(settings: Settings) -> Iterator[Finding]:
 def _trusted_origins(settings: Settings) -> Iterator[Finding]:
     plain = [origin for origin in settings.TRUSTED_ORIGINS if origin.startswith("http://")]
     if plain:
-        yield _found(
+        yield finding(
             "bastion.W015",
             f"TRUSTED_ORIGINS includes plain-http origin{'s' if len(plain) > 1 else ''} "
             f"{', '.join(plain)}: a network attacker who controls that page can send "
@@ -314,7 +316,7 @@ def _trusted_origins(settings: Settings) -> Iterator[Finding]:
 def _sessions(settings: Settings) -> Iterator[Finding]:
     if settings.SESSION_MAX_AGE > MAX_SESSION_AGE:
         days = settings.SESSION_MAX_AGE / 86400
-        yield _found(
+        yield finding(
             "bastion.W020",
             f"SESSION_MAX_AGE is {settings.SESSION_MAX_AGE} seconds ({days:.0f} days): a stolen "
             "session cookie stays usable that long",
@@ -324,7 +326,7 @@ def _sessions(settings: Settings) -> Iterator[Finding]:
 
 def _session_idle(settings: Settings) -> Iterator[Finding]:
     if settings.SESSION_IDLE_TIMEOUT >= settings.SESSION_MAX_AGE:
-        yield _found(
+        yield finding(
             "bastion.W021",
             f"SESSION_IDLE_TIMEOUT ({settings.SESSION_IDLE_TIMEOUT}s) is not shorter than "
             f"SESSION_MAX_AGE ({settings.SESSION_MAX_AGE}s), so it never ends a session",
@@ -335,7 +337,7 @@ def _session_idle(settings: Settings) -> Iterator[Finding]:
 def _instances(settings: Settings) -> Iterator[Finding]:
     if settings.WEB_CONCURRENCY > 1 and not settings.cache_enabled:
         n = settings.WEB_CONCURRENCY
-        yield _found(
+        yield finding(
             "bastion.W030",
             f"WEB_CONCURRENCY={n} processes without VALKEY_URL: each process counts sign-in "
             f"attempts on its own (up to {n} x SIGN_IN_RATE_LIMIT in total) and the cache is off",
@@ -348,7 +350,7 @@ def _valkey_timeouts(settings: Settings) -> Iterator[Finding]:
         return
     command = settings.CACHE_COMMAND_TIMEOUT_MS
     if "CACHE_COMMAND_TIMEOUT_MS" not in settings.model_fields_set:
-        yield _found(
+        yield finding(
             "bastion.W031",
             f"VALKEY_URL is set but CACHE_COMMAND_TIMEOUT_MS is not configured; the default "
             f"({command} ms) assumes Valkey on the same host or LAN",
@@ -356,7 +358,7 @@ def _valkey_timeouts(settings: Settings) -> Iterator[Finding]:
             "p99; tens of milliseconds, not seconds); set it to the default to keep it",
         )
     if command >= SLOW_CACHE_TIMEOUT_MS:
-        yield _found(
+        yield finding(
             "bastion.W032",
             f"CACHE_COMMAND_TIMEOUT_MS={command}: while Valkey hangs, every request that "
             "touches the cache or the sign-in limit waits that long",
@@ -367,7 +369,7 @@ def _valkey_timeouts(settings: Settings) -> Iterator[Finding]:
 
 def _deprecated_connect_timeout(settings: Settings) -> Iterator[Finding]:
     if "CACHE_CONNECT_TIMEOUT_MS" in settings.model_fields_set:
-        yield _found(
+        yield finding(
             "bastion.W033",
             "CACHE_CONNECT_TIMEOUT_MS is set but has no effect: CACHE_COMMAND_TIMEOUT_MS "
             "bounds connecting to Valkey and the command together",
@@ -375,28 +377,9 @@ def _deprecated_connect_timeout(settings: Settings) -> Iterator[Finding]:
         )
 
 
-def _sandbox(settings: Settings) -> Iterator[Finding]:
-    if not settings.is_production:
-        yield _found(
-            "bastion.E040",
-            "the sandbox pages (/sandbox/*, /api/sandbox/*) are open to every visitor, "
-            "including a form that writes to the cache",
-            "set APP_ENV=production: the sandbox is then served to administrators only "
-            "(404 for everyone else)",
-        )
-    else:
-        yield _found(
-            "bastion.W041",
-            "the sandbox pages (/sandbox/*, /api/sandbox/*) are served to signed-in "
-            "administrators (everyone else gets 404)",
-            "block /sandbox and /api/sandbox at the proxy if administrators should not have "
-            "them either; otherwise silence this: SILENCED_CHECKS=bastion.W041",
-        )
-
-
 def _metrics(settings: Settings) -> Iterator[Finding]:
     if settings.METRICS_ENABLED and not settings.METRICS_BLOCKED_AT_PROXY:
-        yield _found(
+        yield finding(
             "bastion.W042",
             "METRICS_ENABLED is on and /api/metrics is answered to anyone who reaches the app; "
             "bastion cannot see whether the proxy refuses it",
@@ -407,12 +390,43 @@ def _metrics(settings: Settings) -> Iterator[Finding]:
 
 def _database(settings: Settings) -> Iterator[Finding]:
     if settings.is_production and urlsplit(settings.DATABASE_URL).scheme == "sqlite":
-        yield _found(
+        yield finding(
             "bastion.W050",
             "DATABASE_URL is SQLite in production: one file on one host, so there is one app "
             "host, and writes from several processes wait on each other",
             "use PostgreSQL: DATABASE_URL=postgresql://user@db-host/bastion",
         )
+
+
+#: Checks an app registered (``bastion.checks`` entry points), once loaded.
+_PLUGIN_SPECS: dict[str, CheckSpec] = {}
+_PLUGIN_RULES: list[Rule] = []
+_plugins_loaded = False
+
+#: What a check plugin returns: the IDs it reports, and the rules that report them.
+CheckPlugin = Callable[[], tuple[Sequence[CheckSpec], Sequence[Rule]]]
+
+
+def registry() -> Mapping[str, CheckSpec]:
+    """Every ID that can be reported: bastion's own (:data:`CHECKS`), then the apps'.
+
+    An app's checks come from its ``bastion.checks`` entry point (see
+    :mod:`bastion.plugins`), loaded on first use. A plugin may not take an
+    ID bastion already uses.
+    """
+    global _plugins_loaded  # noqa: PLW0603 - loaded once per process
+    if not _plugins_loaded:
+        _plugins_loaded = True
+        from bastion.plugins import load_check_plugins  # noqa: PLC0415 - metadata, on demand
+
+        for plugin in load_check_plugins():
+            specs, rules = plugin()
+            for spec in specs:
+                if spec.id in CHECKS or spec.id in _PLUGIN_SPECS:
+                    raise ValueError(f"check ID {spec.id} is registered twice")
+                _PLUGIN_SPECS[spec.id] = spec
+            _PLUGIN_RULES.extend(rules)
+    return {**CHECKS, **_PLUGIN_SPECS}
 
 
 #: The rules in report order; each yields only IDs registered in CHECKS.
@@ -429,7 +443,6 @@ RULES: tuple[Rule, ...] = (
     _instances,
     _valkey_timeouts,
     _deprecated_connect_timeout,
-    _sandbox,
     _metrics,
     _database,
 )
@@ -446,17 +459,18 @@ def run_checks(
     findings: list[Finding] = []
     silenced: list[Finding] = []
     muted = set(settings.SILENCED_CHECKS)
-    for rule in rules:
-        for finding in rule(settings):
-            if CHECKS[finding.id].deploy and not deploy:
+    specs = registry()
+    for rule in (*rules, *_PLUGIN_RULES) if rules is RULES else rules:
+        for found in rule(settings):
+            if specs[found.id].deploy and not deploy:
                 continue
-            (silenced if finding.id in muted else findings).append(finding)
+            (silenced if found.id in muted else findings).append(found)
     return CheckResult(tuple(findings), tuple(silenced))
 
 
 def format_text(result: CheckResult, *, deploy: bool) -> str:
     """The human report: one block per finding, then a one-line summary."""
-    lines = [finding.to_text() for finding in result.findings]
+    lines = [found.to_text() for found in result.findings]
     scope = "deployment checks" if deploy else "basic checks (add --deploy for production)"
     summary = (
         f"bastion check: {len(result.errors)} error(s), {len(result.warnings)} warning(s)"
