@@ -29,9 +29,6 @@ def operations(cache: Cache) -> list[Callable[[], Awaitable[object]]]:
         lambda: cache.json.delete("k"),
         lambda: cache.json.ttl("k"),
         lambda: cache.json.get_with_ttl("k"),
-        lambda: cache.strings.incr("n", 10),
-        lambda: cache.strings.get("s"),
-        lambda: cache.strings.set("s", "v", 10),
     ]
 
 

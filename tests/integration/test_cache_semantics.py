@@ -63,8 +63,7 @@ async def test_delete(cache: Cache) -> None:
 
 async def test_keys_live_under_the_prefix(cache: Cache, raw_valkey: valkey.Valkey) -> None:
     await cache.json.set("p", [1], 60)
-    await cache.strings.set("s", "x", 60)
-    assert raw.keys(raw_valkey) == [b"test:p", b"test:str:s"]
+    assert raw.keys(raw_valkey) == [b"test:p"]
     assert raw_valkey.get("test:p") == b"[1]"
 
 
@@ -109,39 +108,6 @@ async def test_non_positive_ttl_is_a_programming_error(cache: Cache) -> None:
         await cache.json.set("k", 1, 0)
 
 
-async def test_string_store(cache: Cache, raw_valkey: valkey.Valkey) -> None:
-    strings = cache.strings
-    assert await strings.get("s") is None
-    assert await strings.set("s", "héllo", 30)
-    assert await strings.get("s") == "héllo"
-    assert 0 < raw.ttl(raw_valkey, "test:str:s") <= 30
-    assert await strings.delete("s")
-    assert await strings.get("s") is None
-
-
-async def test_incr_is_atomic_and_sets_expiry_once(cache: Cache, raw_valkey: valkey.Valkey) -> None:
-    counts = await asyncio.gather(*(cache.strings.incr("hits", 60) for _ in range(50)))
-    assert sorted(c for c in counts if c is not None) == list(range(1, 51))
-    assert raw_valkey.get("test:str:hits") == b"50"
-    ttl_after_burst = raw.ttl(raw_valkey, "test:str:hits")
-    assert 0 < ttl_after_burst <= 60
-    # A later increment must not push the window's expiry out again.
-    raw_valkey.expire("test:str:hits", 5)
-    assert await cache.strings.incr("hits", 60) == 51
-    assert raw.ttl(raw_valkey, "test:str:hits") <= 5
-
-
-async def test_two_instances_share_one_counter(valkey_url: str) -> None:
-    first, second = make_cache(valkey_url), make_cache(valkey_url)
-    try:
-        assert await first.strings.incr("shared", 60) == 1
-        assert await second.strings.incr("shared", 60) == 2
-        assert await first.strings.get("shared") == "2"
-    finally:
-        await first.aclose()
-        await second.aclose()
-
-
 async def test_disabled_cache_does_nothing_and_opens_no_socket() -> None:
     disabled = make_cache(None)
     assert not disabled.enabled
@@ -151,8 +117,6 @@ async def test_disabled_cache_does_nothing_and_opens_no_socket() -> None:
     assert await disabled.json.ttl("k") is None
     assert await disabled.json.get_with_ttl("k") == (None, None)
     assert not await disabled.json.delete("k")
-    assert await disabled.strings.incr("c", 60) is None
-    assert await disabled.strings.get("c") is None
     assert disabled.breaker_state is None
 
 

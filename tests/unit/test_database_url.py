@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bastion.config import ConfigError, load_settings
-from bastion.db import is_sqlite, to_async_url
+from bastion.db import to_async_url
 
 
 @pytest.mark.parametrize(
@@ -34,11 +34,6 @@ def test_libpq_sslmode_becomes_asyncpg_ssl() -> None:
     url = to_async_url("postgresql://app@db/bastion?sslmode=require")
     assert "sslmode" not in url.query
     assert url.query["ssl"] == "require"
-
-
-def test_is_sqlite() -> None:
-    assert is_sqlite("sqlite:///x.db")
-    assert not is_sqlite("postgresql://a@b/c")
 
 
 @pytest.mark.parametrize("bad", ["mysql://u@h/db", "bastion.db", "http://db/x"])

@@ -60,12 +60,6 @@ def test_malformed_hosts(value: str) -> None:
         parse_host(value)
 
 
-def test_netloc_elides_default_port() -> None:
-    assert parse_host("example.com:443").netloc(443) == "example.com"
-    assert parse_host("example.com:8443").netloc(443) == "example.com:8443"
-    assert parse_host("[::1]:8000").netloc(80) == "[::1]:8000"
-
-
 def allowed(patterns: list[str], host: str) -> bool:
     return parse_host(host) in AllowedHosts(patterns)
 

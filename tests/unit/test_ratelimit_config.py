@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bastion.config import ConfigError, load_settings
-from bastion.ratelimit import account_key, ip_key, parse_rate_limit
+from bastion.hardening import client_key
+from bastion.ratelimit import account_key, parse_rate_limit
 
 
 @pytest.fixture(autouse=True)
@@ -72,9 +73,11 @@ def test_parse_rate_limit_raises_a_readable_value_error() -> None:
 
 
 def test_keys() -> None:
-    assert ip_key("203.0.113.7") == "203.0.113.7"
-    assert ip_key("2001:db8:1:2::1") == ip_key("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
-    assert ip_key("2001:db8:1:3::1") != ip_key("2001:db8:1:2::1")
+    assert client_key("203.0.113.7") == "203.0.113.7"
+    assert (
+        client_key("2001:db8:1:2::1") == client_key("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
+    )
+    assert client_key("2001:db8:1:3::1") != client_key("2001:db8:1:2::1")
     assert account_key(" Alice@Example.COM ") == account_key("alice@example.com")
     assert account_key("alice@example.com") != account_key("bob@example.com")
     assert len(account_key("x" * 10_000)) == 32

@@ -1,4 +1,4 @@
-"""bastion.cache: Valkey behind a small JSON API, plus a string store for rate limits.
+"""bastion.cache: Valkey behind a small JSON API.
 
 It does nothing when ``VALKEY_URL`` is unset, and any failure (down, refused,
 hung, breaker open) reads as a miss within the configured timeout. A request
@@ -18,7 +18,6 @@ from bastion.cache.breaker import BreakerState, CircuitBreaker
 from bastion.cache.connection import ValkeyConnection, ValkeyOptions
 from bastion.cache.json_store import JSON, JsonCache
 from bastion.cache.singleflight import SingleFlight
-from bastion.cache.string_store import StringStore
 from bastion.config import Settings, get_settings
 
 __all__ = [
@@ -28,7 +27,6 @@ __all__ = [
     "CircuitBreaker",
     "JsonCache",
     "SingleFlight",
-    "StringStore",
     "ValkeyOptions",
     "cache_delete",
     "cache_get",
@@ -45,7 +43,7 @@ T = TypeVar("T")
 
 
 class Cache:
-    """One Valkey connection shared by the JSON cache and the string store.
+    """The JSON cache on one Valkey connection (its client, deadline and breaker).
 
     ``options`` None means disabled: every read is a miss, every write a no-op,
     and no socket is ever opened.
@@ -69,7 +67,6 @@ class Cache:
 
         self.connection = ValkeyConnection(options, on_error) if options is not None else None
         self.json = JsonCache(self.connection, prefix, on_read if on_event else None)
-        self.strings = StringStore(self.connection, prefix + "str:")
 
     @classmethod
     def from_settings(

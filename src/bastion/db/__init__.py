@@ -10,7 +10,7 @@ from bastion.db.engine import DATABASE_ERRORS, Database
 from bastion.db.migrate import migrate
 from bastion.db.models import AuditLog, Base, User, UserSession
 from bastion.db.types import UTCDateTime, utcnow
-from bastion.db.url import is_sqlite, to_async_url
+from bastion.db.url import to_async_url
 
 __all__ = [
     "DATABASE_ERRORS",
@@ -20,7 +20,6 @@ __all__ = [
     "UTCDateTime",
     "User",
     "UserSession",
-    "is_sqlite",
     "migrate",
     "to_async_url",
     "utcnow",

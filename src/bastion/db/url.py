@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy.engine import URL, make_url
 
-__all__ = ["is_sqlite", "to_async_url"]
+__all__ = ["to_async_url"]
 
 _SSLMODES = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}
 
@@ -34,7 +34,3 @@ def to_async_url(database_url: str) -> URL:
             query["ssl"] = sslmode
         return url.set(drivername="postgresql+asyncpg", query=query)
     raise ValueError(f"unsupported database URL scheme: {url.drivername!r}")
-
-
-def is_sqlite(database_url: str) -> bool:
-    return make_url(database_url).get_backend_name() == "sqlite"

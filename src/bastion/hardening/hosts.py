@@ -31,12 +31,6 @@ class ParsedHost:
     port: int | None
     is_ipv6: bool = False
 
-    def netloc(self, default_port: int) -> str:
-        """``host[:port]`` for building origins, eliding the scheme's default port."""
-        name = f"[{self.name}]" if self.is_ipv6 else self.name
-        port = self.port if self.port is not None else default_port
-        return name if port == default_port else f"{name}:{port}"
-
 
 def _parse_port(text: str) -> int:
     if not _PORT.fullmatch(text) or not 0 < int(text) <= 65535:

@@ -63,7 +63,6 @@ def client_key(address: str) -> str:
 class Resolution:
     client: str | None
     scheme: str
-    trusted_peer: bool
 
 
 def _forwarded_pairs(lines: Sequence[str]) -> list[dict[str, str]]:
@@ -143,7 +142,7 @@ class TrustedProxies:
         """
         has_headers = bool(forwarded_for or forwarded_proto or forwarded)
         if not has_headers:
-            return Resolution(peer, scheme, False)
+            return Resolution(peer, scheme)
         if not self.trusts_peer(peer):
             if not self._warned:
                 self._warned = True
@@ -152,7 +151,7 @@ class TrustedProxies:
                     "if it is your proxy, add it to TRUSTED_PROXIES",
                     peer or "(unix socket)",
                 )
-            return Resolution(peer, scheme, False)
+            return Resolution(peer, scheme)
         if self.header == "forwarded":
             elements = _forwarded_pairs(forwarded)
             hops = [e.get("for", "") for e in elements]
@@ -161,7 +160,7 @@ class TrustedProxies:
             hops = [h for line in forwarded_for for h in line.split(",")]
             protos = [p for line in forwarded_proto for p in line.split(",")]
         client, index = self._walk(peer, hops)
-        return Resolution(client, self._scheme(scheme, protos, index, len(hops)), True)
+        return Resolution(client, self._scheme(scheme, protos, index, len(hops)))
 
     def _walk(self, peer: str | None, hops: list[str]) -> tuple[str | None, int]:
         """Right to left: the first untrusted hop is the client.

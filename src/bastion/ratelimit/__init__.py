@@ -1,11 +1,11 @@
 """bastion.ratelimit: the shared sign-in rate limiter.
 
-    from bastion.ratelimit import SignInLimiter, headers
+    from bastion.ratelimit import SignInLimiter, rate_limit_headers
 
     limiter = SignInLimiter.from_settings(settings, on_event=metrics_hook)
     decision = await limiter.hit(client_ip, email)   # before checking the password
     if not decision.allowed:
-        return Response(status_code=429, headers=headers(decision))
+        return Response(status_code=429, headers=rate_limit_headers(decision))
 
 Attempts are counted per client IP (IPv6 by its /64) under
 ``SIGN_IN_RATE_LIMIT`` and per account (the normalised email) under
@@ -17,9 +17,9 @@ fails or stalls a sign-in (see :mod:`bastion.ratelimit.limiter`).
 
 from __future__ import annotations
 
-from bastion.ratelimit.decision import Decision, Scope, headers, rate_limit_headers
+from bastion.ratelimit.decision import Decision, Scope, rate_limit_headers
 from bastion.ratelimit.limiter import EventHook, RateLimitEvent, SignInLimiter
-from bastion.ratelimit.rules import account_key, ip_key, parse_rate_limit
+from bastion.ratelimit.rules import account_key, parse_rate_limit
 
 __all__ = [
     "Decision",
@@ -28,8 +28,6 @@ __all__ = [
     "Scope",
     "SignInLimiter",
     "account_key",
-    "headers",
-    "ip_key",
     "parse_rate_limit",
     "rate_limit_headers",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["Decision", "Scope", "headers", "rate_limit_headers"]
+__all__ = ["Decision", "Scope", "rate_limit_headers"]
 
 Scope = Literal["ip", "account"]
 
@@ -45,8 +45,3 @@ def rate_limit_headers(decision: Decision) -> dict[str, str]:
     if not decision.allowed:
         fields["Retry-After"] = str(decision.reset_after)
     return fields
-
-
-#: The short name, for ``from bastion.ratelimit import headers``; the long one
-#: reads better where a local variable is already called ``headers``.
-headers = rate_limit_headers

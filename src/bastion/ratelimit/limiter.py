@@ -45,10 +45,11 @@ from typing import Literal
 from bastion.cache.breaker import CircuitBreaker
 from bastion.cache.connection import FAILED, ValkeyConnection, ValkeyOptions
 from bastion.config import Settings
-from bastion.ratelimit.decision import Decision, headers
+from bastion.hardening.proxy import client_key
+from bastion.ratelimit.decision import Decision
 from bastion.ratelimit.refusals import Refusals
 from bastion.ratelimit.remote import decide_remote, forget_remote
-from bastion.ratelimit.rules import account_key, ip_key, parse_rate_limit
+from bastion.ratelimit.rules import account_key, parse_rate_limit
 from bastion.ratelimit.window import Check, LocalWindows, Verdict
 
 __all__ = ["EventHook", "RateLimitEvent", "SignInLimiter"]
@@ -67,8 +68,6 @@ class SignInLimiter:
     Valkey client, the breaker and the fallback counts) and call
     :meth:`aclose` at shutdown. ``valkey=None`` counts in this process only.
     """
-
-    headers = staticmethod(headers)
 
     def __init__(
         self,
@@ -135,9 +134,9 @@ class SignInLimiter:
 
         Call it for every attempt before checking the password, successful or
         not (as django-ratelimit counts), and answer 429 with
-        :func:`headers` when ``allowed`` is False.
+        :func:`~bastion.ratelimit.rate_limit_headers` when ``allowed`` is False.
         """
-        client = ip_key(client_ip)
+        client = client_key(client_ip)  # IPv6 by its /64: one subscriber holds a /64
         if self._remote is None:
             decision = _decision(self._local.decide(self._checks(client, account_key(account))))
         else:
@@ -201,7 +200,7 @@ class SignInLimiter:
         cleared in one call under the same deadline and breaker as :meth:`hit`;
         if it cannot be reached, the local counts are still cleared.
         """
-        client = ip_key(client_ip)
+        client = client_key(client_ip)
         keys: Sequence[str] = [check.key for check in self._checks(client, account_key(account))]
         self._local.clear(keys)
         self._refusals.forget(client)

@@ -13,9 +13,7 @@ import hashlib
 
 from limits import RateLimitItem, parse_many
 
-from bastion.hardening.proxy import client_key
-
-__all__ = ["MAX_PER_WINDOW", "NAMESPACE", "account_key", "ip_key", "parse_rate_limit"]
+__all__ = ["MAX_PER_WINDOW", "NAMESPACE", "account_key", "parse_rate_limit"]
 
 #: Replaces limits' default "LIMITER" namespace, so keys read ``signin/ip/...``.
 NAMESPACE = "signin"
@@ -40,11 +38,6 @@ def parse_rate_limit(text: str) -> tuple[RateLimitItem, ...]:
         if item.amount > MAX_PER_WINDOW:
             raise ValueError(f"expected at most {MAX_PER_WINDOW} attempts per window")
     return tuple(type(item)(item.amount, item.multiples, namespace=NAMESPACE) for item in items)
-
-
-def ip_key(client_ip: str) -> str:
-    """The per-IP identifier: IPv4 as is, IPv6 by its /64 (one subscriber holds a /64)."""
-    return client_key(client_ip)
 
 
 def account_key(account: str) -> str:

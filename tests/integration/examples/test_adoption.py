@@ -99,9 +99,9 @@ def instances(
         "SIGN_IN_ACCOUNT_RATE_LIMIT": "10000/minute",
         "EXAMPLE_PASSWORD": PASSWORD,
     }
-    kind = {"factory": example.factory, "ready_path": "/api/health/live"}
-    first = AppServer(env, **kind).start()
-    second = AppServer(env, **kind).start(migrate=False)  # one database, migrated once
+    first = AppServer(env, factory=example.factory, ready_path="/api/health/live").start()
+    second = AppServer(env, factory=example.factory, ready_path="/api/health/live")
+    second.start(migrate=False)  # one database, migrated once
     try:
         yield first, second
     finally:
