@@ -8,7 +8,7 @@ import pytest
 import valkey
 
 from bastion.cache import Cache, ValkeyOptions
-from bastion.config import reset_settings
+from bastion.config import Settings, reset_settings
 from tests.support.postgres import PostgresServer, unique_database_name
 from tests.support.servers import HungServer, ValkeyServer
 
@@ -20,18 +20,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(autouse=True)
 def _clean_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No test sees the developer's shell configuration or another test's settings."""
-    for name in (
-        "APP_ENV",
-        "APP_URL",
-        "VALKEY_URL",
-        "SECRET_KEY",
-        "TRUSTED_PROXIES",
-        "TRUSTED_ORIGINS",
-        "ALLOWED_HOSTS",
-        "METRICS_ENABLED",
-        "DATABASE_URL",
-    ):
+    """No test sees the developer's shell configuration or another test's settings.
+
+    Every variable the settings model reads is cleared, taken from the model
+    itself, so a setting added tomorrow is covered without anyone listing it.
+    """
+    for name in Settings.model_fields:
         monkeypatch.delenv(name, raising=False)
     reset_settings()
     yield

@@ -24,7 +24,8 @@ import contextlib
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
-from starlette.routing import Route, Router
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bastion.cache import Cache, set_cache
@@ -97,9 +98,9 @@ class Bastion:
             inner = _Operations(inner, self.operations_app())
         return protect(inner, self.settings, metrics=self.metrics, **envelope_options)
 
-    def operations_routes(self, prefix: str = "/api") -> list[Route]:
-        """The three operations endpoints under ``prefix``, as Starlette routes."""
-        routes = [
+    def operations_routes(self) -> list[Route]:
+        """``/api/health``, ``/api/health/live`` and ``/api/metrics``, as Starlette routes."""
+        return [
             *health_routes(
                 self.database,
                 cache_enabled=lambda: self.cache.enabled,
@@ -108,20 +109,17 @@ class Bastion:
             ),
             *metrics_routes(self.metrics),
         ]
-        if prefix == "/api":
-            return routes
-        return [
-            Route(prefix + r.path.removeprefix("/api"), r.endpoint, methods=r.methods)
-            for r in routes
-        ]
 
     def operations_app(self) -> ASGIApp:
         """The operations endpoints as one ASGI app, to mount at ``/api`` in any framework.
 
         It answers ``/health``, ``/health/live`` and ``/metrics`` below its
-        mount point (and the full ``/api/...`` paths when not mounted).
+        mount point, whichever way the framework hands a mounted app its path
+        (Starlette keeps the full path and sets ``root_path``; Litestar strips
+        the prefix and adds a slash), and the full ``/api/...`` paths when it
+        is not mounted at all.
         """
-        return Router([*self.operations_routes(""), *self.operations_routes()])
+        return _OperationsApp(self.operations_routes())
 
     # -- lifetime --------------------------------------------------------------------------
 
@@ -146,6 +144,26 @@ class Bastion:
             yield
         finally:
             await self.shutdown()
+
+
+class _OperationsApp:
+    """The three operations routes, found by their path below wherever this app is mounted."""
+
+    def __init__(self, routes: Iterable[Route]) -> None:
+        self.routes = {route.path.removeprefix("/api"): route for route in routes}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        root: str = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root) :]
+        path = path.rstrip("/").removeprefix("/api")
+        route = self.routes.get(path) if scope["type"] == "http" else None
+        if route is None:
+            await JSONResponse({"error": "not found"}, status_code=404)(scope, receive, send)
+            return
+        scope["route"] = route  # the template the request observer labels it with
+        await route.handle(scope, receive, send)
 
 
 class _Operations:

@@ -1,40 +1,27 @@
-"""What every framework must see behind the envelope, shared by the per-framework modules.
+"""What every framework sees behind bastion, and gets back: one contract, three frameworks.
 
-Each module builds the same three routes in its own framework:
-
-- ``GET /whoami``: ``{"client": request.client.host, "scheme": request.url.scheme}``
-- ``POST /count``: increments a counter and returns it
-- ``GET /framed``: sets its own ``X-Frame-Options: SAMEORIGIN``
-
-and hands the wrapped app plus a way to read the counter to the checks below,
-which drive it in-process through httpx.
+Starlette, FastAPI and Litestar each build the same small app
+(:mod:`tests.integration.frameworks.apps`); every test here runs on all three,
+in-process through httpx. The operations endpoints are checked both ways an
+adopter can have them: answered by ``Bastion.protect`` itself, and mounted at
+``/api`` by the framework (``Bastion.operations_app``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast
 
 import httpx
+import pytest
 from starlette.types import ASGIApp
 
+from bastion import Bastion
 from bastion.config import load_settings
 from bastion.hardening import envelope
-
-__all__ = [
-    "PROXY",
-    "STRANGER",
-    "Harness",
-    "check_cross_origin_post_is_refused",
-    "check_get_carries_security_headers",
-    "check_route_header_is_kept",
-    "check_same_origin_post_reaches_route",
-    "check_spoofed_forwarded_for_is_ignored",
-    "check_trusted_proxy_sets_client_and_scheme",
-    "check_unknown_host_is_refused",
-    "wrap",
-]
+from tests.integration.frameworks.apps import BUILDERS
 
 BASE_URL = "http://testserver"
 PROXY = ("10.0.0.1", 1234)
@@ -54,15 +41,25 @@ class Harness:
         return httpx.AsyncClient(transport=transport, base_url=BASE_URL)
 
 
-def wrap(app: ASGIApp) -> ASGIApp:
-    """``app`` behind the envelope, as the brief's deployment configures it."""
-    settings = load_settings(
-        APP_URL=BASE_URL, ALLOWED_HOSTS="testserver", TRUSTED_PROXIES="10.0.0.1"
+def _settings(**extra: str) -> Any:
+    return load_settings(
+        APP_URL=BASE_URL, ALLOWED_HOSTS="testserver", TRUSTED_PROXIES="10.0.0.1", **extra
     )
-    return envelope(app, settings)
 
 
-async def check_get_carries_security_headers(harness: Harness) -> None:
+@pytest.fixture(params=sorted(BUILDERS))
+def framework(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
+@pytest.fixture
+def harness(framework: str) -> Harness:
+    app, count = BUILDERS[framework](None)
+    return Harness(envelope(app, _settings()), count)
+
+
+async def test_get_carries_security_headers(harness: Harness) -> None:
     async with harness.client() as client:
         response = await client.get("/whoami")
     assert response.status_code == 200
@@ -73,7 +70,7 @@ async def check_get_carries_security_headers(harness: Harness) -> None:
     assert "strict-transport-security" not in response.headers
 
 
-async def check_spoofed_forwarded_for_is_ignored(harness: Harness) -> None:
+async def test_spoofed_forwarded_for_from_an_untrusted_peer_is_ignored(harness: Harness) -> None:
     spoof = {"X-Forwarded-For": "6.6.6.6", "X-Forwarded-Proto": "https"}
     async with harness.client(STRANGER) as client:
         response = await client.get("/whoami", headers=spoof)
@@ -82,12 +79,11 @@ async def check_spoofed_forwarded_for_is_ignored(harness: Harness) -> None:
     assert "strict-transport-security" not in response.headers
 
 
-async def check_trusted_proxy_sets_client_and_scheme(harness: Harness) -> None:
+async def test_a_trusted_proxy_sets_client_and_scheme(harness: Harness) -> None:
     async with harness.client(PROXY) as client:
         forwarded = await client.get("/whoami", headers={"X-Forwarded-For": "6.6.6.6"})
         assert forwarded.json() == {"client": "6.6.6.6", "scheme": "http"}
         assert "strict-transport-security" not in forwarded.headers
-
         https = await client.get(
             "/whoami", headers={"X-Forwarded-For": "6.6.6.6", "X-Forwarded-Proto": "https"}
         )
@@ -96,7 +92,7 @@ async def check_trusted_proxy_sets_client_and_scheme(harness: Harness) -> None:
     assert https.headers["strict-transport-security"].startswith("max-age=")
 
 
-async def check_same_origin_post_reaches_route(harness: Harness) -> None:
+async def test_a_same_origin_post_reaches_the_route(harness: Harness) -> None:
     before = harness.count()
     async with harness.client() as client:
         response = await client.post("/count", headers={"Sec-Fetch-Site": "same-origin"})
@@ -109,7 +105,7 @@ async def check_same_origin_post_reaches_route(harness: Harness) -> None:
     assert response.headers["x-content-type-options"] == "nosniff"
 
 
-async def check_cross_origin_post_is_refused(harness: Harness) -> None:
+async def test_a_cross_origin_post_is_refused(harness: Harness) -> None:
     before = harness.count()
     async with harness.client() as client:
         response = await client.post("/count", headers={"Origin": "http://evil.example"})
@@ -125,7 +121,7 @@ async def check_cross_origin_post_is_refused(harness: Harness) -> None:
     assert harness.count() == before
 
 
-async def check_unknown_host_is_refused(harness: Harness) -> None:
+async def test_an_unknown_host_is_refused(harness: Harness) -> None:
     before = harness.count()
     async with harness.client() as client:
         response = await client.get("/whoami", headers={"Host": "evil.example"})
@@ -138,9 +134,48 @@ async def check_unknown_host_is_refused(harness: Harness) -> None:
     assert harness.count() == before
 
 
-async def check_route_header_is_kept(harness: Harness) -> None:
+async def test_a_route_header_is_neither_overwritten_nor_duplicated(harness: Harness) -> None:
     async with harness.client() as client:
         response = await client.get("/framed")
     assert response.status_code == 200
     assert response.headers.get_list("x-frame-options") == ["SAMEORIGIN"]
     assert response.headers.get_list("x-content-type-options") == ["nosniff"]
+
+
+# -- the operations endpoints, without bastion's accounts --------------------------------------
+
+
+@pytest.fixture
+async def bastion(tmp_path: Path) -> AsyncIterator[Bastion]:
+    instance = Bastion(
+        _settings(DATABASE_URL=f"sqlite:///{tmp_path}/ops.db", METRICS_ENABLED="true")
+    )
+    yield instance
+    await instance.shutdown()
+
+
+async def _check_operations(app: ASGIApp) -> None:
+    transport = httpx.ASGITransport(app=cast(Any, app), client=PROXY)
+    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
+        live = await client.get("/api/health/live")
+        health = await client.get("/api/health")
+        metrics = await client.get("/api/metrics")
+        # The framework's own routes are still the framework's.
+        assert (await client.get("/whoami")).status_code == 200
+    assert live.json() == {"status": "ok"}
+    assert health.status_code == 200
+    assert health.json()["database"] is True
+    assert health.headers["cache-control"] == "no-store"
+    assert health.headers["x-content-type-options"] == "nosniff"  # inside the envelope
+    assert metrics.headers["content-type"].startswith("text/plain; version=")
+    assert 'bastion_health_checks_total{outcome="ok"} 1.0' in metrics.text
+
+
+async def test_protect_answers_the_operations_endpoints(framework: str, bastion: Bastion) -> None:
+    app, _ = BUILDERS[framework](None)
+    await _check_operations(bastion.protect(app))
+
+
+async def test_the_operations_app_mounts_at_api(framework: str, bastion: Bastion) -> None:
+    app, _ = BUILDERS[framework](bastion.operations_app())
+    await _check_operations(bastion.protect(app, operations=False))

@@ -1,0 +1,180 @@
+"""The sign-in guard in front of a login route it did not write, in-process on a real Valkey.
+
+The route below stands for a third-party one: it checks a password its own
+way and answers 400 on a failure, as fastapi-users does. The guard must count
+every attempt however the account is sent (form, JSON, multipart, or not at
+all), answer 429 before the handler runs, and audit what the handler said.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, cast
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from bastion import Bastion, LoginRoute
+from bastion.audit import recent
+from bastion.config import load_settings
+from bastion.db import migrate
+from tests.support.servers import free_port
+
+ORIGIN = "http://testserver"
+
+
+class LoginApp:
+    """A login handler the guard cannot see into: it only counts its calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.app = Starlette(routes=[Route("/login", self.login, methods=["GET", "POST"])])
+
+    async def login(self, request: Request) -> JSONResponse:
+        if request.method == "GET":
+            return JSONResponse({"form": "here"})
+        self.calls += 1
+        form = await request.form()
+        if form.get("password") == "right password":
+            return JSONResponse({"token": "t"})
+        return JSONResponse({"detail": "LOGIN_BAD_CREDENTIALS"}, status_code=400)
+
+
+async def _bastion(tmp_path: Path, valkey_url: str, **env: str) -> Bastion:
+    database_url = env.pop("DATABASE_URL", f"sqlite:///{tmp_path}/guard.db")
+    if database_url.startswith("sqlite"):
+        await migrate(database_url)
+    settings = load_settings(
+        APP_URL=ORIGIN,
+        ALLOWED_HOSTS="testserver",
+        DATABASE_URL=database_url,
+        VALKEY_URL=valkey_url,
+        **env,
+    )
+    return Bastion(settings)
+
+
+@pytest.fixture
+async def guarded(
+    tmp_path: Path, valkey_url: str
+) -> AsyncIterator[tuple[Bastion, LoginApp, httpx.AsyncClient]]:
+    bastion = await _bastion(
+        tmp_path, valkey_url, SIGN_IN_RATE_LIMIT="5/minute", SIGN_IN_ACCOUNT_RATE_LIMIT="2/minute"
+    )
+    login = LoginApp()
+    app = bastion.protect(login.app, logins=[LoginRoute("/login")])
+    transport = httpx.ASGITransport(app=cast(Any, app), client=("127.0.0.1", 5000))
+    async with httpx.AsyncClient(
+        transport=transport, base_url=ORIGIN, headers={"Origin": ORIGIN}
+    ) as client:
+        yield bastion, login, client
+    await bastion.shutdown()
+
+
+async def test_the_account_is_counted_however_it_is_sent(
+    guarded: tuple[Bastion, LoginApp, httpx.AsyncClient],
+) -> None:
+    bastion, login, client = guarded
+    form = await client.post("/login", data={"username": "Ada@Example.com", "password": "x"})
+    multipart = await client.post(
+        "/login", files={"username": (None, "ada@example.com"), "password": (None, "x")}
+    )
+    as_json = await client.post("/login", json={"username": " ADA@example.com ", "password": "x"})
+    assert [form.status_code, multipart.status_code, as_json.status_code] == [400, 400, 429]
+    assert as_json.json() == {"detail": "too many sign-in attempts; try again later"}
+    assert as_json.headers["ratelimit-limit"] == "2"
+    assert int(as_json.headers["retry-after"]) >= 1
+    assert login.calls == 2, "the refused attempt never reached the handler"
+    async with bastion.database.session() as db:
+        failed = await recent(db, action="auth.sign_in.failed")
+    assert [(row.subject, row.client_ip) for row in failed] == [
+        ("ada@example.com", "127.0.0.1")
+    ] * 2
+
+
+async def test_a_body_without_a_readable_account_still_counts_against_the_ip(
+    guarded: tuple[Bastion, LoginApp, httpx.AsyncClient],
+) -> None:
+    _, login, client = guarded
+    bodies: list[dict[str, Any]] = [
+        {"content": b"\xff\xfe not a form", "headers": {"content-type": "application/json"}},
+        {"content": b"[" * 5000, "headers": {"content-type": "application/json"}},
+        {
+            "content": b"password=x",
+            "headers": {"content-type": "application/x-www-form-urlencoded"},
+        },
+        {"content": b"--b\r\n\r\n", "headers": {"content-type": "multipart/form-data; boundary=b"}},
+        {"content": b"username=a%40b.c", "headers": {"content-type": "text/plain"}},
+    ]
+    statuses = [(await client.post("/login", **body)).status_code for body in bodies]
+    # All five share the "no account" bucket (2/minute), and all five count against the IP.
+    assert statuses == [400, 400, 429, 429, 429]
+    assert login.calls == 2
+    refused = await client.post("/login", data={"username": "z@example.com"})
+    assert refused.status_code == 429
+    assert refused.headers["ratelimit-limit"] == "5", "refused by the per-IP limit"
+
+
+async def test_an_oversized_body_is_refused_before_anything_else(
+    guarded: tuple[Bastion, LoginApp, httpx.AsyncClient],
+) -> None:
+    _, login, client = guarded
+    response = await client.post("/login", data={"username": "a@example.com", "pad": "x" * 20_000})
+    assert response.status_code == 413
+    assert login.calls == 0
+
+
+async def test_other_methods_and_paths_pass_through_uncounted(
+    guarded: tuple[Bastion, LoginApp, httpx.AsyncClient],
+) -> None:
+    _, login, client = guarded
+    for _ in range(10):
+        assert (await client.get("/login")).status_code == 200
+    assert (await client.post("/login", data={"username": "a@example.com"})).status_code == 400
+    assert login.calls == 1
+
+
+async def test_a_success_is_audited_with_the_client_ip_the_proxy_gave(
+    guarded: tuple[Bastion, LoginApp, httpx.AsyncClient],
+) -> None:
+    bastion, _, client = guarded
+    response = await client.post(
+        "/login",
+        data={"username": "grace@example.com", "password": "right password"},
+        headers={"X-Forwarded-For": "198.51.100.23"},
+    )
+    assert response.status_code == 200
+    async with bastion.database.session() as db:
+        (succeeded,) = await recent(db, action="auth.sign_in.succeeded")
+    assert (succeeded.subject, succeeded.client_ip) == ("grace@example.com", "198.51.100.23")
+
+
+async def test_a_database_that_is_down_costs_the_audit_row_not_the_login(
+    tmp_path: Path, valkey_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    down = f"postgresql://nobody@127.0.0.1:{free_port()}/nothing"
+    bastion = await _bastion(tmp_path, valkey_url, DATABASE_URL=down, DATABASE_TIMEOUT_MS="200")
+    login = LoginApp()
+    app = bastion.protect(login.app, logins=[LoginRoute("/login")])
+    transport = httpx.ASGITransport(app=cast(Any, app), client=("127.0.0.1", 5000))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url=ORIGIN) as client:
+            with caplog.at_level(logging.WARNING, logger="bastion.guard"):
+                response = await client.post(
+                    "/login",
+                    data={"username": "a@example.com", "password": "x"},
+                    headers={"Origin": ORIGIN},
+                )
+    finally:
+        await bastion.shutdown()
+    assert response.status_code == 400  # the handler's answer, untouched
+    warnings = [r.getMessage() for r in caplog.records if r.name == "bastion.guard"]
+    assert len(warnings) == 1
+    assert "could not audit" in warnings[0]
+    assert "nobody" not in warnings[0]
