@@ -10,7 +10,8 @@ added to the example's routes before the stack is wrapped around them::
     POST /bench/post  -> drains the body -> {"ok": true}
 
 Everything else (settings from the environment, ``METRICS_ENABLED``, the
-sign-in limiter, the audit tallies, logging) is the example app's own.
+:class:`~bastion.Bastion` that owns the limiter, sign-in guard, audit tallies
+and metrics, logging) is the example app's own.
 
     APP_URL=http://127.0.0.1:8001 METRICS_ENABLED=true \\
         uvicorn --factory bench.example_apps:example_with_bare_post
@@ -22,9 +23,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp
 
+from bastion import Bastion
 from bastion.config import get_settings
-from bastion.ops import Metrics, configure_logging
-from bastion.stack import protect
+from bastion.ops import configure_logging
 from bastion_example.app import create_routes_app
 
 __all__ = ["BARE_POST_PATH", "example_with_bare_post"]
@@ -42,7 +43,8 @@ def example_with_bare_post() -> ASGIApp:
     """``bastion_example:create_app`` with :data:`BARE_POST_PATH` among its routes."""
     settings = get_settings()
     configure_logging(json_lines=settings.is_production)
-    metrics = Metrics() if settings.METRICS_ENABLED else None
-    routes = create_routes_app(settings, metrics)
+    routes = create_routes_app(settings)
     routes.add_route(BARE_POST_PATH, bare_post, methods=["POST"])
-    return protect(routes, settings, metrics=metrics)
+    bastion: Bastion = routes.state.bastion
+    # As create_app: the operations endpoints are among the routes already.
+    return bastion.protect(routes, operations=False)
