@@ -71,14 +71,14 @@ async def test_refusals_run_no_handler_and_log_the_reason(caplog: pytest.LogCapt
         )
     assert app.calls == 0
     assert bad_host.status == 400
-    assert bad_host.body == b"Bad Request: Host is not in ALLOWED_HOSTS\n"
+    assert bad_host.body == b"Bad Request: Host is not in ALLOWED_HOSTS [HOST_NOT_ALLOWED]\n"
     assert cross.status == 403
     assert cross.body == (
         b"Forbidden (CSRF): Origin does not match the site or a trusted origin [ORIGIN_MISMATCH]\n"
     )
     lines = [r.getMessage() for r in caplog.records]
     assert lines == [
-        "host rejected reason=Host is not in ALLOWED_HOSTS client=203.0.113.5 method=GET path='/'",
+        "host rejected reason=HOST_NOT_ALLOWED client=203.0.113.5 method=GET path='/'",
         "csrf rejected reason=ORIGIN_MISMATCH client=203.0.113.6 method=POST path='/'",
     ]
 
@@ -102,10 +102,13 @@ async def test_log_line_escapes_the_path(caplog: pytest.LogCaptureFixture) -> No
 @pytest.mark.parametrize(
     ("headers", "reason"),
     [
-        ([], "missing Host header"),
-        ([("host", "app.example.com"), ("host", "app.example.com")], "several Host headers"),
-        ([("host", "app.example.com/evil")], "invalid host name in Host header"),
-        ([("host", "app.example.com:99999")], "invalid port in Host header"),
+        ([], "missing Host header [NO_HOST]"),
+        (
+            [("host", "app.example.com"), ("host", "app.example.com")],
+            "several Host headers [SEVERAL_HOSTS]",
+        ),
+        ([("host", "app.example.com/evil")], "invalid host name in Host header [MALFORMED_HOST]"),
+        ([("host", "app.example.com:99999")], "invalid port in Host header [MALFORMED_HOST]"),
     ],
 )
 async def test_host_problems(headers: list[tuple[str, str]], reason: str) -> None:
@@ -206,7 +209,7 @@ async def test_reject_hook_hears_each_refusal() -> None:
     wrapped = envelope(App().asgi, settings, on_reject=lambda kind, why: seen.append((kind, why)))
     await call(wrapped, headers=[("host", "nope.example")])
     await call(wrapped, "DELETE", headers=[("host", "app.example.com"), ("origin", "null")])
-    assert seen == [("host", "Host is not in ALLOWED_HOSTS"), ("csrf", "NULL_ORIGIN")]
+    assert seen == [("host", "HOST_NOT_ALLOWED"), ("csrf", "NULL_ORIGIN")]
 
 
 async def test_cross_site_websocket_is_closed_before_the_app_runs() -> None:

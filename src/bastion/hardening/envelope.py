@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bastion.config import Settings, get_settings
 from bastion.hardening import csrf
 from bastion.hardening.headers import DEFAULT_HSTS, SecurityHeaders
-from bastion.hardening.hosts import AllowedHosts, HostError, ParsedHost, parse_host
+from bastion.hardening.hosts import AllowedHosts, HostError, HostReason, ParsedHost, parse_host
 from bastion.hardening.origins import DEFAULT_PORTS, Origin, TrustedOrigins
 from bastion.hardening.proxy import TrustedProxies
 
@@ -246,8 +246,11 @@ class Envelope:
         if not self._host_exempt.matches(path):
             problem = self._host_problem(facts.hosts, host)
             if problem is not None:
-                self._log_reject("host", problem, peer, scope)
-                await self._refuse(scope, send, 400, f"Bad Request: {problem}", https)
+                reason, detail = problem
+                self._log_reject("host", reason.name, peer, scope)
+                await self._refuse(
+                    scope, send, 400, f"Bad Request: {detail} [{reason.name}]", https
+                )
                 return
 
         method = scope.get("method", "GET") if kind == "http" else "WEBSOCKET"
@@ -286,17 +289,23 @@ class Envelope:
 
         await self.app(scope, receive, send_with_headers)
 
-    def _host_problem(self, values: list[str], host: ParsedHost | None) -> str | None:
+    def _host_problem(
+        self, values: list[str], host: ParsedHost | None
+    ) -> tuple[HostReason, str] | None:
+        """The refusal's named reason and the text to show, or None when the Host is fine."""
         if not values:
-            return "missing Host header"
-        if len(values) > 1:
-            return "several Host headers"
-        if host is None:
+            reason = HostReason.NO_HOST
+        elif len(values) > 1:
+            reason = HostReason.SEVERAL_HOSTS
+        elif host is None:
             error = _host(values[0])
-            return str(error) if isinstance(error, HostError) else "invalid Host header"
-        if host not in self.config.allowed_hosts:
-            return "Host is not in ALLOWED_HOSTS"
-        return None
+            detail = str(error) if isinstance(error, HostError) else HostReason.MALFORMED_HOST.value
+            return HostReason.MALFORMED_HOST, detail
+        elif host not in self.config.allowed_hosts:
+            reason = HostReason.HOST_NOT_ALLOWED
+        else:
+            return None
+        return reason, reason.value
 
     def _log_reject(self, kind: str, reason: str, client: str | None, scope: Scope) -> None:
         scope["bastion.rejected"] = kind

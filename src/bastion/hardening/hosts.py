@@ -8,15 +8,29 @@ refused with 400 before any handler sees it.
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["AllowedHosts", "HostError", "ParsedHost", "parse_host"]
+__all__ = ["AllowedHosts", "HostError", "HostReason", "ParsedHost", "parse_host"]
 
 _LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)")
 _PORT = re.compile(r"[0-9]{1,5}")
+
+
+class HostReason(enum.Enum):
+    """Why a request's Host was refused: the name is logged and counted, the value shown.
+
+    Stable names, like :class:`bastion.hardening.Reason` for CSRF: metrics
+    labels, log lines and the 400 body all carry the name.
+    """
+
+    NO_HOST = "missing Host header"
+    SEVERAL_HOSTS = "several Host headers"
+    MALFORMED_HOST = "malformed Host header"
+    HOST_NOT_ALLOWED = "Host is not in ALLOWED_HOSTS"
 
 
 class HostError(ValueError):
