@@ -31,12 +31,23 @@ from prometheus_client import (
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from bastion.cache import BreakerState
+from bastion.ops.series import PlainCounter, RequestSeries
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics", "multiprocess_enabled"]
 
 #: Bound on remembered (route, method, status) children; see ``observe_request``.
 _MAX_CACHED = 4096
 
+REQUEST_LABELS = ("route", "method", "status")
+REQUESTS = ("bastion_http_requests_total", "HTTP requests by route template, method and status.")
+DURATION = (
+    "bastion_http_request_duration_seconds",
+    "Time to the end of the response body, by route template, method and status.",
+)
+CACHE_EVENTS = (
+    "bastion_cache_operations_total",
+    "Cache reads by result (hit, miss) and failed calls (error).",
+)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 #: Loop lag worth telling apart: from "fine" (<1 ms) to "every deadline fires" (>=50 ms).
 LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
@@ -52,19 +63,19 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.requests = Counter(
-            "bastion_http_requests_total",
-            "HTTP requests by route template, method and status.",
-            ["route", "method", "status"],
-            registry=r,
-        )
-        self.latency = Histogram(
-            "bastion_http_request_duration_seconds",
-            "Time to the end of the response body, by route template, method and status.",
-            ["route", "method", "status"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
+        self._fast = not multiprocess_enabled()
+        if self._fast:
+            # One process: plain counts folded into Prometheus families at scrape time
+            # (bastion.ops.series), so the request path takes no lock and no detour.
+            self.request_series: RequestSeries | None = RequestSeries(
+                REQUESTS, DURATION, REQUEST_LABELS, LATENCY_BUCKETS
+            )
+            r.register(self.request_series)
+        else:
+            # Several processes: prometheus_client's shared files are how their counts meet.
+            self.request_series = None
+            self.requests = Counter(*REQUESTS, REQUEST_LABELS, registry=r)
+            self.latency = Histogram(*DURATION, REQUEST_LABELS, buckets=LATENCY_BUCKETS, registry=r)
         self.csrf_rejections = Counter(
             "bastion_csrf_rejections_total",
             "Unsafe requests refused by CSRF.",
@@ -92,12 +103,12 @@ class Metrics:
         self.sign_in_failures = Counter(
             "bastion_sign_in_failures_total", "Failed sign-ins by reason.", ["reason"], registry=r
         )
-        self.cache_events = Counter(
-            "bastion_cache_operations_total",
-            "Cache reads by result (hit, miss) and failed calls (error).",
-            ["result"],
-            registry=r,
-        )
+        self.cache_events: PlainCounter | Counter
+        if self._fast:
+            self.cache_events = PlainCounter(*CACHE_EVENTS, ["result"])
+            r.register(self.cache_events)
+        else:
+            self.cache_events = Counter(*CACHE_EVENTS, ["result"], registry=r)
         self.breaker_state = Gauge(
             "bastion_cache_breaker_state",
             "Cache circuit breaker: 0 closed, 1 half-open, 2 open.",
@@ -139,7 +150,11 @@ class Metrics:
 
     def on_cache(self, event: str) -> None:
         """The cache's ``on_event``: "hit", "miss" or "error"."""
-        self.cache_events.labels(event).inc()
+        events = self.cache_events
+        if isinstance(events, PlainCounter):
+            events.inc((event,))
+        else:
+            events.labels(event).inc()
 
     def on_breaker(self, name: str) -> Callable[[BreakerState], None]:
         """A breaker listener that mirrors its state into the gauge."""
@@ -161,12 +176,17 @@ class Metrics:
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one request and its duration; called once per request, so kept short.
 
-        ``labels()`` validates, joins and looks up its arguments under a lock
-        on every call; the pair of children for a (route, method, status) is
-        looked up once and kept. The three labels come from small fixed sets
-        (route templates, a method list, status codes), so the dict stays
-        small; past ``_MAX_CACHED`` entries it stops growing, as a guard.
+        In one process this is :meth:`RequestSeries.observe`: a dict lookup, a
+        bisect and three additions. In multiprocess mode, ``labels()`` (which
+        validates, joins and looks up its arguments under a lock) runs once per
+        (route, method, status) and the pair of children is kept; the three
+        labels come from small fixed sets, and past ``_MAX_CACHED`` entries the
+        dict stops growing, as a guard.
         """
+        series = self.request_series
+        if series is not None:
+            series.observe(route, method, status, seconds)
+            return
         key = (route, method, status)
         children = self._request_children.get(key)
         if children is None:
