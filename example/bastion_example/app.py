@@ -24,7 +24,7 @@ from bastion.body import BadRequest
 from bastion.config import Settings, get_settings
 from bastion.db import DATABASE_ERRORS
 from bastion.ops import Metrics, configure_logging
-from bastion_example import accounts, pages, sandbox_cache, sandbox_hardening
+from bastion_example import accounts, pages, sandbox_cache, sandbox_hardening, sandbox_jobs
 from bastion_example.templating import templates
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -120,6 +120,7 @@ def create_routes_app(settings: Settings, metrics: Metrics | None = None) -> Sta
             *accounts.routes,
             *sandbox_cache.routes,
             *sandbox_hardening.routes,
+            *sandbox_jobs.routes,
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
         exception_handlers=handlers,

@@ -13,8 +13,12 @@ import getpass
 import json
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from bastion.config import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from bastion.deploy.checks import Finding
 
 __all__ = ["main"]
 
@@ -131,12 +135,69 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
     """Report findings; exit 1 when one reaches --fail-level, so CI and deploy scripts can gate."""
     from bastion.deploy import format_text, run_checks
 
-    result = run_checks(settings, deploy=args.deploy)
+    result = run_checks(settings, deploy=args.deploy, extra=_heartbeat_findings(args, settings))
     if args.json:
         print(json.dumps([finding.to_json() for finding in result.findings], indent=2))
     else:
         print(format_text(result, deploy=args.deploy))
     return 1 if result.failed(args.fail_level) else 0
+
+
+def _heartbeat_findings(args: argparse.Namespace, settings: Settings) -> list[Finding]:
+    """W060 needs the database: read the heartbeats only with --deploy, jobs on, and a database
+    that answers within its timeout; otherwise the check is skipped, and says so on stderr."""
+    if not (args.deploy and settings.JOBS_ENABLED):
+        return []
+    from bastion.db import Database
+    from bastion.deploy.checks import worker_heartbeat
+    from bastion.jobs import Jobs
+
+    async def youngest() -> tuple[bool, float | None]:
+        database = Database.from_settings(settings)
+        jobs = Jobs(settings, database)
+        try:
+            if not await jobs.ready():
+                return False, None
+            ages = [worker.heartbeat_age for worker in await jobs.workers()]
+            return True, min(ages) if ages else None
+        except Exception:
+            return False, None
+        finally:
+            await jobs.stop()
+            await database.dispose()
+
+    reachable, age = asyncio.run(youngest())
+    if not reachable:
+        print(
+            "bastion check: bastion.W060 skipped (the job queue's database does not answer)",
+            file=sys.stderr,
+        )
+        return []
+    return list(worker_heartbeat(settings, age))
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    """Run background jobs until SIGTERM; needs JOBS_ENABLED (the queue is in PostgreSQL)."""
+    from bastion.jobs.worker import run_worker
+    from bastion.ops import configure_logging
+    from bastion.plugins import load_task_modules
+
+    if not settings.JOBS_ENABLED:
+        print(
+            "bastion: worker needs JOBS_ENABLED=true (without it, jobs run inline in the app)",
+            file=sys.stderr,
+        )
+        return 2
+    configure_logging(json_lines=settings.is_production)
+    try:
+        load_task_modules()
+    except ImportError as exc:
+        print(f"bastion: worker: cannot import a task module ({exc.name})", file=sys.stderr)
+        return 2
+    queues = [q.strip() for q in args.queues.split(",") if q.strip()] if args.queues else None
+    return asyncio.run(
+        run_worker(settings, concurrency=args.concurrency, queues=queues, grace=args.grace)
+    )
 
 
 def _bundle(args: argparse.Namespace, settings: Settings) -> int:
@@ -216,6 +277,22 @@ def _parser() -> argparse.ArgumentParser:
         help="lowest level that makes the exit status non-zero (default: error)",
     )
     check.set_defaults(handler=_check)
+
+    worker = sub.add_parser(
+        "worker",
+        help="run background jobs (JOBS_ENABLED=true); stops gracefully on SIGTERM",
+    )
+    worker.add_argument(
+        "--concurrency", type=_positive, default=1, help="jobs run at once (default 1)"
+    )
+    worker.add_argument("--queues", help="comma-separated queues to take jobs from (default: all)")
+    worker.add_argument(
+        "--grace",
+        type=float,
+        default=25.0,
+        help="seconds a stop waits for running jobs before releasing them (default 25)",
+    )
+    worker.set_defaults(handler=_worker)
 
     bundle = sub.add_parser(
         "bundle",

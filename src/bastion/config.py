@@ -80,6 +80,14 @@ class Settings(BaseSettings):
     SIGN_IN_RATE_LIMIT: str = "10/minute"
     SIGN_IN_ACCOUNT_RATE_LIMIT: str = "5/15minutes"
 
+    #: Background jobs on procrastinate's PostgreSQL tables, run by ``bastion worker``.
+    #: Off: jobs run inline in the app's process (the embedded default).
+    JOBS_ENABLED: bool = False
+    #: A worker silent this long is presumed dead: its running jobs are run again.
+    JOBS_STALLED_SECONDS: int = Field(default=30, ge=5, le=3_600)
+    #: How often expired and idle sessions are deleted (a divisor of a minute, hour or day).
+    JOBS_SESSION_CLEANUP_SECONDS: int = Field(default=600, ge=1, le=86_400)
+
     @field_validator(
         "TRUSTED_ORIGINS", "ALLOWED_HOSTS", "TRUSTED_PROXIES", "SILENCED_CHECKS", mode="before"
     )
@@ -154,10 +162,31 @@ class Settings(BaseSettings):
                 raise ValueError(f"unknown check ID {item!r} (IDs look like bastion.W041)")
         return value
 
+    @field_validator("JOBS_SESSION_CLEANUP_SECONDS")
+    @classmethod
+    def _cleanup_every(cls, value: int) -> int:
+        from bastion.jobs.schedule import cron_for  # noqa: PLC0415 - avoids a cycle
+
+        cron_for(value)  # raises ValueError naming the values that work
+        return value
+
     @model_validator(mode="after")
     def _check_production(self) -> Settings:
         if self.APP_ENV == "production" and self.SECRET_KEY == DEV_SECRET_KEY:
             raise ValueError("SECRET_KEY: expected a secret of your own when APP_ENV=production")
+        return self
+
+    @model_validator(mode="after")
+    def _check_jobs(self) -> Settings:
+        """procrastinate keeps its queue in PostgreSQL; SQLite cannot hold it."""
+        if self.JOBS_ENABLED and urlsplit(self.DATABASE_URL).scheme not in (
+            "postgresql",
+            "postgres",
+        ):
+            raise ValueError(
+                "JOBS_ENABLED: needs a PostgreSQL DATABASE_URL (the job queue lives there); "
+                "unset JOBS_ENABLED to run jobs inline"
+            )
         return self
 
     @property

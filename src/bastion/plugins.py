@@ -10,6 +10,9 @@ own checks, says so in its ``pyproject.toml``::
     [project.entry-points."bastion.checks"]
     my_app = "my_app.checks:checks"     # checks() -> (specs, rules)
 
+    [project.entry-points."bastion.tasks"]
+    my_app = "my_app.jobs"              # a module whose import declares its tasks
+
 Entry points are package metadata, read when a command needs them, so a
 plugin costs nothing until then and an app without one is still served with
 ``--app module:factory``.
@@ -22,10 +25,19 @@ from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any
 
-__all__ = ["APPS", "CHECKS", "app_target", "load_app_factory", "load_check_plugins"]
+__all__ = [
+    "APPS",
+    "CHECKS",
+    "TASKS",
+    "app_target",
+    "load_app_factory",
+    "load_check_plugins",
+    "load_task_modules",
+]
 
 APPS = "bastion.apps"
 CHECKS = "bastion.checks"
+TASKS = "bastion.tasks"
 
 
 def app_target(name: str = "demo") -> str | None:
@@ -53,3 +65,17 @@ def load_app_factory(target: str) -> Callable[..., Any]:
 def load_check_plugins() -> list[Callable[[], Any]]:
     """Every callable registered in :data:`CHECKS`, loaded."""
     return [point.load() for point in entry_points(group=CHECKS)]
+
+
+def load_task_modules() -> list[str]:
+    """Import every module registered in :data:`TASKS` (importing declares the tasks).
+
+    ``bastion worker`` runs only tasks it knows by name, so it imports these
+    before fetching its first job; returns the modules' names.
+    """
+    names: list[str] = []
+    for point in entry_points(group=TASKS):
+        module = point.value.partition(":")[0]
+        importlib.import_module(module)
+        names.append(module)
+    return names

@@ -32,6 +32,9 @@ from bastion.cache import Cache, set_cache
 from bastion.config import Settings, get_settings
 from bastion.db import Database
 from bastion.guard import LoginGuard, LoginRoute, SignInGuard
+from bastion.jobs import AfterResponse, Jobs
+from bastion.jobs.engine import set_jobs
+from bastion.jobs.metrics import JobMetrics
 from bastion.ops.health import health_routes
 from bastion.ops.looplag import LoopLagMonitor
 from bastion.ops.metrics import Metrics
@@ -65,12 +68,16 @@ class Bastion:
             on_failure=metrics.on_sign_in_failure if metrics else None,
         )
         self.loop_lag = LoopLagMonitor(metrics.on_loop_lag if metrics else None)
+        #: Background jobs: procrastinate when JOBS_ENABLED, inline in this process otherwise.
+        self.jobs = Jobs(settings, self.database, JobMetrics(metrics.registry) if metrics else None)
         if metrics is not None:
             if self.cache.connection is not None:
                 self.cache.connection.breaker.listeners.append(metrics.on_breaker("valkey"))
             self.limiter.breaker.listeners.append(metrics.on_breaker("ratelimit"))
-        # The module-level cache functions (cache_get, ...) use this app's cache.
+        # The module-level cache functions (cache_get, ...) use this app's cache,
+        # and Task.defer this app's jobs engine.
         set_cache(self.cache)
+        set_jobs(self.jobs)
 
     # -- per request -----------------------------------------------------------------------
 
@@ -94,6 +101,8 @@ class Bastion:
         """
         routes = tuple(logins)
         inner: ASGIApp = LoginGuard(app, self.guard, routes) if routes else app
+        if not self.jobs.enabled:
+            inner = AfterResponse(inner)  # inline jobs start once their response is sent
         if operations:
             inner = _Operations(inner, self.operations_app())
         return protect(inner, self.settings, metrics=self.metrics, **envelope_options)
@@ -105,6 +114,7 @@ class Bastion:
                 self.database,
                 cache_enabled=lambda: self.cache.enabled,
                 metrics_enabled=self.metrics is not None,
+                jobs_enabled=self.jobs.ready,
                 metrics=self.metrics,
             ),
             *metrics_routes(self.metrics),
@@ -124,13 +134,16 @@ class Bastion:
     # -- lifetime --------------------------------------------------------------------------
 
     async def startup(self) -> None:
-        """Start the background work: the loop-lag monitor (on the running loop)."""
+        """Start the background work: the loop-lag monitor and the jobs engine."""
         set_cache(self.cache)
+        set_jobs(self.jobs)
         self.loop_lag.start()
+        await self.jobs.start()
 
     async def shutdown(self) -> None:
         """Stop and close everything, the last audit tallies before the database goes."""
         await self.loop_lag.stop()
+        await self.jobs.stop()  # inline jobs may still write to the database
         await self.guard.aclose()
         await self.limiter.aclose()
         await self.database.dispose()

@@ -28,6 +28,7 @@ GOOD_ENV = {
     "SECRET_KEY": GOOD_KEY,
     "APP_URL": "https://app.example.com",
     "DATABASE_URL": "postgresql://bastion@db.internal/bastion",
+    "JOBS_ENABLED": "true",
     "VALKEY_URL": "redis://valkey.internal:6379/0",
     "CACHE_COMMAND_TIMEOUT_MS": "50",
     "TRUSTED_PROXIES": "10.0.0.0/8,unix",
@@ -118,6 +119,8 @@ def test_ids_are_stable() -> None:
         "bastion.W033",
         "bastion.W042",
         "bastion.W050",
+        "bastion.W060",
+        "bastion.W061",
     ]
     # The example app registers its own (its sandbox), under the IDs they always had.
     assert list(registry())[len(CHECKS) :] == ["bastion.E040", "bastion.W041"]
@@ -336,7 +339,12 @@ def test_metrics_need_a_declared_proxy_block(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_sqlite_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
-    env = {**GOOD_ENV, "DATABASE_URL": "sqlite:////var/lib/bastion/bastion.db"}
+    # Jobs off: the job queue needs PostgreSQL, so JOBS_ENABLED would stop start-up here.
+    env = {
+        **GOOD_ENV,
+        "DATABASE_URL": "sqlite:////var/lib/bastion/bastion.db",
+        "JOBS_ENABLED": "false",
+    }
     assert "bastion.W050" in check_ids(monkeypatch, env)
     assert "bastion.W050" not in check_ids(monkeypatch, {**env, "APP_ENV": "development"})
 
@@ -394,3 +402,22 @@ def test_cli_configuration_that_does_not_load_exits_2() -> None:
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.startswith("bastion: invalid configuration: SECRET_KEY")
+
+
+# -- jobs ------------------------------------------------------------------------------------
+
+
+def test_inline_jobs_in_production_warn(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert "bastion.W061" in check_ids(monkeypatch, {**GOOD_ENV, "JOBS_ENABLED": "false"})
+    assert "bastion.W061" not in check_ids(monkeypatch, GOOD_ENV)
+
+
+def test_worker_heartbeat_rule_is_pure_and_needs_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bastion.deploy.checks import worker_heartbeat
+
+    settings = settings_from(monkeypatch, GOOD_ENV)
+    assert [f.id for f in worker_heartbeat(settings, None)] == ["bastion.W060"]
+    assert [f.id for f in worker_heartbeat(settings, 61.0)] == ["bastion.W060"]
+    assert list(worker_heartbeat(settings, 3.0)) == []
+    inline = settings_from(monkeypatch, {**GOOD_ENV, "JOBS_ENABLED": "false"})
+    assert list(worker_heartbeat(inline, None)) == []

@@ -19,7 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bastion.db.models import User, UserSession
 from bastion.db.types import utcnow
 
-__all__ = ["COOKIE_NAME", "SECURE_COOKIE_NAME", "SessionPolicy", "Sessions", "hash_token"]
+__all__ = [
+    "COOKIE_NAME",
+    "SECURE_COOKIE_NAME",
+    "SessionPolicy",
+    "Sessions",
+    "delete_expired",
+    "hash_token",
+]
 
 COOKIE_NAME = "bastion_session"
 #: Over https: the __Host- prefix makes browsers refuse the cookie unless it is
@@ -106,3 +113,20 @@ class Sessions:
         )
         await db.commit()
         return bool(getattr(result, "rowcount", 0))
+
+
+async def delete_expired(db: AsyncSession, idle_timeout: timedelta) -> int:
+    """Delete every session past its lifetime or idle for ``idle_timeout``; returns how many.
+
+    ``resolve`` deletes an expired session only when its cookie comes back;
+    a browser that never returns would leave its row forever. The periodic
+    job ``bastion.sessions.clean`` calls this.
+    """
+    now = utcnow()
+    result = await db.execute(
+        delete(UserSession).where(
+            (UserSession.expires_at <= now) | (UserSession.last_seen_at <= now - idle_timeout)
+        )
+    )
+    await db.commit()
+    return int(getattr(result, "rowcount", 0) or 0)

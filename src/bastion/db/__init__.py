@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from bastion.db.engine import DATABASE_ERRORS, Database
 from bastion.db.migrate import migrate
-from bastion.db.models import AuditLog, Base, User, UserSession
+from bastion.db.models import AuditLog, Base, JobRun, User, UserSession
 from bastion.db.types import UTCDateTime, utcnow
 from bastion.db.url import to_async_url
 
@@ -17,6 +17,7 @@ __all__ = [
     "AuditLog",
     "Base",
     "Database",
+    "JobRun",
     "UTCDateTime",
     "User",
     "UserSession",

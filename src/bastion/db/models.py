@@ -14,7 +14,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bastion.db.types import UTCDateTime, utcnow
 
-__all__ = ["AuditLog", "Base", "User", "UserSession"]
+__all__ = ["AuditLog", "Base", "JobRun", "User", "UserSession"]
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a real BIGINT.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -72,3 +72,25 @@ class AuditLog(Base):
     user_agent: Mapped[str | None] = mapped_column(String(256))
     outcome: Mapped[str] = mapped_column(String(16))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class JobRun(Base):
+    """One run of a background job that reached its end: succeeded, or raised.
+
+    The queue (procrastinate's tables, or the inline backend's memory) says
+    where a job stands; this says what its runs did, on either backend, so
+    "how many runs completed" survives a worker's death. No foreign key: a
+    finished job may be deleted from the queue, its history stays.
+    """
+
+    __tablename__ = "job_runs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    job_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    task: Mapped[str] = mapped_column(String(128))
+    attempt: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(String(128))
+    worker: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -23,7 +23,8 @@ whichever Caddyfile happens to lie on disk.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
@@ -42,6 +43,7 @@ __all__ = [
     "format_text",
     "registry",
     "run_checks",
+    "worker_heartbeat",
 ]
 
 Level = Literal["error", "warning"]
@@ -118,6 +120,11 @@ CHECKS: dict[str, CheckSpec] = dict(
         ),
         _spec("bastion.W042", "metrics are enabled and not declared blocked at the proxy"),
         _spec("bastion.W050", "the production database is SQLite"),
+        _spec(
+            "bastion.W060",
+            "jobs are enabled and no worker heartbeat is younger than 60 s (reads the database)",
+        ),
+        _spec("bastion.W061", "jobs run inline in production (they die with the app process)"),
     ]
 )
 
@@ -398,6 +405,42 @@ def _database(settings: Settings) -> Iterator[Finding]:
         )
 
 
+def _jobs_inline(settings: Settings) -> Iterator[Finding]:
+    if settings.is_production and not settings.JOBS_ENABLED:
+        yield finding(
+            "bastion.W061",
+            "JOBS_ENABLED is off in production: jobs run inline in the app process, so a job "
+            "waiting for its retry or its delay is lost when the process stops or dies",
+            "set JOBS_ENABLED=true (with PostgreSQL) and run `bastion worker` beside the app",
+        )
+
+
+#: A worker writes a heartbeat every JOBS_STALLED_SECONDS / 6; older than this, none is alive.
+HEARTBEAT_MAX_AGE = 60.0
+
+
+def worker_heartbeat(settings: Settings, youngest: float | None) -> Iterator[Finding]:
+    """W060 from the age in seconds of the youngest worker heartbeat (None: no worker).
+
+    The one check that needs the database: ``bastion check --deploy`` reads the
+    heartbeats when ``JOBS_ENABLED`` and the database answers, and passes the age
+    here, so the rule itself stays a pure function like the others.
+    """
+    if not settings.JOBS_ENABLED or (youngest is not None and youngest < HEARTBEAT_MAX_AGE):
+        return
+    seen = (
+        "no worker has ever"
+        if youngest is None
+        else f"the youngest heartbeat is {youngest:.0f}s old; no worker has"
+    )
+    yield finding(
+        "bastion.W060",
+        f"JOBS_ENABLED is on but {seen} reported within {HEARTBEAT_MAX_AGE:.0f}s: deferred jobs "
+        "wait in the queue and nothing runs them",
+        "run `bastion worker` (the compose file's `worker` service) with the app's environment",
+    )
+
+
 #: Checks an app registered (``bastion.checks`` entry points), once loaded.
 _PLUGIN_SPECS: dict[str, CheckSpec] = {}
 _PLUGIN_RULES: list[Rule] = []
@@ -445,13 +488,21 @@ RULES: tuple[Rule, ...] = (
     _deprecated_connect_timeout,
     _metrics,
     _database,
+    _jobs_inline,
 )
 
 
 def run_checks(
-    settings: Settings, *, deploy: bool = True, rules: Sequence[Rule] = RULES
+    settings: Settings,
+    *,
+    deploy: bool = True,
+    rules: Sequence[Rule] = RULES,
+    extra: Iterable[Finding] = (),
 ) -> CheckResult:
     """Run the checks; without ``deploy`` only the findings valid in any environment count.
+
+    ``extra``: findings the caller computed from outside the settings (W060's
+    heartbeat age), filtered and silenced like the rest.
 
     Silenced IDs (``SILENCED_CHECKS``) are still evaluated, so the report can say
     how many were hidden; an operator should see that something was muted.
@@ -460,11 +511,11 @@ def run_checks(
     silenced: list[Finding] = []
     muted = set(settings.SILENCED_CHECKS)
     specs = registry()
-    for rule in (*rules, *_PLUGIN_RULES) if rules is RULES else rules:
-        for found in rule(settings):
-            if specs[found.id].deploy and not deploy:
-                continue
-            (silenced if found.id in muted else findings).append(found)
+    every = (*rules, *_PLUGIN_RULES) if rules is RULES else rules
+    for found in itertools.chain((f for rule in every for f in rule(settings)), extra):
+        if specs[found.id].deploy and not deploy:
+            continue
+        (silenced if found.id in muted else findings).append(found)
     return CheckResult(tuple(findings), tuple(silenced))
 
 

@@ -12,7 +12,8 @@ which is what a liveness probe should restart on. Readiness is the other one.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -31,7 +32,7 @@ def health_routes(
     *,
     cache_enabled: Callable[[], bool],
     metrics_enabled: bool,
-    jobs_enabled: Callable[[], bool] = lambda: False,
+    jobs_enabled: Callable[[], bool | Awaitable[bool]] = lambda: False,
     metrics: Metrics | None = None,
 ) -> list[Route]:
     async def health(request: Request) -> Response:
@@ -43,10 +44,13 @@ def health_routes(
             )
         if metrics is not None:
             metrics.health_checks.labels("ok").inc()
+        jobs = jobs_enabled()  # the jobs engine's own database check, under its own deadline
+        if inspect.isawaitable(jobs):
+            jobs = await jobs
         body = {
             "status": "ok",
             "database": True,
-            "jobs": jobs_enabled(),
+            "jobs": bool(jobs),
             "cache": cache_enabled(),
             "metrics": metrics_enabled,
         }

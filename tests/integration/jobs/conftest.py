@@ -1,0 +1,39 @@
+"""Helpers shared by the jobs tests: the sandbox's JSON API, polled with a bound."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+__all__ = ["defer", "poll", "wait_for"]
+
+
+def defer(base: str, **options: Any) -> int:
+    response = httpx.post(
+        f"{base}/api/sandbox/jobs", json=options, headers={"Origin": base}, timeout=10
+    )
+    assert response.status_code == 201, response.text
+    job_id: int = response.json()["id"]
+    return job_id
+
+
+def poll(base: str, job_id: int) -> dict[str, Any]:
+    response = httpx.get(f"{base}/api/sandbox/jobs/{job_id}", timeout=10)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Call ``condition`` every 100 ms until it is truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = condition()
+        if last:
+            return last
+        time.sleep(0.1)
+    raise AssertionError(f"{what}: not within {timeout}s (last: {last!r})")

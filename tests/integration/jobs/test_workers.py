@@ -1,0 +1,181 @@
+"""Jobs on PostgreSQL: real ``bastion worker`` processes, a real app, real faults.
+
+Every wait is bounded. The demo job's API reports ``completed_runs`` from
+``job_runs``, so "exactly one run completed" is read from what the job
+bodies did, not from the queue's opinion.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from functools import partial
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.integration.jobs.conftest import defer, poll, wait_for
+from tests.support.postgres import PostgresServer
+from tests.support.servers import AppServer, run_cli
+from tests.support.workers import WorkerProcess, cpu_seconds
+
+#: Short enough for a test: a silent worker is presumed dead after 6 s.
+STALLED = "6"
+
+
+@pytest.fixture
+def env(postgres_url: str) -> dict[str, str]:
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("APP_", "DATABASE_", "JOBS_"))},
+        "DATABASE_URL": postgres_url,
+        "JOBS_ENABLED": "true",
+        "JOBS_STALLED_SECONDS": STALLED,
+        "METRICS_ENABLED": "true",
+    }
+
+
+@pytest.fixture
+def app(env: dict[str, str]) -> Iterator[AppServer]:
+    server = AppServer({k: env[k] for k in ("DATABASE_URL", "JOBS_ENABLED", "METRICS_ENABLED")})
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def workers(env: dict[str, str]) -> Iterator[list[WorkerProcess]]:
+    started: list[WorkerProcess] = []
+    yield started
+    for worker in started:
+        worker.close()
+
+
+def _start(workers: list[WorkerProcess], env: dict[str, str]) -> WorkerProcess:
+    worker = WorkerProcess(env, "--concurrency", "2", "--grace", "10").start()
+    workers.append(worker)
+    return worker
+
+
+def _done(base: str, job_id: int, status: str = "succeeded") -> object:
+    state = poll(base, job_id)
+    return state["status"] == status and state
+
+
+def test_two_workers_share_a_queue_and_a_job_runs_once(
+    app: AppServer, env: dict[str, str], workers: list[WorkerProcess]
+) -> None:
+    _start(workers, env)
+    _start(workers, env)
+    ids = [defer(app.url, seconds=0.2) for _ in range(6)]
+    for job_id in ids:
+        state = wait_for(partial(_done, app.url, job_id), 30, f"job {job_id} succeeded")
+        assert state["attempts"] == 1
+        assert state["completed_runs"] == 1
+    health = httpx.get(app.url + "/api/health", timeout=5).json()
+    assert health["jobs"] is True
+    page = wait_for(
+        lambda: (
+            (t := httpx.get(app.url + "/sandbox/jobs", timeout=5).text).count("s ago") >= 2 and t
+        ),
+        20,
+        "two workers with a heartbeat on the sandbox page",
+    )
+    assert "Jobs are enabled" in page
+    checked = run_cli("check", "--deploy", "--json", env=env)
+    assert "bastion.W060" not in checked.stdout, checked.stdout
+    assert "bastion.W061" not in checked.stdout
+
+
+def test_kill_9_mid_job_runs_it_again_elsewhere_exactly_once(
+    app: AppServer, env: dict[str, str], workers: list[WorkerProcess]
+) -> None:
+    first = _start(workers, env)
+    job_id = defer(app.url, seconds=4)
+    wait_for(lambda: _done(app.url, job_id, "running"), 20, "job running on the first worker")
+    second = _start(workers, env)
+    time.sleep(1.0)
+    first.kill()
+    killed = time.monotonic()
+    state = wait_for(lambda: _done(app.url, job_id), 60, "job finished on the other worker")
+    recovered = time.monotonic() - killed
+    print(f"kill -9 recovery: {recovered:.1f}s, state {state}")
+    assert recovered < 60
+    assert state["attempts"] == 2
+    assert state["completed_runs"] == 1
+    assert second.alive()
+
+
+def test_postgres_stopped_under_a_worker_then_back(
+    app: AppServer,
+    env: dict[str, str],
+    workers: list[WorkerProcess],
+    postgres_server: PostgresServer,
+) -> None:
+    worker = _start(workers, env)
+    job_id = defer(app.url, seconds=3)
+    wait_for(lambda: _done(app.url, job_id, "running"), 20, "job running")
+    postgres_server.stop()
+    try:
+        time.sleep(1.0)
+        before = cpu_seconds(worker.pid)
+        time.sleep(6.0)
+        spent = cpu_seconds(worker.pid) - before
+        assert worker.alive(), worker.output()
+        assert spent < 1.0, f"the worker spun: {spent:.2f}s of CPU in 6s"
+    finally:
+        postgres_server.start()
+    state = wait_for(lambda: _done(app.url, job_id), 60, "the interrupted job finished")
+    assert state["completed_runs"] >= 1
+    after = defer(app.url)
+    wait_for(lambda: _done(app.url, after), 30, "a new job runs after the outage")
+    assert worker.alive()
+    assert "waiting for the database" in worker.output() or "lost the database" in worker.output()
+    assert "password" not in worker.output().lower()
+
+
+def test_a_failing_task_is_retried_with_backoff_then_failed(
+    app: AppServer, env: dict[str, str], workers: list[WorkerProcess]
+) -> None:
+    _start(workers, env)
+    started = time.monotonic()
+    job_id = defer(app.url, always_fail=True)
+    state = wait_for(lambda: _done(app.url, job_id, "failed"), 40, "job failed")
+    assert time.monotonic() - started >= 2 + 4 + 8  # the backoff was waited
+    assert state["attempts"] == 4
+    assert state["completed_runs"] == 0
+    page = httpx.get(app.url + "/sandbox/jobs", timeout=5).text
+    assert "DemoFailure" in page
+    metrics = wait_for(
+        lambda: (
+            (m := httpx.get(app.url + "/api/metrics", timeout=5).text)
+            and 'bastion_jobs{status="failed",task="sandbox.demo"} 1.0' in m
+            and m
+        ),
+        15,
+        "failed job in the metrics",
+    )
+    assert "bastion_jobs_worker_heartbeat_age_seconds" in metrics
+
+
+def test_sigterm_stops_a_worker_gracefully(
+    app: AppServer, env: dict[str, str], workers: list[WorkerProcess]
+) -> None:
+    worker = _start(workers, env)
+    job_id = defer(app.url, seconds=2)
+    wait_for(lambda: _done(app.url, job_id, "running"), 20, "job running")
+    assert worker.stop() == 0
+    state = poll(app.url, job_id)
+    assert state["status"] == "succeeded"  # finished before the worker left
+    assert state["completed_runs"] == 1
+
+
+def test_jobs_enabled_on_sqlite_stops_start_up_with_one_line() -> None:
+    result = run_cli(
+        "worker", env={**os.environ, "JOBS_ENABLED": "true", "DATABASE_URL": "sqlite:///x.db"}
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "JOBS_ENABLED" in lines[0]
+    assert "PostgreSQL" in lines[0]
