@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import time
-from functools import partial
 from collections.abc import Iterator
+from functools import partial
 
 import httpx
 import pytest
