@@ -7,7 +7,7 @@ compare what a scrape shows, bucket by bucket.
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -40,6 +40,7 @@ def scrape(source: Collector | CollectorRegistry) -> set[Sample]:
     }
 
 
+@settings(deadline=None)  # a loaded CI machine is slow, not wrong
 @given(st.lists(st.tuples(ROUTES, METHODS, STATUSES, SECONDS), max_size=200))
 def test_request_series_scrapes_exactly_like_prometheus_client(
     requests: list[tuple[str, str, int, float]],
@@ -58,6 +59,7 @@ def test_request_series_scrapes_exactly_like_prometheus_client(
     assert got == expected
 
 
+@settings(deadline=None)
 @given(st.lists(st.sampled_from(["hit", "miss", "error"]), max_size=100))
 def test_plain_counter_scrapes_exactly_like_prometheus_client(events: list[str]) -> None:
     ours = PlainCounter("bastion_cache_operations_total", "doc", ["result"])

@@ -246,10 +246,10 @@ class Envelope:
         if not self._host_exempt.matches(path):
             problem = self._host_problem(facts.hosts, host)
             if problem is not None:
-                reason, detail = problem
-                self._log_reject("host", reason.name, peer, scope)
+                host_reason, detail = problem
+                self._log_reject("host", host_reason.name, peer, scope)
                 await self._refuse(
-                    scope, send, 400, f"Bad Request: {detail} [{reason.name}]", https
+                    scope, send, 400, f"Bad Request: {detail} [{host_reason.name}]", https
                 )
                 return
 

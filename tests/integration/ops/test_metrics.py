@@ -100,9 +100,7 @@ async def test_every_envelope_decision_is_counted(
     samples = await client.scrape()
     assert value(samples, "bastion_csrf_rejections_total", reason="ORIGIN_MISMATCH") == 1
     assert value(samples, "bastion_csrf_rejections_total", reason="NO_ORIGIN") == 1
-    assert (
-        value(samples, "bastion_host_rejections_total", reason="HOST_NOT_ALLOWED") == 1
-    )
+    assert value(samples, "bastion_host_rejections_total", reason="HOST_NOT_ALLOWED") == 1
     assert value(samples, "bastion_rate_limit_hits_total", limiter="sign_in") == 1
     assert value(samples, "bastion_sign_in_failures_total", reason="unknown_user") == 2
     assert value(samples, "bastion_sign_in_failures_total", reason="rate_limited") == 1
