@@ -84,15 +84,13 @@ async def sign_up(request: Request) -> Response:
     try:
         email, password = await read_credentials(request)
         context["email"] = email
-        await service.create_user(email, password, client=client_of(request))
+        _, token = await service.sign_up(email, password, client_of(request))
     except (BadRequest, InvalidPassword, EmailTaken) as exc:
         context["error"] = exc.reason if isinstance(exc, BadRequest) else str(exc)
         status = 409 if isinstance(exc, EmailTaken) else 400
         return templates.TemplateResponse(request, "sign_up.html", context, status_code=status)
-    result = await service.sign_in(email, password, client_of(request))
-    response = RedirectResponse("/account" if result.ok else "/sign-in", status_code=303)
-    if result.token:
-        set_session_cookie(response, request, result.token, _settings(request).SESSION_MAX_AGE)
+    response = RedirectResponse("/account", status_code=303)
+    set_session_cookie(response, request, token, _settings(request).SESSION_MAX_AGE)
     return response
 
 

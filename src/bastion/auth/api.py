@@ -82,15 +82,14 @@ def auth_routes(service: AuthService, max_age: int) -> list[Route]:
     async def sign_up(request: Request) -> Response:
         email, password = await read_credentials(request)
         try:
-            user = await service.create_user(email, password, client=client_of(request))
+            user, token = await service.sign_up(email, password, client_of(request))
         except InvalidPassword as exc:
             raise BadRequest(str(exc)) from None
         except EmailTaken as exc:
             return JSONResponse({"error": str(exc)}, status_code=409, headers=NO_STORE)
-        result = await service.sign_in(email, password, client_of(request))
+        # The account and its first session are made together: a 201 always signs in.
         response = JSONResponse({"user": user_json(user)}, status_code=201, headers=NO_STORE)
-        if result.ok and result.token:
-            set_session_cookie(response, request, result.token, max_age)
+        set_session_cookie(response, request, token, max_age)
         return response
 
     async def sign_in(request: Request) -> Response:

@@ -158,7 +158,8 @@ class AuthService:
                     actor=normalised,
                     client_ip=client.ip if client else None,
                     user_agent=client.user_agent if client else None,
-                    details={"admin": is_admin},
+                    # A sign-up that signs in says so here: no sign-in row follows it.
+                    details={"admin": is_admin, "signed_in": session},
                 ),
             )
             token = ""

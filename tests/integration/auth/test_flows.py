@@ -127,9 +127,9 @@ async def test_failed_sign_in_is_audited_with_ip_agent_and_reason(browser: Brows
     assert row.client_ip == "127.0.0.1"
     assert row.outcome == "failure"
     assert row.user_agent == "x" * 256
-    actions = [r.action for r in await audit_rows(browser)]
-    assert "auth.sign_up" in actions
-    assert "auth.sign_in.succeeded" in actions
+    (signed_up,) = await audit_rows(browser, "auth.sign_up")
+    assert signed_up.details == {"admin": False, "signed_in": True}  # its session is the sign-up's
+    assert await audit_rows(browser, "auth.sign_in.succeeded") == []
 
 
 async def test_client_ip_comes_from_the_trusted_proxy_resolver(settings: Settings) -> None:
