@@ -11,6 +11,27 @@ from bastion.cache import Cache, ValkeyOptions
 from bastion.config import Settings, reset_settings
 from tests.support.postgres import PostgresServer, unique_database_name
 from tests.support.servers import HungServer, ValkeyServer
+from tests.support.system import SetupError, ensure
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Install the Debian programs the collected tests run (Chromium, wrk, openssl).
+
+    The README's ``uv run pytest`` is the whole set-up on a fresh machine: as
+    root the missing programs are installed with apt-get, otherwise the run
+    stops here with one line naming the command, instead of failing test by
+    test deep inside a fixture.
+    """
+    if session.config.option.collectonly:
+        return
+    try:
+        installed = ensure(item.path for item in session.items)
+    except SetupError as error:
+        pytest.exit(f"bastion tests: {error}", returncode=pytest.ExitCode.USAGE_ERROR)
+    if installed:
+        session.config.get_terminal_writer().line(
+            f"bastion tests: installed {', '.join(installed)}"
+        )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
