@@ -12,10 +12,12 @@ import asyncio
 import getpass
 import json
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from bastion.config import ConfigError, Settings, load_settings
+from bastion.redact import redact
 
 if TYPE_CHECKING:
     from bastion.deploy.checks import Finding
@@ -326,6 +328,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args, settings)
     except DATABASE_ERRORS as exc:
         print(f"bastion: {_describe_database_error(exc)}", file=sys.stderr)
+        return 1
+    except Exception:
+        # A bug's traceback still helps, but a library's message in it may quote a URL
+        # with its password: print it redacted, never raw.
+        print(redact(traceback.format_exc()), file=sys.stderr, end="")
         return 1
 
 

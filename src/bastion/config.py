@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bastion.redact import redact, redact_url, remember
+
 __all__ = ["ConfigError", "Settings", "get_settings", "load_settings", "reset_settings"]
 
 #: Used only in development so that a laptop needs no configuration. Production
@@ -111,6 +113,7 @@ class Settings(BaseSettings):
             raise ValueError(
                 "expected sqlite:///path or postgresql://user@host/db (drivers are chosen for you)"
             )
+        _parseable(value)
         return value
 
     @field_validator("VALKEY_URL")
@@ -120,6 +123,7 @@ class Settings(BaseSettings):
             return None
         if urlsplit(value).scheme not in ("redis", "rediss", "valkey", "valkeys", "unix"):
             raise ValueError("expected a URL such as redis://127.0.0.1:6379/0")
+        _parseable(value)
         return value
 
     @field_validator("SIGN_IN_RATE_LIMIT", "SIGN_IN_ACCOUNT_RATE_LIMIT")
@@ -198,14 +202,35 @@ class Settings(BaseSettings):
         return self.VALKEY_URL is not None
 
 
+def _parseable(url: str) -> None:
+    """A URL whose port is not a number fails later, inside a driver, in words that quote
+    the whole URL (password included); refuse it here, in ours."""
+    try:
+        urlsplit(url).port  # noqa: B018 - the property parses and validates the port
+    except ValueError:
+        raise ValueError("the port is not a number from 0 to 65535") from None
+
+
+#: Settings whose value is itself a secret: a message never shows it, even redacted.
+_SECRET_FIELDS = frozenset({"SECRET_KEY"})
+
+
 def _describe(error: ValidationError) -> str:
-    """Reduce pydantic's multi-line report to one line per variable."""
+    """Reduce pydantic's multi-line report to one line per variable, without a secret.
+
+    The value is shown once, so the operator sees what was read, except for a
+    secret setting; a URL's password is masked, and a message that already
+    quotes the value gets no second copy.
+    """
     parts: list[str] = []
     for item in error.errors():
         loc = ".".join(str(p) for p in item["loc"]) or ""
-        message = str(item["msg"]).removeprefix("Value error, ")
+        message = redact(str(item["msg"]).removeprefix("Value error, "))
         got: Any = item.get("input")
-        shown = f" (got {got!r})" if loc and isinstance(got, str | int | bool) else ""
+        shown = ""
+        if loc and loc not in _SECRET_FIELDS and isinstance(got, str | int | bool):
+            value = repr(redact_url(got) if isinstance(got, str) else got)
+            shown = "" if value in message else f" (got {value})"
         parts.append(f"{loc}: {message}{shown}" if loc else message)
     return "; ".join(parts)
 
@@ -213,9 +238,11 @@ def _describe(error: ValidationError) -> str:
 def load_settings(**overrides: Any) -> Settings:
     """Read the environment (plus explicit overrides); raise ConfigError on a bad value."""
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(f"invalid configuration: {_describe(exc)}") from None
+    remember(settings)  # from now on, every message bastion emits masks these secrets
+    return settings
 
 
 @lru_cache(maxsize=1)

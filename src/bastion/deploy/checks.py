@@ -30,6 +30,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from bastion.config import DEV_SECRET_KEY, Settings
+from bastion.redact import redact
 
 __all__ = [
     "CHECKS",
@@ -137,6 +138,11 @@ class Finding:
     level: Level
     message: str
     hint: str
+
+    def __post_init__(self) -> None:
+        """Redacted once, here, so that no check (a plugin's included) can print a secret."""
+        object.__setattr__(self, "message", redact(self.message))
+        object.__setattr__(self, "hint", redact(self.hint))
 
     def to_json(self) -> dict[str, str]:
         return {"id": self.id, "level": self.level, "message": self.message, "hint": self.hint}

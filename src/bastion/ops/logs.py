@@ -13,6 +13,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+from bastion.redact import RedactingFormatter
+
 __all__ = ["JsonFormatter", "configure_logging"]
 
 #: Attributes every LogRecord has; anything else on a record came from ``extra=``.
@@ -38,11 +40,13 @@ class JsonFormatter(logging.Formatter):
 def configure_logging(json_lines: bool, level: int = logging.INFO) -> None:
     """Route bastion's loggers to stderr in the chosen format (idempotent)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
+    inner = (
         JsonFormatter()
         if json_lines
         else logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
     )
+    # Redacted last, over the whole line: a library's message can quote a URL with its password.
+    handler.setFormatter(RedactingFormatter(inner))
     handler.set_name("bastion")
     root = logging.getLogger("bastion")
     for existing in list(root.handlers):
