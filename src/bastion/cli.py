@@ -75,7 +75,13 @@ def _read_password(args: argparse.Namespace) -> str:
         if first != getpass.getpass("Password (again): "):
             raise ValueError("the passwords do not match")
         return first
-    return sys.stdin.readline().rstrip("\r\n")
+    line = sys.stdin.readline()
+    if not line.strip("\r\n"):
+        # An empty pipe (or an empty first line) is a scripting mistake, not a short password.
+        raise ValueError(
+            "no password arrived on stdin; pipe one line in, or run in a terminal for a prompt"
+        )
+    return line.rstrip("\r\n")
 
 
 def _createuser(args: argparse.Namespace, settings: Settings) -> int:
@@ -326,14 +332,61 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return handler(args, settings)
-    except DATABASE_ERRORS as exc:
-        print(f"bastion: {_describe_database_error(exc)}", file=sys.stderr)
-        return 1
-    except Exception:
+    except BrokenPipeError:
+        # The reader left (`bastion audit | head -1`): nothing went wrong, so say nothing.
+        _detach_stdout()
+        return 0
+    except Exception as exc:
+        if isinstance(exc, DATABASE_ERRORS) and _from_database(exc):
+            print(f"bastion: {_describe_database_error(exc)}", file=sys.stderr)
+            return 1
         # A bug's traceback still helps, but a library's message in it may quote a URL
         # with its password: print it redacted, never raw.
         print(redact(traceback.format_exc()), file=sys.stderr, end="")
         return 1
+
+
+#: Code whose OSError or TimeoutError means "the database is unavailable".
+_DATABASE_MODULES = (
+    "sqlalchemy",
+    "asyncpg",
+    "aiosqlite",
+    "sqlite3",
+    "psycopg",
+    "psycopg_pool",
+    "procrastinate",
+    "alembic",
+    "bastion.db",
+)
+
+
+def _from_database(exc: BaseException) -> bool:
+    """Whether a database call failed, judged by where it failed rather than by its type:
+    an ``OSError`` is just as likely a closed pipe or a full disk."""
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    if isinstance(exc, DBAPIError | PoolTimeout):
+        return True
+    tb = exc.__traceback__
+    while tb is not None:
+        module = str(tb.tb_frame.f_globals.get("__name__", ""))
+        if module.startswith(_DATABASE_MODULES):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def _detach_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush cannot fail again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def _describe_database_error(exc: BaseException) -> str:

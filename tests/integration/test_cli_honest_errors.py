@@ -1,0 +1,70 @@
+"""The CLI names what actually went wrong: a closed pipe is no database error,
+an empty stdin is no short password, and a refused database still is one."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support.servers import ROOT, free_port, run_cli
+
+ROWS = 3_000  # about 400 kB of text: far more than a pipe holds, so the writer meets EPIPE
+
+
+def _database_with_rows(tmp_path: Path) -> dict[str, str]:
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path}/bastion.db"}
+    assert run_cli("migrate", env=env).returncode == 0
+    with sqlite3.connect(tmp_path / "bastion.db") as db:
+        db.executemany(
+            "INSERT INTO audit_log (at, action, subject, client_ip, outcome, details)"
+            " VALUES ('2026-01-01 00:00:00.000000', 'auth.sign_in.failed', ?, '192.0.2.1',"
+            " 'failure', '{\"reason\": \"bad_password\"}')",
+            [(f"user{i}@example.com",) for i in range(ROWS)],
+        )
+    return env
+
+
+def test_audit_into_head_prints_one_row_and_exits_quietly(tmp_path: Path) -> None:
+    env = _database_with_rows(tmp_path)
+    for extra in ("", " --json"):
+        piped = subprocess.run(
+            [
+                "bash",
+                "-c",
+                f"set -o pipefail; {sys.executable} -m bastion.cli audit --limit {ROWS}{extra}"
+                " | head -1",
+            ],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert piped.stderr == ""
+        assert piped.returncode == 0
+        assert len(piped.stdout.splitlines()) == 1
+
+
+def test_a_refused_database_is_still_a_database_error() -> None:
+    env = {**os.environ, "DATABASE_URL": f"postgresql://u@127.0.0.1:{free_port()}/x"}
+    result = run_cli("audit", env=env)
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith("bastion: database unavailable"), result.stderr
+
+
+def test_createuser_with_an_empty_stdin_says_no_password_arrived(tmp_path: Path) -> None:
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path}/bastion.db"}
+    assert run_cli("migrate", env=env).returncode == 0
+    for stdin in ("", "\n"):
+        result = run_cli("createuser", "--email", "a@example.com", env=env, stdin=stdin)
+        assert result.returncode == 1
+        assert "no password arrived on stdin" in result.stderr
+        assert "10 characters" not in result.stderr
+    made = run_cli(
+        "createuser", "--email", "a@example.com", env=env, stdin="a-long-enough-password\n"
+    )
+    assert made.returncode == 0, made.stderr
