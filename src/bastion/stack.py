@@ -2,13 +2,18 @@
 
     request -> RequestObserver (id, access log, metrics)
             -> Envelope (proxy resolver -> hosts -> CSRF -> security headers)
+            -> FailureGuard (client gone -> 499; a bug -> clean 500, one ERROR line)
             -> your app
 
 The observer is outermost so that refused requests are logged and counted
-too, and it reads the client IP the envelope resolved. Composed here, the two
-share one ``send`` wrapper: the envelope, which rewrites every response's
-headers anyway, also stamps the observer's request id and notes the status
-(see ``Envelope.carry_request_id``), since this stack runs on every request.
+too, and it reads the client IP the envelope resolved. The guard is
+innermost so that the 500 it answers for a failed app still passes through
+the envelope and gets the security headers and the request id.
+
+Each layer does its own job with its own ``send`` wrapper: the observer
+stamps its request id and notes the status, the envelope adds the security
+headers, the guard notes whether an answer began. None reads another's state
+from the scope but the request id, which the observer publishes.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from starlette.types import ASGIApp
 
 from bastion.config import Settings, get_settings
 from bastion.hardening import envelope
+from bastion.ops.failures import FailureGuard
 from bastion.ops.metrics import Metrics
 from bastion.ops.observe import RequestObserver
 
@@ -36,12 +42,9 @@ def protect(
     settings = settings or get_settings()
     if metrics is not None:
         envelope_options.setdefault("on_reject", metrics.on_reject)
-    hardened = envelope(app, settings, **envelope_options)
-    observer = RequestObserver(
+    hardened = envelope(FailureGuard(app), settings, **envelope_options)
+    return RequestObserver(
         hardened,
         metrics=metrics,
         trusted_proxies=hardened.config.trusted_proxies,
-        stamped_by_app=True,
     )
-    hardened.carry_request_id(observer.header)
-    return observer

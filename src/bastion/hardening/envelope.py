@@ -190,27 +190,6 @@ class Envelope:
         self.config = config
         self._host_exempt = _PathSet(config.host_exempt_paths)
         self._csrf_exempt = _PathSet(config.csrf_exempt_paths)
-        self._request_id_header: bytes | None = None
-
-    def carry_request_id(self, header: bytes) -> None:
-        """Also stamp the request observer's id on responses, and note their status in the scope.
-
-        ``protect()`` calls this so that the observer around the envelope need
-        not wrap ``send`` a second time: the envelope already rewrites every
-        response's headers, and adds ``header`` with the id the observer put in
-        ``scope["bastion.request_id"]`` (unless the app set one), and records
-        the status in ``scope["bastion.status"]`` for the observer's log line
-        and metrics. Refusals carry both too.
-        """
-        self._request_id_header = header
-
-    def _extra(self, scope: Scope) -> tuple[bytes, bytes] | None:
-        if self._request_id_header is None:
-            return None
-        request_id: str | None = scope.get("bastion.request_id")
-        if request_id is None:
-            return None
-        return (self._request_id_header, request_id.encode("latin-1"))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -276,15 +255,11 @@ class Envelope:
             return
 
         headers = config.security_headers
-        extra = self._extra(scope)
-        note_status = self._request_id_header is not None
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                if note_status:
-                    scope["bastion.status"] = message["status"]
                 message = dict(message)
-                message["headers"] = headers.add(message.get("headers", ()), https, extra)
+                message["headers"] = headers.add(message.get("headers", ()), https)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -331,13 +306,11 @@ class Envelope:
             (b"content-length", str(len(body)).encode()),
             (b"cache-control", b"no-store"),
         ]
-        if self._request_id_header is not None:
-            scope["bastion.status"] = status
         await send(
             {
                 "type": "http.response.start",
                 "status": status,
-                "headers": self.config.security_headers.add(raw_headers, https, self._extra(scope)),
+                "headers": self.config.security_headers.add(raw_headers, https),
             }
         )
         await send({"type": "http.response.body", "body": body})

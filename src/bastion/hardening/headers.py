@@ -66,36 +66,21 @@ class SecurityHeaders:
         hsts_header = (b"strict-transport-security", hsts.encode("latin-1")) if hsts else None
         return cls(always, hsts_header)
 
-    def add(
-        self,
-        headers: Iterable[tuple[bytes, bytes]],
-        https: bool,
-        extra: tuple[bytes, bytes] | None = None,
-    ) -> list[tuple[bytes, bytes]]:
-        """``headers`` plus each security header (and ``extra``) the app did not set itself.
-
-        ``extra`` is the request id when ``protect()`` lets the envelope stamp
-        it, so that one pass over the app's headers serves both.
-        """
+    def add(self, headers: Iterable[tuple[bytes, bytes]], https: bool) -> list[tuple[bytes, bytes]]:
+        """``headers`` plus each security header the app did not set itself."""
         result = list(headers)
         names = self.names
-        extra_name = extra[0] if extra is not None else None
         for name, _ in result:
-            lowered = name.lower()
-            if lowered in names or lowered == extra_name:
+            if name.lower() in names:
                 break
         else:
             # The usual case: the app set none of them, so all go in as they are.
             result.extend(self.always)
             if https and self.hsts is not None:
                 result.append(self.hsts)
-            if extra is not None:
-                result.append(extra)
             return result
         present = {name.lower() for name, _ in result}
         result.extend(h for h in self.always if h[0] not in present)
         if https and self.hsts is not None and self.hsts[0] not in present:
             result.append(self.hsts)
-        if extra is not None and extra[0] not in present:
-            result.append(extra)
         return result

@@ -12,16 +12,20 @@ import os
 import re
 import time
 from collections import deque
+from collections.abc import Iterable
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bastion.hardening.proxy import TrustedProxies
 from bastion.ops.metrics import Metrics
 
-__all__ = ["REJECTED", "UNMATCHED", "RequestObserver"]
+__all__ = ["CLIENT_GONE", "REJECTED", "UNMATCHED", "RequestObserver"]
 
 logger = logging.getLogger("bastion.access")
 
+#: The status recorded for a request whose client went away before the answer (nginx's 499).
+CLIENT_GONE = 499
 UNMATCHED = "<unmatched>"
 REJECTED = "<rejected>"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
@@ -38,19 +42,11 @@ class RequestObserver:
         metrics: Metrics | None,
         trusted_proxies: TrustedProxies,
         request_id_header: str = "x-request-id",
-        stamped_by_app: bool = False,
     ) -> None:
-        """``stamped_by_app``: ``app`` adds the request id header and records the status.
-
-        ``protect()`` sets it with an envelope told to do so
-        (:meth:`~bastion.hardening.Envelope.carry_request_id`), which saves a
-        second ``send`` wrapper and a second pass over the response headers.
-        """
         self.app = app
         self.metrics = metrics
         self.trusted_proxies = trusted_proxies
         self.header = request_id_header.lower().encode("latin-1")
-        self.stamped_by_app = stamped_by_app
         self._ids = _RandomIds()
 
     def _request_id(self, scope: Scope) -> str:
@@ -76,14 +72,8 @@ class RequestObserver:
             return
         started = time.perf_counter()
         request_id = self._request_id(scope)
+        # Published for the layers inside (the failure guard's log line names it).
         scope["bastion.request_id"] = request_id
-        if self.stamped_by_app:
-            try:
-                await self.app(scope, receive, send)
-            finally:
-                status: int = scope.get("bastion.status", 500)
-                self._record(scope, status, time.perf_counter() - started, request_id)
-            return
         name = self.header
         header = (name, request_id.encode("latin-1"))
         status = 500  # what the server answers if the app fails before responding
@@ -92,14 +82,17 @@ class RequestObserver:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = list(message.get("headers", ()))
+                headers = message.get("headers", ())
                 if not _has_header(headers, name):
-                    headers.append(header)
-                message = {**message, "headers": headers}
+                    message = {**message, "headers": [*headers, header]}
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:
+            # The client hung up: nobody is left to answer, and it is no error of
+            # ours. The access line (INFO, with the id) and the metrics say 499.
+            status = CLIENT_GONE
         finally:
             self._record(scope, status, time.perf_counter() - started, request_id)
 
@@ -162,7 +155,7 @@ class _RandomIds:
             return text[:32]
 
 
-def _has_header(headers: list[tuple[bytes, bytes]], wanted: bytes) -> bool:
+def _has_header(headers: Iterable[tuple[bytes, bytes]], wanted: bytes) -> bool:
     """Is ``wanted`` (lower case) among ``headers``, whatever case the app used?"""
     size = len(wanted)
     for key, _ in headers:  # noqa: SIM110 - a plain loop: no generator object per response
