@@ -24,6 +24,7 @@ from bastion.body import BadRequest
 from bastion.config import Settings, get_settings
 from bastion.db import DATABASE_ERRORS
 from bastion.ops import Metrics, configure_logging
+from bastion.responses import NO_STORE
 from bastion_example import accounts, pages, sandbox_cache, sandbox_hardening, sandbox_jobs
 from bastion_example.templating import templates
 
@@ -62,7 +63,7 @@ async def _database_unavailable(request: Request, exc: Exception) -> Response:
     metrics: Metrics | None = request.app.state.metrics
     if metrics is not None:
         metrics.database_errors.inc()
-    headers = {"Retry-After": "5", "Cache-Control": "no-store"}
+    headers = {"Retry-After": "5", **NO_STORE}
     if _wants_json(request):
         return JSONResponse({"error": "database unavailable"}, status_code=503, headers=headers)
     return templates.TemplateResponse(
@@ -72,7 +73,7 @@ async def _database_unavailable(request: Request, exc: Exception) -> Response:
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
     """A bug: a clean 500 with no detail. protect()'s guard logs it once, with the request id."""
-    headers = {"Cache-Control": "no-store"}
+    headers = dict(NO_STORE)
     if _wants_json(request):
         return JSONResponse({"error": "internal server error"}, status_code=500, headers=headers)
     return templates.TemplateResponse(

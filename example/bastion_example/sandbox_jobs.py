@@ -29,6 +29,7 @@ from starlette.routing import Route
 
 from bastion.body import BadRequest, read_form, read_json
 from bastion.jobs import JobContext, Jobs, task
+from bastion.responses import NO_STORE
 from bastion_example.guards import guard_sandbox
 from bastion_example.templating import templates
 
@@ -37,7 +38,6 @@ __all__ = ["DEMO_RETRIES", "demo", "routes"]
 DEMO_RETRIES = 3
 MAX_SECONDS = 60.0
 MAX_FAIL_TIMES = 10
-NO_STORE = {"Cache-Control": "no-store"}
 
 
 class DemoFailure(RuntimeError):

@@ -34,6 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bastion.db import DATABASE_ERRORS
 from bastion.guard.core import Client, SignInGuard
 from bastion.ratelimit import Decision, rate_limit_headers
+from bastion.responses import NO_STORE
 
 __all__ = ["LoginGuard", "LoginRoute", "default_failed"]
 
@@ -87,7 +88,7 @@ class LoginGuard:
         account = _account(scope, body, route.account_field)
         decision = await self.guard.attempt(client, account)
         if not decision.allowed:
-            headers = {"cache-control": "no-store", **rate_limit_headers(decision)}
+            headers = {**NO_STORE, **rate_limit_headers(decision)}
             await _answer(send, 429, _REFUSED, headers)
             return
         seen = _Response()

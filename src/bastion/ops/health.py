@@ -21,10 +21,9 @@ from starlette.routing import Route
 
 from bastion.db import Database
 from bastion.ops.metrics import Metrics
+from bastion.responses import NO_STORE
 
 __all__ = ["health_routes"]
-
-NO_STORE = {"Cache-Control": "no-store"}
 
 
 def health_routes(

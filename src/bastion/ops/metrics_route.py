@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bastion.ops.metrics import CONTENT_TYPE_LATEST, Metrics
+from bastion.responses import NO_STORE
 
 __all__ = ["metrics_routes"]
 
@@ -21,7 +22,7 @@ def metrics_routes(metrics: Metrics | None) -> list[Route]:
         return Response(
             metrics.render(),
             media_type=CONTENT_TYPE_LATEST,
-            headers={"Cache-Control": "no-store"},
+            headers=NO_STORE,
         )
 
     return [Route("/api/metrics", scrape, methods=["GET"])]
