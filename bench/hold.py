@@ -76,6 +76,8 @@ BREAKER_LINE = "cache breaker valkey:"
 GRACEFUL = (0, -15)
 #: wrk stops with a request in flight per connection; the server answers it a moment later.
 SETTLE_S = 0.3
+#: How long to wait at most for the sign-ins in flight to be answered (see ``_settled``).
+SETTLE_MAX_S = 15.0
 EXAMPLE_URL_VARIABLES = (APP_URL_VARIABLE, "APP_URL")
 READY_PATH = "/api/health/live"
 
@@ -146,6 +148,55 @@ def _example(
     )
 
 
+@dataclass
+class LoopLag:
+    """Samples of ``bastion_event_loop_lag_seconds`` (one per 100 ms), as histogram deltas.
+
+    ``buckets`` maps each upper bound in seconds (``math.inf`` last) to how
+    many samples were at most that late, as Prometheus keeps them.
+    """
+
+    buckets: dict[float, float] = field(default_factory=dict)
+    seconds: float = 0.0
+    count: float = 0.0
+
+    @classmethod
+    def of(cls, samples: Samples) -> LoopLag:
+        lag = cls()
+        for (name, labels), value in samples.items():
+            if name == "bastion_event_loop_lag_seconds_bucket":
+                lag.buckets[float(dict(labels)["le"])] = value
+        lag.seconds = total(samples, "bastion_event_loop_lag_seconds_sum")
+        lag.count = total(samples, "bastion_event_loop_lag_seconds_count")
+        return lag
+
+    def __sub__(self, other: LoopLag) -> LoopLag:
+        return LoopLag(
+            {le: n - other.buckets.get(le, 0.0) for le, n in self.buckets.items()},
+            self.seconds - other.seconds,
+            self.count - other.count,
+        )
+
+    def __add__(self, other: LoopLag) -> LoopLag:
+        bounds = sorted({*self.buckets, *other.buckets})
+        return LoopLag(
+            {le: self.buckets.get(le, 0.0) + other.buckets.get(le, 0.0) for le in bounds},
+            self.seconds + other.seconds,
+            self.count + other.count,
+        )
+
+    @property
+    def mean_ms(self) -> float:
+        return 1e3 * self.seconds / self.count if self.count else 0.0
+
+    def bound_ms(self, share: float) -> float:
+        """The smallest bucket bound that ``share`` of the samples were under, in ms."""
+        for le in sorted(self.buckets):
+            if self.buckets[le] >= share * self.count:
+                return le * 1e3
+        return math.inf
+
+
 # --- scenario 6: sign-in flood ------------------------------------------------------------
 
 
@@ -158,6 +209,8 @@ class FloodRound:
     #: Answered during this round's flood, both instances: 401 (reached the password check), 429.
     reached: int
     refused: int
+    #: Decisions the local fallback took during this round's flood (Valkey missed the deadline).
+    fallbacks: int
 
 
 @dataclass
@@ -172,6 +225,8 @@ class FloodResult:
     answers: dict[str, int] = field(default_factory=dict)
     fallbacks: int = 0
     server_errors: int = 0
+    #: Both instances' event-loop lag samples, whole run.
+    lag: LoopLag = field(default_factory=LoopLag)
     returncodes: tuple[int | None, ...] = ()
     blocked_rows: int = 0
     blocked_count: int = 0
@@ -281,15 +336,41 @@ def _at_once(
         return tuple(future.result() for future in futures)
 
 
-def _answered(apps: Sequence[AppProcess]) -> tuple[int, int]:
-    """401s and 429s the instances have answered to sign-ins so far."""
-    time.sleep(SETTLE_S)
-    samples = [scrape(app.url) for app in apps]
-    route = {"route": SIGN_IN_PATH, "method": "POST"}
-    return (
-        sum(_requests(s, "401", **route) for s in samples),
-        sum(_requests(s, "429", **route) for s in samples),
-    )
+def _settled(apps: Sequence[AppProcess]) -> list[Samples]:
+    """Every instance's metrics, once the sign-ins still in flight have been answered.
+
+    wrk stops with a request in flight on each connection. A refusal is
+    answered in a moment, but an attempt that reached the password check
+    takes a hash and two writes, which on a busy machine can be seconds:
+    without this wait its 401 would be counted in the next round.
+    """
+    previous = -1
+    deadline = time.monotonic() + SETTLE_MAX_S
+    while True:
+        time.sleep(SETTLE_S)
+        samples = [scrape(app.url) for app in apps]
+        answered = sum(_requests(s, route=SIGN_IN_PATH, method="POST") for s in samples)
+        if answered == previous or time.monotonic() > deadline:
+            return samples
+        previous = answered
+
+
+@dataclass(frozen=True)
+class _Counts:
+    """Sign-in answers and fallback decisions so far, both instances together."""
+
+    reached: int
+    refused: int
+    fallbacks: int
+
+    @classmethod
+    def of(cls, samples: Sequence[Samples]) -> _Counts:
+        route = {"route": SIGN_IN_PATH, "method": "POST"}
+        return cls(
+            sum(_requests(s, "401", **route) for s in samples),
+            sum(_requests(s, "429", **route) for s in samples),
+            round(sum(total(s, "bastion_rate_limit_fallbacks_total") for s in samples)),
+        )
 
 
 @dataclass(frozen=True)
@@ -318,24 +399,31 @@ def _flood_rounds(
     if options.warmup > 0:
         _at_once(apps, SIGN_IN_PATH, options.warmup, scripts.blocked)
         _at_once(apps, BARE_POST_PATH, options.warmup, scripts.bare)
-    reached, refused = _answered(apps)
-    result.reached_before = reached
+    before = _Counts.of(_settled(apps))
+    result.reached_before = before.reached
     flood_ended = time.monotonic()
     for number in range(options.rounds):
         flood = _at_once(apps, SIGN_IN_PATH, result.seconds, scripts.blocked)
         flood_ended = time.monotonic()
-        now_reached, now_refused = _answered(apps)
+        after = _Counts.of(_settled(apps))
         plain = _at_once(apps, BARE_POST_PATH, result.seconds, scripts.bare)
-        result.rounds.append(FloodRound(flood, plain, now_reached - reached, now_refused - refused))
-        reached, refused = now_reached, now_refused
+        result.rounds.append(
+            FloodRound(
+                flood,
+                plain,
+                reached=after.reached - before.reached,
+                refused=after.refused - before.refused,
+                fallbacks=after.fallbacks - before.fallbacks,
+            )
+        )
+        before = after
         _say(f"  round {number + 1}/{options.rounds} done")
     return flood_ended
 
 
 def _flood_totals(apps: Sequence[AppProcess], result: FloodResult) -> None:
     """The whole run's answers, from both instances' metrics, read before they stop."""
-    time.sleep(SETTLE_S)
-    samples = [scrape(app.url) for app in apps]
+    samples = _settled(apps)
     answers: dict[str, int] = {}
     for s in samples:
         for (name, labels), value in s.items():
@@ -343,8 +431,10 @@ def _flood_totals(apps: Sequence[AppProcess], result: FloodResult) -> None:
             if name == "bastion_http_requests_total" and tags["route"] == SIGN_IN_PATH:
                 answers[tags["status"]] = answers.get(tags["status"], 0) + round(value)
     result.answers = answers
-    result.fallbacks = round(sum(total(s, "bastion_rate_limit_fallbacks_total") for s in samples))
+    result.fallbacks = _Counts.of(samples).fallbacks
     result.server_errors = sum(_server_errors(s) for s in samples)
+    for s in samples:
+        result.lag = result.lag + LoopLag.of(s)
 
 
 def _flood_audit(database_url: str, result: FloodResult) -> None:
@@ -399,55 +489,6 @@ def scenario_flood(options: Options, report: Report, tmp: Path, valkey_url: str)
 
 
 # --- scenario 7: cache under saturation -------------------------------------------------
-
-
-@dataclass
-class LoopLag:
-    """Samples of ``bastion_event_loop_lag_seconds`` (one per 100 ms), as histogram deltas.
-
-    ``buckets`` maps each upper bound in seconds (``math.inf`` last) to how
-    many samples were at most that late, as Prometheus keeps them.
-    """
-
-    buckets: dict[float, float] = field(default_factory=dict)
-    seconds: float = 0.0
-    count: float = 0.0
-
-    @classmethod
-    def of(cls, samples: Samples) -> LoopLag:
-        lag = cls()
-        for (name, labels), value in samples.items():
-            if name == "bastion_event_loop_lag_seconds_bucket":
-                lag.buckets[float(dict(labels)["le"])] = value
-        lag.seconds = total(samples, "bastion_event_loop_lag_seconds_sum")
-        lag.count = total(samples, "bastion_event_loop_lag_seconds_count")
-        return lag
-
-    def __sub__(self, other: LoopLag) -> LoopLag:
-        return LoopLag(
-            {le: n - other.buckets.get(le, 0.0) for le, n in self.buckets.items()},
-            self.seconds - other.seconds,
-            self.count - other.count,
-        )
-
-    def __add__(self, other: LoopLag) -> LoopLag:
-        bounds = sorted({*self.buckets, *other.buckets})
-        return LoopLag(
-            {le: self.buckets.get(le, 0.0) + other.buckets.get(le, 0.0) for le in bounds},
-            self.seconds + other.seconds,
-            self.count + other.count,
-        )
-
-    @property
-    def mean_ms(self) -> float:
-        return 1e3 * self.seconds / self.count if self.count else 0.0
-
-    def bound_ms(self, share: float) -> float:
-        """The smallest bucket bound that ``share`` of the samples were under, in ms."""
-        for le in sorted(self.buckets):
-            if self.buckets[le] >= share * self.count:
-                return le * 1e3
-        return math.inf
 
 
 @dataclass
