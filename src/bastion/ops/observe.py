@@ -110,18 +110,25 @@ class RequestObserver:
         if not logger.isEnabledFor(logging.INFO):
             return
         client = scope.get("client")
+        path: str = scope.get("path", "")[:200]
+        # The template says which route answered; when it is not the path itself
+        # (a parameter, <unmatched>, <rejected>), the line names the path too,
+        # escaped (repr) so that a crafted path cannot forge a log line.
         logger.info(
-            "%s %s %d %.1fms client=%s id=%s",
+            "%s %s %d %.1fms client=%s id=%s"
+            if path == template
+            else "%s %s %d %.1fms client=%s id=%s path=%r",
             method,
             template,
             status,
             seconds * 1000,
             client[0] if client else "-",
             request_id,
+            *(() if path == template else (path,)),
             extra={
                 "method": method,
                 "route": template,
-                "path": scope.get("path", "")[:200],
+                "path": path,
                 "status": status,
                 "duration_ms": round(seconds * 1000, 3),
                 "client_ip": client[0] if client else None,

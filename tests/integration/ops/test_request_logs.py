@@ -98,6 +98,15 @@ def test_development_logs_are_readable_lines() -> None:
             time.sleep(0.05)
         (line,) = [ln for ln in server.output().splitlines() if request_id in ln]
         assert "bastion.access: GET / 200" in line
+        assert "path=" not in line  # the template is the path: said once
         assert not line.startswith("{")
+        missing = httpx.get(server.url + "/no/such%0Apage", timeout=5)  # %0A: a newline
+        request_id = missing.headers["x-request-id"]
+        deadline = time.monotonic() + 5
+        while request_id not in server.output() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (line,) = [ln for ln in server.output().splitlines() if request_id in ln]
+        assert "GET <unmatched> 404" in line
+        assert line.endswith("path='/no/such\\npage'")  # named, and escaped
     finally:
         server.stop()
