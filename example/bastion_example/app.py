@@ -95,6 +95,20 @@ async def _favicon(request: Request) -> Response:
     )
 
 
+class _StaticOnly:
+    """Enough of a request for the page templates outside one: the static files' URLs."""
+
+    def url_for(self, name: str, /, **params: str) -> str:
+        return "/static/" + params["path"]
+
+
+def _refusal_page(status: int, title: str, reason: str, detail: str, hint: str) -> bytes:
+    """The envelope's refusals, as the app's own styled error page (for browsers)."""
+    text = f"{title}: {detail} ({reason}). To fix it: {hint}."
+    page = templates.get_template("error.html")
+    return page.render(request=_StaticOnly(), status=status, reason=text).encode()
+
+
 def create_app(settings: Settings | None = None) -> ASGIApp:
     """The example app for ``settings`` (the environment's when omitted), fully protected."""
     settings = settings or get_settings()
@@ -103,7 +117,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     bastion: Bastion = routes.state.bastion
     # The operations endpoints are among the routes (the sandbox and the hostile-input
     # suite see them there), so protect() need not answer them itself.
-    return bastion.protect(routes, operations=False)
+    return bastion.protect(routes, operations=False, error_page=_refusal_page)
 
 
 def create_routes_app(settings: Settings, metrics: Metrics | None = None) -> Starlette:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -71,10 +72,14 @@ async def test_refusals_run_no_handler_and_log_the_reason(caplog: pytest.LogCapt
         )
     assert app.calls == 0
     assert bad_host.status == 400
-    assert bad_host.body == b"Bad Request: Host is not in ALLOWED_HOSTS [HOST_NOT_ALLOWED]\n"
+    assert bad_host.body == (
+        b"Bad Request: Host is not in ALLOWED_HOSTS [HOST_NOT_ALLOWED]\n"
+        b"use the site's host, app.example.com, or list this one in ALLOWED_HOSTS\n"
+    )
     assert cross.status == 403
     assert cross.body == (
         b"Forbidden (CSRF): Origin does not match the site or a trusted origin [ORIGIN_MISMATCH]\n"
+        b"send Origin: https://app.example.com, or list your origin in TRUSTED_ORIGINS\n"
     )
     lines = [r.getMessage() for r in caplog.records]
     assert lines == [
@@ -114,7 +119,7 @@ async def test_log_line_escapes_the_path(caplog: pytest.LogCaptureFixture) -> No
 async def test_host_problems(headers: list[tuple[str, str]], reason: str) -> None:
     result = await call(wrap(App()), headers=headers)
     assert result.status == 400
-    assert result.body.decode() == f"Bad Request: {reason}\n"
+    assert result.body.decode().splitlines()[0] == f"Bad Request: {reason}"
 
 
 async def test_health_is_exempt_from_the_host_check_on_segment_boundaries() -> None:
@@ -275,3 +280,42 @@ class TestDefaults:
         assert (await call(wrapped, "POST", headers=ok)).status == 200
         bad = [("host", "app.example.com"), ("origin", "https://example.org")]
         assert (await call(wrapped, "POST", headers=bad)).status == 403
+
+
+@pytest.mark.parametrize(
+    ("headers", "media"),
+    [
+        ([("content-type", "application/json")], "application/json"),
+        ([("accept", "application/json")], "application/json"),
+        ([("accept", "text/html,application/xhtml+xml,*/*;q=0.8")], "text/html; charset=utf-8"),
+        ([("accept", "*/*")], "text/plain; charset=utf-8"),
+    ],
+)
+async def test_a_refusal_speaks_the_clients_language_and_says_what_to_send(
+    headers: list[tuple[str, str]], media: str
+) -> None:
+    app = App()
+    result = await call(wrap(app), "POST", headers=[("host", "app.example.com"), *headers])
+    assert result.status == 403
+    assert app.calls == 0
+    assert result.header("content-type") == media
+    text = result.body.decode()
+    if media == "application/json":
+        assert json.loads(text) == {
+            "error": "Forbidden (CSRF)",
+            "reason": "NO_ORIGIN",
+            "hint": "send Origin: https://app.example.com with an unsafe request, as a browser does",
+        }
+    else:
+        assert "NO_ORIGIN" in text
+        assert "send Origin: https://app.example.com" in text
+    assert result.header("x-content-type-options") == "nosniff"
+    assert result.header("cache-control") == "no-store"
+
+
+async def test_a_refusal_reflects_nothing_the_client_sent() -> None:
+    evil = "<script>alert(1)</script>.example"
+    result = await call(wrap(App()), headers=[("host", evil), ("accept", "text/html")])
+    assert result.status == 400
+    assert b"<script>" not in result.body
+    assert b"HOST_NOT_ALLOWED" in result.body or b"MALFORMED_HOST" in result.body

@@ -28,6 +28,7 @@ from bastion.hardening.headers import DEFAULT_HSTS, SecurityHeaders
 from bastion.hardening.hosts import AllowedHosts, HostError, HostReason, ParsedHost, parse_host
 from bastion.hardening.origins import DEFAULT_PORTS, Origin, TrustedOrigins
 from bastion.hardening.proxy import TrustedProxies
+from bastion.hardening.refusals import ErrorPage, Refusal, csrf_refusal, host_refusal, render
 
 __all__ = ["DEV_HOSTS", "Envelope", "EnvelopeConfig", "RejectHook", "envelope"]
 
@@ -69,6 +70,11 @@ class EnvelopeConfig:
     host_exempt_paths: tuple[str, ...] = ("/api/health",)
     csrf_exempt_paths: tuple[str, ...] = ()
     on_reject: RejectHook | None = field(default=None, compare=False)
+    #: APP_URL's origin and host, for the hints of refusals.
+    site: str = "http://localhost:8000"
+    site_host: str = "localhost"
+    #: The app's own HTML page for a refusal (default: a plain one).
+    error_page: ErrorPage | None = field(default=None, compare=False)
 
     @classmethod
     def from_settings(
@@ -80,6 +86,7 @@ class EnvelopeConfig:
         headers: Mapping[str, str | None] | None = None,
         hsts: str | None = DEFAULT_HSTS,
         on_reject: RejectHook | None = None,
+        error_page: ErrorPage | None = None,
     ) -> EnvelopeConfig:
         """The chain for ``settings``.
 
@@ -102,6 +109,9 @@ class EnvelopeConfig:
             host_exempt_paths=tuple(host_exempt_paths),
             csrf_exempt_paths=tuple(csrf_exempt_paths),
             on_reject=on_reject,
+            site=f"{app_url.scheme}://{app_url.netloc}",
+            site_host=app_url.netloc,
+            error_page=error_page,
         )
 
 
@@ -227,9 +237,8 @@ class Envelope:
             if problem is not None:
                 host_reason, detail = problem
                 self._log_reject("host", host_reason.name, peer, scope)
-                await self._refuse(
-                    scope, send, 400, f"Bad Request: {detail} [{host_reason.name}]", https
-                )
+                refusal = host_refusal(host_reason, detail, config.site_host)
+                await self._refuse(scope, send, refusal, https)
                 return
 
         method = scope.get("method", "GET") if kind == "http" else "WEBSOCKET"
@@ -245,9 +254,7 @@ class Envelope:
             )
             if reason is not None:
                 self._log_reject("csrf", reason.name, peer, scope)
-                await self._refuse(
-                    scope, send, 403, f"Forbidden (CSRF): {reason.value} [{reason.name}]", https
-                )
+                await self._refuse(scope, send, csrf_refusal(reason, config.site), https)
                 return
 
         if kind == "websocket":
@@ -296,20 +303,22 @@ class Envelope:
         if self.config.on_reject is not None:
             self.config.on_reject(kind, reason)
 
-    async def _refuse(self, scope: Scope, send: Send, status: int, text: str, https: bool) -> None:
+    async def _refuse(self, scope: Scope, send: Send, refusal: Refusal, https: bool) -> None:
         if scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1008, "reason": text[:120]})
+            reason = f"{refusal.title}: {refusal.reason}"
+            await send({"type": "websocket.close", "code": 1008, "reason": reason[:120]})
             return
-        body = (text + "\n").encode()
+        body, media = render(refusal, scope, self.config.error_page)
         raw_headers = [
-            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-type", media),
             (b"content-length", str(len(body)).encode()),
             (b"cache-control", b"no-store"),
+            (b"vary", b"Accept, Content-Type"),
         ]
         await send(
             {
                 "type": "http.response.start",
-                "status": status,
+                "status": refusal.status,
                 "headers": self.config.security_headers.add(raw_headers, https),
             }
         )
