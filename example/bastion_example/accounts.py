@@ -17,6 +17,7 @@ from bastion.auth import (
     EmailTaken,
     FailReason,
     InvalidPassword,
+    SignUpLimited,
     clear_session_cookie,
     client_of,
     read_credentials,
@@ -85,6 +86,15 @@ async def sign_up(request: Request) -> Response:
         email, password = await read_credentials(request)
         context["email"] = email
         _, token = await service.sign_up(email, password, client_of(request))
+    except SignUpLimited as exc:
+        context["error"] = "Too many sign-ups from this address. Try again later."
+        return templates.TemplateResponse(
+            request,
+            "sign_up.html",
+            context,
+            status_code=429,
+            headers=rate_limit_headers(exc.decision),
+        )
     except (BadRequest, InvalidPassword, EmailTaken) as exc:
         context["error"] = exc.reason if isinstance(exc, BadRequest) else str(exc)
         status = 409 if isinstance(exc, EmailTaken) else 400

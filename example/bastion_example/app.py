@@ -127,7 +127,9 @@ def create_routes_app(settings: Settings, metrics: Metrics | None = None) -> Sta
     ``app.state.bastion``); ``metrics`` replaces the one it would make.
     """
     bastion = Bastion(settings, metrics=metrics)
-    auth = AuthService.from_settings(settings, bastion.database, bastion.guard)
+    auth = AuthService.from_settings(
+        settings, bastion.database, bastion.guard, bastion.sign_up_limiter
+    )
 
     handlers: dict[type[BaseException] | int, ExceptionHandler] = {
         BadRequest: _bad_request,

@@ -81,6 +81,8 @@ class Settings(BaseSettings):
 
     SIGN_IN_RATE_LIMIT: str = "10/minute"
     SIGN_IN_ACCOUNT_RATE_LIMIT: str = "5/15minutes"
+    #: Accounts one client IP may create, in the same notation (its own budget).
+    SIGN_UP_RATE_LIMIT: str = "5/hour"
 
     #: Background jobs on procrastinate's PostgreSQL tables, run by ``bastion worker``.
     #: Off: jobs run inline in the app's process (the embedded default).
@@ -126,7 +128,7 @@ class Settings(BaseSettings):
         _parseable(value)
         return value
 
-    @field_validator("SIGN_IN_RATE_LIMIT", "SIGN_IN_ACCOUNT_RATE_LIMIT")
+    @field_validator("SIGN_IN_RATE_LIMIT", "SIGN_IN_ACCOUNT_RATE_LIMIT", "SIGN_UP_RATE_LIMIT")
     @classmethod
     def _rate_limit(cls, value: str) -> str:
         from bastion.ratelimit.rules import parse_rate_limit  # noqa: PLC0415 - avoids a cycle

@@ -62,6 +62,9 @@ class Bastion:
         self.limiter = SignInLimiter.from_settings(
             settings, on_event=metrics.on_rate_limit if metrics else None
         )
+        self.sign_up_limiter = SignInLimiter.for_sign_up(
+            settings, on_event=metrics.on_sign_up_limit if metrics else None
+        )
         self.guard = SignInGuard(
             self.limiter,
             self.database,
@@ -146,6 +149,7 @@ class Bastion:
         await self.jobs.stop()  # inline jobs may still write to the database
         await self.guard.aclose()
         await self.limiter.aclose()
+        await self.sign_up_limiter.aclose()
         await self.database.dispose()
         await self.cache.aclose()
 

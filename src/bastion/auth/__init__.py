@@ -17,6 +17,7 @@ from bastion.auth.service import (
     FailReason,
     InvalidPassword,
     SignInResult,
+    SignUpLimited,
 )
 from bastion.auth.sessions import COOKIE_NAME, SECURE_COOKIE_NAME, SessionPolicy, Sessions
 
@@ -35,6 +36,7 @@ __all__ = [
     "SessionPolicy",
     "Sessions",
     "SignInResult",
+    "SignUpLimited",
     "Verification",
     "auth_routes",
     "clear_session_cookie",

@@ -23,6 +23,7 @@ from bastion.auth.service import (
     FailReason,
     InvalidPassword,
     SignInResult,
+    SignUpLimited,
 )
 from bastion.body import BadRequest, read_form, read_json
 from bastion.db.models import User
@@ -87,6 +88,9 @@ def auth_routes(service: AuthService, max_age: int) -> list[Route]:
             raise BadRequest(str(exc)) from None
         except EmailTaken as exc:
             return JSONResponse({"error": str(exc)}, status_code=409, headers=NO_STORE)
+        except SignUpLimited as exc:
+            headers = {**NO_STORE, **rate_limit_headers(exc.decision)}
+            return JSONResponse({"error": str(exc)}, status_code=429, headers=headers)
         # The account and its first session are made together: a 201 always signs in.
         response = JSONResponse({"user": user_json(user)}, status_code=201, headers=NO_STORE)
         set_session_cookie(response, request, token, max_age)

@@ -39,6 +39,7 @@ __all__ = [
     "FailReason",
     "InvalidPassword",
     "SignInResult",
+    "SignUpLimited",
 ]
 
 
@@ -55,6 +56,14 @@ class InvalidPassword(ValueError):
 
 class EmailTaken(ValueError):
     pass
+
+
+class SignUpLimited(Exception):
+    """This client created too many accounts lately (``SIGN_UP_RATE_LIMIT``); none was made."""
+
+    def __init__(self, decision: Decision) -> None:
+        super().__init__("too many sign-ups from this address; try again later")
+        self.decision = decision
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,9 +95,12 @@ class AuthService:
         policy: SessionPolicy,
         *,
         passwords: Passwords | None = None,
+        sign_up_limiter: SignInLimiter | None = None,
     ) -> None:
+        """``sign_up_limiter`` counts sign-ups per client IP (none: unlimited)."""
         self.database = database
         self.guard = guard
+        self.sign_up_limiter = sign_up_limiter
         self.passwords = passwords or Passwords()
         self.sessions = Sessions(policy)
 
@@ -98,14 +110,18 @@ class AuthService:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, database: Database, guard: SignInGuard
+        cls,
+        settings: Settings,
+        database: Database,
+        guard: SignInGuard,
+        sign_up_limiter: SignInLimiter | None = None,
     ) -> AuthService:
         policy = SessionPolicy(
             max_age=timedelta(seconds=settings.SESSION_MAX_AGE),
             idle_timeout=timedelta(seconds=settings.SESSION_IDLE_TIMEOUT),
             secret=settings.SECRET_KEY.encode(),
         )
-        return cls(database, guard, policy)
+        return cls(database, guard, policy, sign_up_limiter=sign_up_limiter)
 
     async def find_user(self, db: AsyncSession, email: str) -> User | None:
         return await db.scalar(select(User).where(func.lower(User.email) == email.lower()))
@@ -123,9 +139,15 @@ class AuthService:
     async def sign_up(self, email: str, password: str, client: Client) -> tuple[User, str]:
         """Create an account and its first session in one go: the password is hashed once.
 
-        Raises InvalidEmail, InvalidPassword or EmailTaken; on any of them no
-        account exists. The new session is audited as the sign-up's own.
+        Raises SignUpLimited, InvalidEmail, InvalidPassword or EmailTaken; on
+        any of them no account exists. Sign-ups have their own per-IP limit,
+        counted before anything else, and spend none of the sign-in budget.
+        The new session is audited as the sign-up's own.
         """
+        if self.sign_up_limiter is not None:
+            decision = await self.sign_up_limiter.hit(client.ip or "unknown", "")
+            if not decision.allowed:
+                raise SignUpLimited(decision)
         return await self._create(email, password, client=client, session=True)
 
     async def _create(

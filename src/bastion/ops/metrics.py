@@ -148,6 +148,13 @@ class Metrics:
         elif event == "fallback":
             self.limiter_fallbacks.labels("sign_in").inc()
 
+    def on_sign_up_limit(self, event: str) -> None:
+        """The sign-up limiter's ``on_event``: the same series, ``limiter="sign_up"``."""
+        if event == "hit":
+            self.rate_limit_hits.labels("sign_up").inc()
+        elif event == "fallback":
+            self.limiter_fallbacks.labels("sign_up").inc()
+
     def on_cache(self, event: str) -> None:
         """The cache's ``on_event``: "hit", "miss" or "error"."""
         events = self.cache_events

@@ -79,7 +79,8 @@ class SignInLimiter:
         on_event: EventHook | None = None,
     ) -> None:
         self.ip_limits = parse_rate_limit(ip_limits)
-        self.account_limits = parse_rate_limit(account_limits)
+        # No account limits (an empty string): the limiter counts by client IP only.
+        self.account_limits = parse_rate_limit(account_limits) if account_limits else ()
         self.key_prefix = key_prefix
         self.on_event = on_event
         self._local = LocalWindows()
@@ -109,6 +110,21 @@ class SignInLimiter:
             settings.SIGN_IN_ACCOUNT_RATE_LIMIT,
             valkey=ValkeyOptions.from_settings(settings),
             key_prefix=settings.CACHE_KEY_PREFIX + "rl",
+            on_event=on_event,
+        )
+
+    @classmethod
+    def for_sign_up(cls, settings: Settings, on_event: EventHook | None = None) -> SignInLimiter:
+        """Sign-ups per client IP (``SIGN_UP_RATE_LIMIT``): a budget of its own.
+
+        Its keys live apart from the sign-in ones, so creating accounts never
+        spends a client's sign-in attempts, and the reverse.
+        """
+        return cls(
+            settings.SIGN_UP_RATE_LIMIT,
+            "",
+            valkey=ValkeyOptions.from_settings(settings),
+            key_prefix=settings.CACHE_KEY_PREFIX + "rl-signup",
             on_event=on_event,
         )
 

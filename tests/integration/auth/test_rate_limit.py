@@ -75,3 +75,30 @@ async def test_the_page_shows_the_rate_limit_message(settings: Settings) -> None
         assert "retry-after" in second.headers
     finally:
         await browser.close()
+
+
+async def test_sign_up_has_its_own_limit_and_never_answers_201_without_a_session(
+    settings: Settings,
+) -> None:
+    browser = Browser(
+        settings.model_copy(
+            update={"SIGN_UP_RATE_LIMIT": "2/hour", "SIGN_IN_RATE_LIMIT": "1/minute"}
+        )
+    )
+    try:
+        created = [
+            await browser.sign_up(f"new{i}@example.com", "a long enough password") for i in range(3)
+        ]
+        assert [r.status_code for r in created] == [201, 201, 429]
+        assert all("bastion_session" in r.headers.get("set-cookie", "") for r in created[:2])
+        refused = created[2]
+        assert refused.json() == {"error": "too many sign-ups from this address; try again later"}
+        assert refused.headers["ratelimit-limit"] == "2"
+        assert "set-cookie" not in refused.headers
+        async with browser.database.session() as db:
+            assert await browser.auth.find_user(db, "new2@example.com") is None  # not made
+        # Two sign-ups spent none of the sign-in budget (1/minute): one attempt is left.
+        first = await browser.sign_in("new0@example.com", "a long enough password")
+        assert first.status_code == 200
+    finally:
+        await browser.close()
