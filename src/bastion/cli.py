@@ -14,6 +14,7 @@ import json
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from bastion.config import ConfigError, Settings, load_settings
@@ -112,9 +113,39 @@ def _createuser(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace, settings: Settings) -> int:
+    """Every matching row, oldest first, one JSON object per line, streamed: no row cap,
+    and memory bounded by a batch however large the log (a SIEM's import format)."""
+    from bastion.audit import stream, to_json
+    from bastion.db import Database
+
+    async def run() -> int:
+        database = Database.from_settings(settings)
+        written = 0
+        try:
+            async with database.session() as db:
+                out = sys.stdout
+                async for row in stream(db, since=args.since, until=args.until, action=args.action):
+                    out.write(json.dumps(to_json(row), ensure_ascii=False) + "\n")
+                    written += 1
+                out.flush()
+        finally:
+            await database.dispose()
+        return written
+
+    asyncio.run(run())
+    return 0
+
+
 def _audit(args: argparse.Namespace, settings: Settings) -> int:
     from bastion.audit import recent, to_json
     from bastion.db import Database
+
+    if args.jsonl:
+        return _export(args, settings)
+    if args.since is not None or args.until is not None:
+        print("bastion: --since and --until go with --jsonl (the export)", file=sys.stderr)
+        return 2
 
     async def fetch() -> list[dict[str, object]]:
         database = Database.from_settings(settings)
@@ -231,6 +262,17 @@ def _bundle(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _instant(text: str) -> datetime:
+    """``2026-01-31``, ``2026-01-31T12:00``, ``...Z`` or with an offset; naive means UTC."""
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            "expected an ISO 8601 time such as 2026-01-31 or 2026-01-31T12:00:00Z"
+        ) from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if not 0 < value <= 10_000:
@@ -264,6 +306,15 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--json", action="store_true", help="machine-readable output")
     audit.add_argument("--limit", type=_positive, default=50, help="rows to print (default 50)")
     audit.add_argument("--action", help="only this action, e.g. auth.sign_in.failed")
+    audit.add_argument(
+        "--jsonl",
+        action="store_true",
+        help="export every matching row, oldest first, one JSON object per line (no --limit)",
+    )
+    audit.add_argument(
+        "--since", type=_instant, help="with --jsonl: rows at or after T (ISO 8601; naive is UTC)"
+    )
+    audit.add_argument("--until", type=_instant, help="with --jsonl: rows before T")
     audit.set_defaults(handler=_audit)
 
     check = sub.add_parser(

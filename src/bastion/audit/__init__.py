@@ -21,6 +21,7 @@ from bastion.audit.log import (
     recent,
     record,
     record_many,
+    stream,
     to_json,
 )
 
@@ -38,5 +39,6 @@ __all__ = [
     "recent",
     "record",
     "record_many",
+    "stream",
     "to_json",
 ]
