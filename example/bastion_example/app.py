@@ -25,7 +25,15 @@ from bastion.config import Settings, get_settings
 from bastion.db import DATABASE_ERRORS
 from bastion.ops import Metrics, configure_logging
 from bastion.responses import NO_STORE
-from bastion_example import accounts, pages, sandbox_cache, sandbox_hardening, sandbox_jobs
+from bastion_example import (
+    accounts,
+    pages,
+    sandbox_cache,
+    sandbox_hardening,
+    sandbox_health,
+    sandbox_jobs,
+    sandbox_signin,
+)
 from bastion_example.templating import templates
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -149,6 +157,8 @@ def create_routes_app(settings: Settings, metrics: Metrics | None = None) -> Sta
             *sandbox_cache.routes,
             *sandbox_hardening.routes,
             *sandbox_jobs.routes,
+            *sandbox_signin.routes,
+            *sandbox_health.routes,
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
         exception_handlers=handlers,

@@ -351,3 +351,31 @@ async def test_back_to_valkey_after_the_cool_off(
     assert [level for level, _ in levels] == [logging.WARNING, logging.INFO]
     assert "answers again" in levels[1][1]
     assert events == ["fallback", "fallback"]
+
+
+# -- peeking -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("store", ["valkey", "memory"])
+async def test_peek_reads_what_is_left_without_counting(
+    make_limiter: MakeLimiter, valkey_url: str, store: str
+) -> None:
+    limiter = make_limiter(
+        valkey_url if store == "valkey" else None,
+        SIGN_IN_RATE_LIMIT="3/minute",
+        SIGN_IN_ACCOUNT_RATE_LIMIT="5/minute",
+    )
+    fresh = await limiter.peek("192.0.2.120", "peek@example.com")
+    assert {scope: (d.limit, d.remaining) for scope, d in fresh.items()} == {
+        "ip": (3, 3),
+        "account": (5, 5),
+    }
+    for _ in range(2):
+        await limiter.hit("192.0.2.120", "peek@example.com")
+    for _ in range(5):  # peeking spends nothing
+        seen = await limiter.peek("192.0.2.120", "peek@example.com")
+    assert (seen["ip"].remaining, seen["account"].remaining) == (1, 3)
+    assert 1 <= seen["ip"].reset_after <= 60
+    assert (await limiter.hit("192.0.2.120", "peek@example.com")).allowed
+    assert not (await limiter.hit("192.0.2.120", "peek@example.com")).allowed
+    assert (await limiter.peek("192.0.2.120", "peek@example.com"))["ip"].remaining == 0

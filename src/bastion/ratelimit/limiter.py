@@ -46,9 +46,9 @@ from bastion.cache.breaker import CircuitBreaker
 from bastion.cache.connection import FAILED, ValkeyConnection, ValkeyOptions
 from bastion.config import Settings
 from bastion.hardening.proxy import client_key
-from bastion.ratelimit.decision import Decision
+from bastion.ratelimit.decision import Decision, Scope
 from bastion.ratelimit.refusals import Refusals
-from bastion.ratelimit.remote import decide_remote, forget_remote
+from bastion.ratelimit.remote import decide_remote, forget_remote, peek_remote
 from bastion.ratelimit.rules import account_key, parse_rate_limit
 from bastion.ratelimit.window import Check, LocalWindows, Verdict
 
@@ -208,6 +208,21 @@ class SignInLimiter:
             if not self._hook_failed:
                 self._hook_failed = True
                 logger.exception("sign-in rate limit: the on_event hook raised; ignoring it")
+
+    async def peek(self, client_ip: str, account: str) -> dict[Scope, Decision]:
+        """Where this IP and this account stand, per scope, without counting an attempt.
+
+        For a page that shows a user their remaining attempts (the example's
+        sign-in sandbox). Read from Valkey when it answers, else locally.
+        """
+        checks = self._checks(client_key(client_ip), account_key(account))
+        verdicts = None
+        if self._remote is not None:
+            remote = await peek_remote(self._remote, checks)
+            verdicts = None if remote is FAILED else remote
+        if verdicts is None:
+            verdicts = self._local.peek(checks)
+        return {scope: _decision(verdict) for scope, verdict in verdicts.items()}
 
     async def reset(self, client_ip: str, account: str) -> None:
         """Forget the counts for this IP (its /64) and this account, in Valkey and locally.

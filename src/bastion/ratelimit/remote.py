@@ -15,9 +15,19 @@ import valkey.asyncio as valkey_asyncio
 from valkey.exceptions import NoScriptError
 
 from bastion.cache.connection import Failed, ValkeyConnection
-from bastion.ratelimit.window import SCRIPT, SCRIPT_SHA, Check, Verdict, parse_reply, script_args
+from bastion.ratelimit.decision import Scope
+from bastion.ratelimit.window import (
+    PEEK_SCRIPT,
+    SCRIPT,
+    SCRIPT_SHA,
+    Check,
+    Verdict,
+    parse_reply,
+    peek_verdicts,
+    script_args,
+)
 
-__all__ = ["decide_remote", "forget_remote"]
+__all__ = ["decide_remote", "forget_remote", "peek_remote"]
 
 
 async def decide_remote(
@@ -42,3 +52,22 @@ async def forget_remote(connection: ValkeyConnection, keys: Sequence[str]) -> in
         return int(await client.delete(*keys))
 
     return await connection.call("ratelimit_reset", run)
+
+
+async def peek_remote(
+    connection: ValkeyConnection, checks: Sequence[Check]
+) -> dict[Scope, Verdict] | Failed:
+    """The windows of ``checks`` as they stand, read in one call; nothing is recorded."""
+    keys = [check.key for check in checks]
+    windows = [str(check.window_ms) for check in checks]
+
+    async def run(client: valkey_asyncio.Valkey) -> dict[Scope, Verdict]:
+        reply = await cast(
+            "Awaitable[object]", client.eval(PEEK_SCRIPT, len(keys), *keys, *windows)
+        )
+        if not isinstance(reply, list) or len(reply) != 2 * len(checks):
+            raise ValueError(f"unexpected rate-limit peek reply: {reply!r}")
+        pairs = [(int(reply[i]), int(reply[i + 1])) for i in range(0, len(reply), 2)]
+        return peek_verdicts(checks, pairs)
+
+    return await connection.call("ratelimit_peek", run)

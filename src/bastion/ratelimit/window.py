@@ -34,7 +34,17 @@ from limits import RateLimitItem
 
 from bastion.ratelimit.decision import Scope
 
-__all__ = ["SCRIPT", "SCRIPT_SHA", "Check", "LocalWindows", "Verdict", "parse_reply", "script_args"]
+__all__ = [
+    "PEEK_SCRIPT",
+    "SCRIPT",
+    "SCRIPT_SHA",
+    "Check",
+    "LocalWindows",
+    "Verdict",
+    "parse_reply",
+    "peek_verdicts",
+    "script_args",
+]
 
 #: The scopes' order in a decision, and their numbers in the script's reply.
 SCOPES: tuple[Scope, ...] = ("ip", "account")
@@ -118,6 +128,37 @@ return {1, 0, best_limit, best_remaining, best_reset}
 
 SCRIPT_SHA = hashlib.sha1(SCRIPT.encode(), usedforsecurity=False).hexdigest()
 
+#: The same windows, read without recording anything: ``{count, oldest_ms}`` per key.
+PEEK_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local out = {}
+for k = 1, #KEYS do
+  local window = tonumber(ARGV[k])
+  local count = redis.call('ZCOUNT', KEYS[k], '(' .. (now - window), '+inf')
+  local oldest = redis.call('ZRANGEBYSCORE', KEYS[k], '(' .. (now - window), '+inf',
+                            'WITHSCORES', 'LIMIT', 0, 1)
+  local reset = window
+  if oldest[2] then reset = tonumber(oldest[2]) + window - now end
+  out[2 * k - 1] = count
+  out[2 * k] = reset
+end
+return out
+"""
+
+
+def peek_verdicts(
+    checks: Sequence[Check], counts: Sequence[tuple[int, int]]
+) -> dict[Scope, Verdict]:
+    """Per scope, the tightest limit's numbers, from each check's (count, reset_ms)."""
+    best: dict[Scope, Verdict] = {}
+    for check, (count, reset_ms) in zip(checks, counts, strict=True):
+        remaining = max(0, check.amount - count)
+        verdict = Verdict(remaining > 0, check.scope, check.amount, remaining, max(0, reset_ms))
+        if check.scope not in best or remaining < best[check.scope].remaining:
+            best[check.scope] = verdict
+    return best
+
 
 def script_args(checks: Sequence[Check], member: str) -> tuple[list[str], list[str | int]]:
     """KEYS and ARGV for :data:`SCRIPT`: the checks must list the ip scope first."""
@@ -192,6 +233,16 @@ class LocalWindows:
                     best = Verdict(True, None, check.amount, remaining, _ms(reset))
         assert best is not None, "a decision needs at least one check"
         return best
+
+    def peek(self, checks: Sequence[Check]) -> dict[Scope, Verdict]:
+        """What :meth:`decide` would see, per scope, without recording an attempt."""
+        now = self._clock()
+        counts = []
+        for check in checks:
+            window = self._live(check, now)
+            reset = window[0] + check.window_ms / 1000 - now if window else check.window_ms / 1000
+            counts.append((len(window), _ms(reset)))
+        return peek_verdicts(checks, counts)
 
     def clear(self, keys: Sequence[str]) -> None:
         for key in keys:
