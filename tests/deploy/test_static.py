@@ -376,7 +376,7 @@ def test_the_schema_check_is_not_vacuous() -> None:
 
 def test_services_profiles_healthchecks_and_dependencies() -> None:
     services = compose()["services"]
-    assert set(services) == {"db", "valkey", "migrate", "app", "caddy"}
+    assert set(services) == {"db", "valkey", "migrate", "app", "worker", "caddy"}
     assert [name for name, s in services.items() if "profiles" in s] == ["caddy"]
     assert services["caddy"]["profiles"] == ["proxy"]
     for name in ("db", "valkey", "app", "caddy"):
@@ -387,6 +387,13 @@ def test_services_profiles_healthchecks_and_dependencies() -> None:
         "valkey": {"condition": "service_healthy"},
     }
     assert services["migrate"]["depends_on"] == {"db": {"condition": "service_healthy"}}
+    # The job worker is the app's image running `bastion worker`, after the migration.
+    assert services["worker"]["command"][:2] == ["bastion", "worker"]
+    assert services["worker"]["image"] == services["app"]["image"]
+    assert services["worker"]["depends_on"] == {
+        "migrate": {"condition": "service_completed_successfully"},
+        "db": {"condition": "service_healthy"},
+    }
     assert services["caddy"]["depends_on"] == {"app": {"condition": "service_healthy"}}
     assert "./deploy/Caddyfile:/etc/caddy/Caddyfile:ro" in services["caddy"]["volumes"]
     assert any(p.endswith(":${BASTION_HTTPS_PORT:-8088}") for p in services["caddy"]["ports"])
