@@ -1,11 +1,11 @@
 """/sandbox/sign-in: where your IP and an account stand against the sign-in limit, and a trip.
 
 Reading the remaining attempts counts none (``SignInLimiter.peek``). The
-"trip the limit" button makes wrong-password attempts for one sandbox-only
-account from your own IP until the limit refuses, through the same
-``AuthService.sign_in`` as the real sign-in, so the page can show the audit
-rows that this wrote: one ``auth.sign_in.failed`` per attempt that reached the
-password check, and the refusals tallied into ``auth.sign_in.blocked``.
+"trip the limit" button makes failed attempts for one sandbox-only account
+from your own IP until the limit refuses, through the same guard as the real
+sign-in, so the page can show the audit rows that this wrote: one
+``auth.sign_in.failed`` per attempt the limit let through, and the refusals
+tallied into ``auth.sign_in.blocked``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from bastion import Bastion
 from bastion.audit import recent
-from bastion.auth import AuthService, FailReason, client_of
+from bastion.auth import client_of
 from bastion_example.forms import form_page
 from bastion_example.guards import guard_sandbox
 from bastion_example.templating import templates
@@ -24,7 +24,7 @@ from bastion_example.templating import templates
 #: The account the trip button guesses at: a reserved domain, so never a real mailbox.
 SANDBOX_ACCOUNT = "sandbox-trip@example.invalid"
 #: A bound on the button's attempts, whatever the configured limit.
-MAX_TRIP = 50
+MAX_TRIP = 20
 
 
 def _bastion(request: Request) -> Bastion:
@@ -59,15 +59,22 @@ async def page(request: Request) -> Response:
 
 
 async def trip(request: Request) -> Response:
-    """Wrong passwords until refused; post/redirect/get, so a reload does not trip again."""
+    """Failed attempts until refused; post/redirect/get, so a reload does not trip again.
+
+    Each attempt goes through the guard exactly as a wrong password does (count,
+    then audit the failure), without the password hashing, which would only make
+    the button slow: the limit and the audit trail are what the page shows.
+    """
     await guard_sandbox(request)
-    auth: AuthService = request.app.state.auth
+    guard = _bastion(request).guard
+    client = client_of(request)
     attempts = 0
     for attempts in range(1, MAX_TRIP + 1):  # noqa: B007 - the count is the result
-        result = await auth.sign_in(SANDBOX_ACCOUNT, "not the password", client_of(request))
-        if result.reason is FailReason.RATE_LIMITED:
+        decision = await guard.attempt(client, SANDBOX_ACCOUNT)
+        if not decision.allowed:
             break
-    await auth.guard.blocked.flush()  # so the page shows the refusal's row at once
+        await guard.failed(client, SANDBOX_ACCOUNT, "bad_password", decision)
+    await guard.blocked.flush()  # so the page shows the refusal's row at once
     return RedirectResponse(f"/sandbox/sign-in?tripped={attempts}", status_code=303)
 
 
