@@ -379,3 +379,19 @@ async def test_peek_reads_what_is_left_without_counting(
     assert (await limiter.hit("192.0.2.120", "peek@example.com")).allowed
     assert not (await limiter.hit("192.0.2.120", "peek@example.com")).allowed
     assert (await limiter.peek("192.0.2.120", "peek@example.com"))["ip"].remaining == 0
+
+
+async def test_a_burst_from_one_client_is_decided_in_turn(
+    make_limiter: MakeLimiter, valkey_url: str, raw_valkey: valkey.Valkey
+) -> None:
+    """64 attempts at once: the limit's worth reach Valkey, one more learns the refusal, no more."""
+    limiter = make_limiter(valkey_url, SIGN_IN_RATE_LIMIT="10/minute")
+    await limiter.hit("192.0.2.200", "warm@example.com")  # loads the script
+    raw_valkey.config_resetstat()
+    decisions = await asyncio.gather(
+        *(limiter.hit("192.0.2.201", f"u{i}@example.com") for i in range(64))
+    )
+    assert sum(d.allowed for d in decisions) == 10
+    assert not any(d.degraded for d in decisions)
+    stats = cast("dict[str, Any]", raw_valkey.info("commandstats"))
+    assert stats["cmdstat_evalsha"]["calls"] == 11
