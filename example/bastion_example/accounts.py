@@ -1,7 +1,8 @@
 """Pages for people: /sign-in, /sign-up, /account, /sign-out and /admin/audit.
 
 Plain HTML forms posting to their own page: same-origin, so the envelope's
-CSRF check passes on Sec-Fetch-Site with no token in the form.
+CSRF check passes on Sec-Fetch-Site with no token in the form. Only POST
+submits a form (see :mod:`bastion_example.forms`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from bastion.body import BadRequest
 from bastion.config import Settings
 from bastion.db.models import User
 from bastion.ratelimit import rate_limit_headers
+from bastion_example.forms import form_page
 from bastion_example.templating import templates
 
 AUDIT_PAGE_SIZE = 25
@@ -47,10 +49,12 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
+async def sign_in_page(request: Request) -> Response:
+    return templates.TemplateResponse(request, "sign_in.html", {"error": None, "email": ""})
+
+
 async def sign_in(request: Request) -> Response:
     context: dict[str, object] = {"error": None, "email": ""}
-    if request.method == "GET":
-        return templates.TemplateResponse(request, "sign_in.html", context)
     try:
         email, password = await read_credentials(request)
     except BadRequest as exc:
@@ -77,10 +81,12 @@ async def sign_in(request: Request) -> Response:
     return templates.TemplateResponse(request, "sign_in.html", context, status_code=401)
 
 
+async def sign_up_page(request: Request) -> Response:
+    return templates.TemplateResponse(request, "sign_up.html", {"error": None, "email": ""})
+
+
 async def sign_up(request: Request) -> Response:
     context: dict[str, object] = {"error": None, "email": ""}
-    if request.method == "GET":
-        return templates.TemplateResponse(request, "sign_up.html", context)
     service = auth_service(request)
     try:
         email, password = await read_credentials(request)
@@ -140,8 +146,8 @@ async def admin_audit(request: Request) -> Response:
 
 
 routes = [
-    Route("/sign-in", sign_in, methods=["GET", "POST"], name="sign_in"),
-    Route("/sign-up", sign_up, methods=["GET", "POST"], name="sign_up"),
+    form_page("/sign-in", sign_in_page, sign_in, name="sign_in"),
+    form_page("/sign-up", sign_up_page, sign_up, name="sign_up"),
     Route("/sign-out", sign_out, methods=["POST"], name="sign_out"),
     Route("/account", account, name="account"),
     Route("/admin/audit", admin_audit, name="admin_audit"),

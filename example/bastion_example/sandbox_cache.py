@@ -11,12 +11,15 @@ import json
 import re
 from dataclasses import dataclass
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bastion.body import BadRequest, read_form, read_json
+from bastion.body import BadRequest, InvalidJson, parse_json, read_form, read_json
 from bastion.cache import JSON, get_cache
+from bastion.responses import NO_STORE
+from bastion_example.forms import form_page
 from bastion_example.guards import guard_sandbox
 from bastion_example.templating import templates
 
@@ -25,6 +28,8 @@ MAX_KEY_LENGTH = 128
 MAX_VALUE_BYTES = 16 * 1024
 MAX_TTL = 7 * 24 * 3600
 MAX_BODY_BYTES = 4 * MAX_VALUE_BYTES  # room for JSON escaping of a maximal value
+#: Nesting of a stored value; the API's body is one level more ({"value": ...}).
+MAX_DEPTH = 32
 _KEY_RE = re.compile(r"[A-Za-z0-9._:-]+")
 KEY_RULE = f"key must be 1-{MAX_KEY_LENGTH} characters of A-Z a-z 0-9 . _ : -"
 
@@ -67,8 +72,13 @@ def validate_value(value: object) -> JSON:
 
 
 def _form_int(text: str) -> object:
-    """Forms carry text; the API carries JSON numbers. Only the form converts."""
-    return int(text) if text.strip().isascii() and text.strip().isdigit() else text
+    """Forms carry text; the API carries JSON numbers. Only the form converts.
+
+    Only short digit strings become numbers: any TTL worth converting has a
+    few digits, and int() refuses more than 4,300 (a 500, once).
+    """
+    digits = text.strip()
+    return int(digits) if digits.isascii() and digits.isdigit() and len(digits) <= 12 else text
 
 
 async def read_entry(key: str) -> Entry:
@@ -92,56 +102,69 @@ async def delete_entry(key: str) -> Entry:
 async def api_entry(request: Request) -> Response:
     await guard_sandbox(request)
     key = validate_key(request.path_params["key"])
-    if request.method == "GET":
+    # Explicit on every method: Starlette also routes HEAD here (for GET), and
+    # a HEAD must read, never fall through to the DELETE branch.
+    if request.method in ("GET", "HEAD"):
         entry = await read_entry(key)
     elif request.method == "PUT":
-        body = await read_json(request, MAX_BODY_BYTES)
+        body = await read_json(request, MAX_BODY_BYTES, MAX_DEPTH + 1)
         if not isinstance(body, dict) or "value" not in body or "ttl" not in body:
             raise BadRequest('body must be {"value": <json>, "ttl": <seconds>}', 422)
         entry = await write_entry(key, validate_value(body["value"]), validate_ttl(body["ttl"]))
-    else:
+    elif request.method == "DELETE":
         entry = await delete_entry(key)
-    return JSONResponse(entry.as_json(), headers={"Cache-Control": "no-store"})
+    else:  # the route allows no other method; never reached
+        raise HTTPException(405)
+    return JSONResponse(entry.as_json(), headers=NO_STORE)
 
 
 async def page(request: Request) -> Response:
+    """The form, empty (GET and HEAD show it; only POST acts, see ``submit``)."""
+    await guard_sandbox(request)
+    return _render(request, {"form": {}})
+
+
+async def submit(request: Request) -> Response:
     """The form works without JavaScript: each button posts, the page shows the result."""
     await guard_sandbox(request)
-    context: dict[str, object] = {"enabled": get_cache().enabled, "entry": None, "error": None}
-    form: dict[str, str] = {}
-    status = 200
-    if request.method == "POST":
-        form = await read_form(request)
-        action = form.get("action", "")
-        try:
-            key = validate_key(form.get("key", ""))
-            if action == "set":
-                try:
-                    value = json.loads(form.get("value", ""))
-                except ValueError:
-                    raise BadRequest('value must be JSON, for example 42 or "text"') from None
-                entry = await write_entry(
-                    key, validate_value(value), validate_ttl(_form_int(form.get("ttl", "")))
-                )
-                context["action"] = "stored" if entry.value is not None else "not stored"
-            elif action == "delete":
-                entry = await delete_entry(key)
-                context["action"] = "deleted"
-            elif action == "get":
-                entry = await read_entry(key)
-                context["action"] = "read"
-            else:
-                raise BadRequest("action must be set, get or delete")
-            context["entry"] = entry
-            context["entry_json"] = json.dumps(entry.value) if entry.value is not None else None
-        except BadRequest as exc:
-            context["error"] = exc.reason
-            status = exc.status_code
-    context["form"] = form
-    return templates.TemplateResponse(request, "sandbox_cache.html", context, status_code=status)
+    form = await read_form(request)
+    context: dict[str, object] = {"form": form}
+    action = form.get("action", "")
+    try:
+        key = validate_key(form.get("key", ""))
+        if action == "set":
+            try:
+                value = parse_json(form.get("value", ""), max_depth=MAX_DEPTH, what="value")
+            except InvalidJson:
+                raise BadRequest('value must be JSON, for example 42 or "text"') from None
+            entry = await write_entry(
+                key, validate_value(value), validate_ttl(_form_int(form.get("ttl", "")))
+            )
+            context["action"] = "stored" if entry.value is not None else "not stored"
+        elif action == "delete":
+            entry = await delete_entry(key)
+            context["action"] = "deleted"
+        elif action == "get":
+            entry = await read_entry(key)
+            context["action"] = "read"
+        else:
+            raise BadRequest("action must be set, get or delete")
+    except BadRequest as exc:
+        context["error"] = exc.reason
+        return _render(request, context, exc.status_code)
+    context["entry"] = entry
+    context["entry_json"] = json.dumps(entry.value) if entry.value is not None else None
+    return _render(request, context)
+
+
+def _render(request: Request, context: dict[str, object], status: int = 200) -> Response:
+    defaults: dict[str, object] = {"enabled": get_cache().enabled, "entry": None, "error": None}
+    return templates.TemplateResponse(
+        request, "sandbox_cache.html", {**defaults, **context}, status_code=status
+    )
 
 
 routes = [
-    Route("/sandbox/cache", page, methods=["GET", "POST"], name="sandbox_cache"),
+    form_page("/sandbox/cache", page, submit, name="sandbox_cache"),
     Route("/api/sandbox/cache/{key}", api_entry, methods=["GET", "PUT", "DELETE"]),
 ]

@@ -10,6 +10,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from bastion.responses import NO_STORE
+from bastion_example.forms import form_page
 from bastion_example.guards import guard_sandbox
 from bastion_example.templating import templates
 
@@ -20,11 +22,8 @@ def _counter(request: Request) -> int:
 
 
 async def page(request: Request) -> Response:
+    """What the envelope resolved (GET and HEAD; only POST counts, see ``count``)."""
     await guard_sandbox(request)
-    if request.method == "POST":
-        request.app.state.hardening_counter = _counter(request) + 1
-        # Post/redirect/get: a reload does not post again.
-        return RedirectResponse("/sandbox/hardening", status_code=303)
     client = request.client.host if request.client else None
     context = {
         "client": client,
@@ -35,17 +34,24 @@ async def page(request: Request) -> Response:
     return templates.TemplateResponse(request, "sandbox_hardening.html", context)
 
 
+async def count(request: Request) -> Response:
+    await guard_sandbox(request)
+    request.app.state.hardening_counter = _counter(request) + 1
+    # Post/redirect/get: a reload does not post again.
+    return RedirectResponse("/sandbox/hardening", status_code=303)
+
+
 async def state(request: Request) -> Response:
     """The same facts as JSON, for scripts and tests."""
     await guard_sandbox(request)
     client = request.client.host if request.client else None
     return JSONResponse(
         {"client": client, "scheme": request.url.scheme, "counter": _counter(request)},
-        headers={"Cache-Control": "no-store"},
+        headers=NO_STORE,
     )
 
 
 routes = [
-    Route("/sandbox/hardening", page, methods=["GET", "POST"], name="sandbox_hardening"),
+    form_page("/sandbox/hardening", page, count, name="sandbox_hardening"),
     Route("/api/sandbox/hardening", state, methods=["GET"]),
 ]

@@ -1,7 +1,11 @@
 """Grade the front door with the MDN HTTP Observatory, on this machine, over HTTPS.
 
-    uv run python -m tests.deploy.observatory          # prints both grades; exit 1 unless A+
+    uv run python -m tests.deploy.observatory          # prints both grades and scores
     uv run python -m tests.deploy.observatory --json   # the Observatory's full output
+
+It exits 1 unless both grades are A+ and both scores are the ones
+deploy/README.md states, so the README cannot drift from what the scanner
+gives (it once said 125 and 130 when the scanner gave 130 and 135).
 
 It starts the example app behind deploy/Caddyfile (``tls internal`` on
 ``https://localhost:<free port>``), then runs the Observatory's own scanner
@@ -39,6 +43,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -48,7 +53,14 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.caddy import CaddyServer
-from tests.support.servers import AppServer
+from tests.support.servers import ROOT, AppServer
+
+README = ROOT / "deploy" / "README.md"
+#: "**A+, 130** anonymous and **A+, 135** signed in": the sentence the script keeps true.
+_CLAIM = re.compile(
+    r"\*\*(?P<anonymous>[A-F][+-]?, \d+)\*\* anonymous and\s+"
+    r"\*\*(?P<signed_in>[A-F][+-]?, \d+)\*\* signed in"
+)
 
 PACKAGE = "@mdn/mdn-http-observatory"
 VERSION = "1.4.8"
@@ -88,6 +100,14 @@ class Scan:
     def score(self) -> int:
         score: int = self.result["scan"]["score"]
         return score
+
+
+def claimed(readme: str) -> tuple[str, str]:
+    """The (anonymous, signed in) results deploy/README.md states, as "A+, 130"."""
+    found = _CLAIM.search(readme)
+    if found is None:
+        raise SystemExit(f"observatory: no scores sentence in {README} (see _CLAIM)")
+    return found["anonymous"], found["signed_in"]
 
 
 def install_dir() -> Path:
@@ -212,6 +232,14 @@ def main(argv: list[str] | None = None) -> int:
             for name, test in s.result["tests"].items():
                 mark = "pass" if test["pass"] else "FAIL"
                 print(f"  {mark}  {test['scoreModifier']:+4d}  {name}: {test['result']}")
+    measured = tuple(f"{s.grade}, {s.score}" for s in scans)
+    stated = claimed(README.read_text())
+    if measured != stated:
+        print(
+            f"\ndeploy/README.md says {stated[0]} anonymous and {stated[1]} signed in; "
+            f"the scanner gives {measured[0]} and {measured[1]}: correct the README."
+        )
+        return 1
     return 0 if all(s.grade == "A+" for s in scans) else 1
 
 

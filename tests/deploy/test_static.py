@@ -23,6 +23,7 @@ import jsonschema
 import pytest
 import yaml
 
+from tests.deploy.observatory import claimed
 from tests.support.caddy import CADDYFILE, run_caddy, tool_path
 from tests.support.servers import ROOT
 
@@ -164,9 +165,13 @@ def test_https_mode_servers_redirects_timeouts_and_catch_all() -> None:
     assert [h.get("abort") for h in handlers(catch_all, "static_response")] == [True]
     redirect = handlers(by_port["18080"], "static_response")
     assert redirect[0]["status_code"] == 308
+    # The configured site's host, never the client's ({http.request.host}).
     assert redirect[0]["headers"]["Location"] == [
-        "https://{http.request.host}:18443{http.request.uri}"
+        "https://{bastion_site_host}:18443{http.request.uri}"
     ]
+    [site_host] = handlers(by_port["18080"], "map")
+    assert site_host["source"] == "https://localhost:18443"
+    assert site_host["destinations"] == ["{bastion_site_host}"]
 
 
 def test_reverse_proxy_balances_checks_and_sets_its_own_forwarded_headers() -> None:
@@ -456,3 +461,11 @@ def test_compose_passes_caddy_only_variables_the_caddyfile_reads() -> None:
     passed = set(compose()["services"]["caddy"]["environment"])
     assert passed <= read
     assert {"BASTION_SITE_ADDRESS", "BASTION_TLS", "BASTION_UPSTREAMS"} <= passed
+
+
+def test_the_observatory_script_can_read_the_scores_the_readme_states() -> None:
+    """The script compares what the scanner gives with this sentence; it must stay findable."""
+    anonymous, signed_in = claimed((ROOT / "deploy" / "README.md").read_text())
+    assert anonymous.startswith("A+, ")
+    assert signed_in.startswith("A+, ")
+    assert int(signed_in.split(", ")[1]) >= int(anonymous.split(", ")[1])

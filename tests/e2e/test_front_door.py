@@ -225,6 +225,47 @@ def test_http_redirects_to_https_with_headers_but_no_hsts(stack: Stack) -> None:
     assert "server" not in same_port.headers
 
 
+@pytest.mark.parametrize(
+    "host",
+    ["evil.example", "evil.example:8443", "localhost.evil.example", "[::1]", "localhost@evil"],
+)
+def test_the_redirect_goes_to_the_site_whatever_host_the_client_sent(
+    stack: Stack, host: str
+) -> None:
+    """Copying the client's Host into Location once sent clients to any host they named."""
+    redirect = httpx.get(
+        f"http://127.0.0.1:{stack.caddy.http_port}/sign-in?next=1",
+        headers={"host": host},
+        timeout=10,
+    )
+    assert redirect.status_code == 308
+    assert redirect.headers["location"] == f"{stack.caddy.url}/sign-in?next=1"
+
+
+@pytest.mark.parametrize(
+    ("address", "host"),
+    [
+        ("bastion.corp.example", "bastion.corp.example"),
+        ("bastion.corp.example:{port}", "bastion.corp.example"),
+        ("https://bastion.corp.example:{port}", "bastion.corp.example"),
+        ("https://[::1]:{port}", "[::1]"),
+    ],
+)
+def test_every_form_of_site_address_redirects_to_its_own_host(address: str, host: str) -> None:
+    """The Caddyfile cuts the host out of BASTION_SITE_ADDRESS; a real Caddy proves the cut."""
+    caddy = CaddyServer([])
+    caddy.env["BASTION_SITE_ADDRESS"] = address.format(port=caddy.https_port)
+    try:
+        caddy.start(ready_path=None)
+        redirect = httpx.get(
+            f"http://127.0.0.1:{caddy.http_port}/a?b=c", headers={"host": "evil.example"}
+        )
+    finally:
+        caddy.close()
+    assert redirect.status_code == 308
+    assert redirect.headers["location"] == f"https://{host}:{caddy.https_port}/a?b=c"
+
+
 def test_a_host_that_is_not_the_site_gets_no_response_at_all(stack: Stack) -> None:
     """Not Caddy's default empty 200 with "Server: Caddy": the connection is dropped."""
     with stack.client() as client, pytest.raises(httpx.RemoteProtocolError):

@@ -96,7 +96,27 @@ def test_disabled_cache_answers_with_the_same_shape(app_without_valkey: httpx.Cl
             "/api/sandbox/cache/k",
             {"content": b"\xff\xfe", "headers": {"content-type": "application/json"}},
             400,
-            "body is not valid JSON",
+            "body is not valid UTF-8",
+        ),
+        (
+            "PUT",
+            "/api/sandbox/cache/k",
+            {
+                "content": b'{"value": ' + b"[" * 1000 + b"]" * 1000 + b', "ttl": 5}',
+                "headers": {"content-type": "application/json"},
+            },
+            400,
+            "body is nested deeper than 33 levels",
+        ),
+        (
+            "PUT",
+            "/api/sandbox/cache/k",
+            {
+                "content": b'{"value": {"a": ["\\ud800"]}, "ttl": 5}',
+                "headers": {"content-type": "application/json"},
+            },
+            400,
+            "value.a[0] is not valid Unicode",
         ),
         (
             "PUT",
@@ -151,7 +171,7 @@ def test_disabled_cache_answers_with_the_same_shape(app_without_valkey: httpx.Cl
                 "headers": {"content-type": "application/json"},
             },
             400,
-            "value must be finite JSON",
+            "NaN is not a JSON number",
         ),
         (
             "POST",

@@ -1,0 +1,95 @@
+"""Safe methods change nothing: GET, HEAD, OPTIONS and TRACE, with the bodies that would.
+
+Every route that takes an unsafe method (from the router) gets, with each safe
+method, the bodies that change something when sent with that unsafe method:
+credentials for the sign-up and sign-in forms and endpoints, a session for
+the sign-outs, a cache entry for the sandbox, a bump for the counter. A safe
+request must change nothing, and a HEAD must answer as its GET does, with no
+body and no cookie. Then the same bodies with the unsafe methods prove they
+were the ones that would have changed something.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from tests.hostile.corpus import ADMIN_EMAIL, ADMIN_PASSWORD, Case, credentials, entry, form
+from tests.hostile.routes import Endpoint
+from tests.hostile.target import Target
+
+UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+SAFE = ("HEAD", "GET", "OPTIONS", "TRACE")
+PASSWORD = "a long enough password"
+ENTRY = Case("cache entry, JSON", entry(value="2", ttl="600"))
+_fresh = itertools.count()
+
+
+def would_change() -> list[Case]:
+    """Bodies that change something when sent with an unsafe method to the route that reads them.
+
+    The test adds a live administrator session to each (the sign-outs need
+    nothing else).
+    """
+    email = f"safe-{next(_fresh)}@example.com"
+    form_type = "application/x-www-form-urlencoded"
+    return [
+        Case("new account, JSON", credentials(email=f'"{email}"')),
+        Case("new account, form", form([("email", email), ("password", PASSWORD)]), form_type),
+        Case("admin credentials", credentials(f'"{ADMIN_EMAIL}"', f'"{ADMIN_PASSWORD}"')),
+        Case(
+            "cache entry, form",
+            form([("action", "set"), ("key", "k"), ("ttl", "600"), ("value", "1")]),
+            form_type,
+        ),
+        ENTRY,
+        Case("nothing but the session", b"", None),
+    ]
+
+
+def signed_in(target: Target, case: Case) -> Case:
+    cookie = ("Cookie", target.admin_cookie())
+    return Case(case.name, case.body, case.content_type, (*case.headers, cookie))
+
+
+def test_safe_methods_with_a_body_change_nothing_where_the_unsafe_ones_would(
+    target: Target, endpoints: list[Endpoint]
+) -> None:
+    unsafe_routes = [e for e in endpoints if e.methods and e.methods & UNSAFE]
+    assert any(e.takes_post for e in unsafe_routes)
+    failures: list[str] = []
+    for endpoint in unsafe_routes:
+        if endpoint.allows("PUT"):  # something a HEAD that fell through to DELETE would remove
+            target.attack("PUT", endpoint.path, ENTRY)
+        get = target.send("GET", endpoint.path, [("Cookie", target.admin_cookie())])
+        assert get.response is not None
+        for case in would_change():
+            for method in SAFE:
+                verdict = target.attack(method, endpoint.path, signed_in(target, case))
+                problems = verdict.problems()
+                response = verdict.outcome.response
+                assert response is not None
+                if method == "HEAD" and response.status != get.response.status:
+                    problems.append(f"HEAD answered {response.status}, GET {get.response.status}")
+                if method == "HEAD" and response.header("set-cookie") is not None:
+                    problems.append("HEAD set a cookie")
+                if problems:
+                    failures.append(
+                        f"{method} {endpoint.path} [{case.name}]: {'; '.join(problems)}"
+                    )
+        changed = False
+        for method, case in itertools.product(
+            sorted((endpoint.methods or frozenset()) & UNSAFE), would_change()
+        ):
+            verdict = target.attack(method, endpoint.path, signed_in(target, case))
+            if verdict.problems():
+                failures.append(str(verdict))
+            if verdict.changes:
+                changed = True  # one is proof enough
+                break
+        if not changed:
+            failures.append(
+                f"{endpoint.template}: no body here changes anything with "
+                f"{sorted((endpoint.methods or frozenset()) & UNSAFE)}, so the safe-method checks prove "
+                "nothing for it; add one to would_change()"
+            )
+    assert not failures, "\n".join(failures)
