@@ -2,7 +2,7 @@
 
 Reading the remaining attempts counts none (``SignInLimiter.peek``). The
 "trip the limit" button makes failed attempts for one sandbox-only account
-from your own IP until the limit refuses, through the same guard as the real
+from a stand-in client address until the limit refuses, through the same guard as the real
 sign-in, so the page can show the audit rows that this wrote: one
 ``auth.sign_in.failed`` per attempt the limit let through, and the refusals
 tallied into ``auth.sign_in.blocked``.
@@ -17,12 +17,16 @@ from starlette.routing import Route
 from bastion import Bastion
 from bastion.audit import recent
 from bastion.auth import client_of
+from bastion.guard import Client
 from bastion_example.forms import form_page
 from bastion_example.guards import guard_sandbox
 from bastion_example.templating import templates
 
 #: The account the trip button guesses at: a reserved domain, so never a real mailbox.
 SANDBOX_ACCOUNT = "sandbox-trip@example.invalid"
+#: The client the trip button speaks for: an address from TEST-NET-1 (RFC 5737), so
+#: tripping the limit never locks out the person (or the test) pressing it.
+SANDBOX_CLIENT = "192.0.2.1"
 #: A bound on the button's attempts, whatever the configured limit.
 MAX_TRIP = 20
 
@@ -38,6 +42,7 @@ async def page(request: Request) -> Response:
     client = client_of(request)
     account = request.query_params.get("account", SANDBOX_ACCOUNT).strip().casefold()[:254]
     standing = await bastion.limiter.peek(client.ip or "unknown", account)
+    sandbox = await bastion.limiter.peek(SANDBOX_CLIENT, SANDBOX_ACCOUNT)
     async with bastion.database.session() as db:
         rows = [
             row
@@ -51,6 +56,8 @@ async def page(request: Request) -> Response:
         "account": account,
         "ip": standing["ip"],
         "per_account": standing["account"],
+        "sandbox_client": SANDBOX_CLIENT,
+        "sandbox_ip": sandbox["ip"],
         "shared": bastion.limiter.shared,
         "rows": rows,
         "tripped": request.query_params.get("tripped"),
@@ -67,7 +74,7 @@ async def trip(request: Request) -> Response:
     """
     await guard_sandbox(request)
     guard = _bastion(request).guard
-    client = client_of(request)
+    client = Client(ip=SANDBOX_CLIENT, user_agent=client_of(request).user_agent)
     attempts = 0
     for attempts in range(1, MAX_TRIP + 1):  # noqa: B007 - the count is the result
         decision = await guard.attempt(client, SANDBOX_ACCOUNT)

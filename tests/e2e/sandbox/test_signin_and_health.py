@@ -32,14 +32,16 @@ def test_the_limit_shows_trips_and_leaves_audit_rows(page: Page, app: AppServer)
     page.reload()  # looking counts nothing
     expect(page.locator("#ip-remaining")).to_contain_text("4 of 4")
 
+    expect(page.locator("#sandbox-remaining")).to_contain_text("4 of 4")
     page.click("#trip")
     expect(page.locator("#tripped")).to_contain_text("5 attempts made")
-    expect(page.locator("#ip-remaining")).to_contain_text("0 of 4")
+    expect(page.locator("#sandbox-remaining")).to_contain_text("0 of 4")
+    expect(page.locator("#ip-remaining")).to_contain_text("4 of 4")  # your own IP is untouched
     rows = page.locator("#audit tbody tr")
     expect(rows).to_have_count(5)  # four failures, one tally of refusals
     expect(page.locator("#audit")).to_contain_text("auth.sign_in.blocked")
     expect(page.locator("#audit")).to_contain_text('"count": 1')
-    expect(page.locator("#audit")).to_contain_text("127.0.0.1")
+    expect(page.locator("#audit")).to_contain_text("192.0.2.1")
 
 
 def test_the_health_page_shows_what_probes_see(page: Page, app: AppServer) -> None:
