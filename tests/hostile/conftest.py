@@ -42,6 +42,7 @@ def target(
             # no limiter key expires between two snapshots.
             "SIGN_IN_RATE_LIMIT": "10000/day",
             "SIGN_IN_ACCOUNT_RATE_LIMIT": "10000/day",
+            "SIGN_UP_RATE_LIMIT": "10000/day",
             "CACHE_COMMAND_TIMEOUT_MS": "500",
         }
     )

@@ -34,6 +34,7 @@ def settings(database_url: str) -> Settings:
         ALLOWED_HOSTS="testserver",
         SIGN_IN_RATE_LIMIT="1000/minute",
         SIGN_IN_ACCOUNT_RATE_LIMIT="1000/minute",
+        SIGN_UP_RATE_LIMIT="1000/minute",
     )
 
 
