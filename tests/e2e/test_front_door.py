@@ -15,6 +15,7 @@ client-written forwarding header reaching the app as the truth.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import subprocess
@@ -53,8 +54,8 @@ class Stack:
     database_url: str
     valkey_url: str
 
-    def client(self) -> httpx.Client:
-        return self.caddy.client()
+    def client(self, source: str = "127.0.0.1") -> httpx.Client:
+        return self.caddy.client(source)
 
     def post_headers(self) -> dict[str, str]:
         """What a browser on the site sends: its Origin (here the only CSRF signal)."""
@@ -103,11 +104,19 @@ def stack(valkey_server: ValkeyServer, postgres_server: PostgresServer) -> Itera
             client.flushall()
 
 
+_sources = itertools.count(10)
+
+
 @pytest.fixture
-def fresh_limits(stack: Stack) -> None:
-    """Each rate-limit test starts from zero attempts."""
+def fresh_client(stack: Stack) -> str:
+    """A loopback address no earlier test sent from: its rate limits start at zero.
+
+    Flushing Valkey alone is not enough: each instance remembers an IP it
+    refused until that refusal's reset, so a new test speaks as a new client.
+    """
     with valkey.Valkey.from_url(stack.valkey_url) as client:
         client.flushall()
+    return f"127.0.0.{next(_sources)}"
 
 
 def assert_front_door_headers(response: httpx.Response, https: bool = True) -> None:
@@ -130,8 +139,10 @@ def assert_front_door_headers(response: httpx.Response, https: bool = True) -> N
         assert "strict-transport-security" not in response.headers, where
 
 
-def sign_in(stack: Stack, email: str, headers: dict[str, str] | None = None) -> httpx.Response:
-    with stack.client() as client:
+def sign_in(
+    stack: Stack, email: str, headers: dict[str, str] | None = None, source: str = "127.0.0.1"
+) -> httpx.Response:
+    with stack.client(source) as client:
         return client.post(
             stack.caddy.url + "/api/auth/sign-in",
             json={"email": email, **WRONG},
@@ -238,6 +249,12 @@ def test_the_redirect_goes_to_the_site_whatever_host_the_client_sent(
         headers={"host": host},
         timeout=10,
     )
+    if "@" in host:
+        # Not a host at all: Caddy's HTTP server refuses it before any route runs,
+        # which sends the client nowhere either.
+        assert redirect.status_code == 400
+        assert "location" not in redirect.headers
+        return
     assert redirect.status_code == 308
     assert redirect.headers["location"] == f"{stack.caddy.url}/sign-in?next=1"
 
@@ -331,10 +348,11 @@ def test_metrics_are_served_directly_by_each_instance(stack: Stack) -> None:
 # --- one limit across instances, keyed by the IP Caddy saw ------------------------------
 
 
-@pytest.mark.usefixtures("fresh_limits")
-def test_the_sign_in_limit_holds_across_both_instances(stack: Stack) -> None:
+def test_the_sign_in_limit_holds_across_both_instances(stack: Stack, fresh_client: str) -> None:
     before = len(caddy_access_log(stack.caddy))
-    statuses = [sign_in(stack, f"user{i}@example.com").status_code for i in range(6)]
+    statuses = [
+        sign_in(stack, f"user{i}@example.com", source=fresh_client).status_code for i in range(6)
+    ]
     assert statuses == [401] * SIGN_IN_LIMIT + [429] * 2
     # The allowed attempts were served by both instances, alternately: the
     # count they share is in Valkey, not in either process.
@@ -347,18 +365,20 @@ def test_the_sign_in_limit_holds_across_both_instances(stack: Stack) -> None:
     instances = {f"127.0.0.1:{app.port}" for app in stack.apps}
     assert set(served[:SIGN_IN_LIMIT]) == instances
     # Directly on an instance, from the same IP, the limit is already spent.
-    direct = httpx.post(
-        stack.apps[0].url + "/api/auth/sign-in",
-        json={"email": "direct@example.com", **WRONG},
-        headers={"sec-fetch-site": "same-origin"},
-        timeout=10,
-    )
+    with httpx.Client(transport=httpx.HTTPTransport(local_address=fresh_client)) as direct_client:
+        direct = direct_client.post(
+            stack.apps[0].url + "/api/auth/sign-in",
+            json={"email": "direct@example.com", **WRONG},
+            headers={"sec-fetch-site": "same-origin"},
+            timeout=10,
+        )
     assert direct.status_code == 429
     assert int(direct.headers["retry-after"]) >= 1
 
 
-@pytest.mark.usefixtures("fresh_limits")
-def test_a_client_written_x_forwarded_for_does_not_reach_the_app(stack: Stack) -> None:
+def test_a_client_written_x_forwarded_for_does_not_reach_the_app(
+    stack: Stack, fresh_client: str
+) -> None:
     spoofing = {
         "x-forwarded-for": "6.6.6.6",
         "x-forwarded-proto": "http",
@@ -366,7 +386,7 @@ def test_a_client_written_x_forwarded_for_does_not_reach_the_app(stack: Stack) -
         "forwarded": "for=7.7.7.7;proto=http",
         "x-real-ip": "8.8.8.8",
     }
-    assert sign_in(stack, "spoofer@example.com", spoofing).status_code == 401
+    assert sign_in(stack, "spoofer@example.com", spoofing, source=fresh_client).status_code == 401
     # Control: the app does believe X-Forwarded-For from a trusted peer, so the
     # only thing standing between the header and the audit log is Caddy.
     control = httpx.post(
@@ -381,13 +401,13 @@ def test_a_client_written_x_forwarded_for_does_not_reach_the_app(stack: Stack) -
         for row in audit_rows(stack.database_url)
         if row["action"] == "auth.sign_in.failed"
     }
-    assert ips["spoofer@example.com"] == "127.0.0.1"
+    assert ips["spoofer@example.com"] == fresh_client
     assert ips["control@example.com"] == "6.6.6.6"
     # What the envelope resolved for such a request: Caddy's view, not the client's.
-    with stack.client() as client:
+    with stack.client(fresh_client) as client:
         page = client.get(stack.caddy.url + "/sandbox/hardening", headers=spoofing)
     assert page.status_code == 200
-    assert '<dd id="client">127.0.0.1</dd>' in page.text
+    assert f'<dd id="client">{fresh_client}</dd>' in page.text
     assert '<dd id="scheme">https</dd>' in page.text
     assert f'<dd id="host">localhost:{stack.caddy.https_port}</dd>' in page.text
 

@@ -61,7 +61,7 @@ def test_cross_origin_form_post_is_refused_and_changes_nothing(
         page.goto(attacker.url + "/form")
     response = posted.value
     assert response.status == 403
-    assert "[CROSS_SITE]" in response.text()
+    assert "(CROSS_SITE)" in response.text()
     assert counter(app) == before
 
 

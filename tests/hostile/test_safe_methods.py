@@ -76,7 +76,7 @@ def test_safe_methods_with_a_body_change_nothing_where_the_unsafe_ones_would(
                     failures.append(
                         f"{method} {endpoint.path} [{case.name}]: {'; '.join(problems)}"
                     )
-        changed = False
+        tried: list[str] = []
         for method, case in itertools.product(
             sorted((endpoint.methods or frozenset()) & UNSAFE), would_change()
         ):
@@ -84,12 +84,11 @@ def test_safe_methods_with_a_body_change_nothing_where_the_unsafe_ones_would(
             if verdict.problems():
                 failures.append(str(verdict))
             if verdict.changes:
-                changed = True  # one is proof enough
-                break
-        if not changed:
+                break  # one is proof enough
+            tried.append(f"{method} [{case.name}] -> {verdict.outcome.status}")
+        else:
             failures.append(
-                f"{endpoint.template}: no body here changes anything with "
-                f"{sorted((endpoint.methods or frozenset()) & UNSAFE)}, so the safe-method checks prove "
-                "nothing for it; add one to would_change()"
+                f"{endpoint.template}: no body here changes anything ({', '.join(tried)}), so "
+                "the safe-method checks prove nothing for it; add one to would_change()"
             )
     assert not failures, "\n".join(failures)

@@ -102,14 +102,15 @@ class CaddyServer:
         """The local CA's root, which clients trust to verify this Caddy's certificate."""
         return self.dir / "data" / "caddy" / "pki" / "authorities" / "local" / "root.crt"
 
-    def client(self) -> httpx.Client:
+    def client(self, source: str = "127.0.0.1") -> httpx.Client:
         """An HTTP client that verifies Caddy's certificate and connects over IPv4.
 
         IPv4 on purpose: "localhost" may resolve to ::1 first, and the tests
         compare the client IP the app recorded with the one we connected from.
+        ``source`` is that address: any of 127.0.0.0/8 is a client of its own.
         """
         context = ssl.create_default_context(cafile=str(self.root_cert))
-        transport = httpx.HTTPTransport(verify=context, local_address="127.0.0.1")
+        transport = httpx.HTTPTransport(verify=context, local_address=source)
         return httpx.Client(transport=transport, timeout=10)
 
     def start(self, ready_path: str | None = "/api/health/live") -> CaddyServer:

@@ -99,7 +99,7 @@ def test_a_client_that_hangs_up_mid_upload_is_one_info_line_and_a_499(
     assert " ERROR " not in written, written
     [line] = [ln for ln in written.splitlines() if f"{method} {route} 499" in ln]
     assert " INFO " in line
-    assert re.search(r"id=[0-9a-f]{32}$", line), line
+    assert re.search(r"id=[0-9a-f]{32}( path='[^']*')?$", line), line
 
 
 def test_an_exception_is_a_clean_500_and_one_error_line_without_the_secret(
