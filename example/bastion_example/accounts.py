@@ -3,9 +3,16 @@
 Plain HTML forms posting to their own page: same-origin, so the envelope's
 CSRF check passes on Sec-Fetch-Site with no token in the form. Only POST
 submits a form (see :mod:`bastion_example.forms`).
+
+A page that needs a signed-in visitor sends an anonymous one to
+``/sign-in?next=<the page>``; the sign-in and sign-up forms carry ``next`` in
+their action and, once the visitor is in, go there, but only if
+:func:`bastion.redirects.safe_next` says it is a path on this site.
 """
 
 from __future__ import annotations
+
+from urllib.parse import urlencode
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -29,10 +36,13 @@ from bastion.body import BadRequest
 from bastion.config import Settings
 from bastion.db.models import User
 from bastion.ratelimit import rate_limit_headers
+from bastion.redirects import next_for, safe_next
 from bastion_example.forms import form_page
 from bastion_example.templating import templates
 
 AUDIT_PAGE_SIZE = 25
+#: Where a visitor lands after signing in or up when no (acceptable) ``next`` came along.
+DEFAULT_LANDING = "/account"
 
 
 def auth_service(request: Request) -> AuthService:
@@ -49,12 +59,39 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
+def _next(request: Request) -> str | None:
+    """The page to return to, from the query string; None unless it is one of ours."""
+    target = safe_next(request.query_params.get("next"), default="")
+    return target or None
+
+
+def _form_context(request: Request) -> dict[str, object]:
+    """What the sign-in and sign-up templates need besides the error and the email."""
+    target = _next(request)
+    suffix = "?" + urlencode({"next": target}) if target else ""
+    return {"error": None, "email": "", "next": target, "next_query": suffix}
+
+
+def require_sign_in(request: Request) -> Response:
+    """Turn an anonymous visitor away to the sign-in page, with the way back.
+
+    A session cookie that led to no user (expired, signed out elsewhere) is
+    cleared on the way, so the navigation stops offering "Account".
+    """
+    response = RedirectResponse(
+        "/sign-in?" + urlencode({"next": next_for(request)}), status_code=303
+    )
+    if read_session_cookie(request) is not None:
+        clear_session_cookie(response, request)
+    return response
+
+
 async def sign_in_page(request: Request) -> Response:
-    return templates.TemplateResponse(request, "sign_in.html", {"error": None, "email": ""})
+    return templates.TemplateResponse(request, "sign_in.html", _form_context(request))
 
 
 async def sign_in(request: Request) -> Response:
-    context: dict[str, object] = {"error": None, "email": ""}
+    context = _form_context(request)
     try:
         email, password = await read_credentials(request)
     except BadRequest as exc:
@@ -63,7 +100,7 @@ async def sign_in(request: Request) -> Response:
     context["email"] = email
     result = await auth_service(request).sign_in(email, password, client_of(request))
     if result.ok and result.token:
-        response = RedirectResponse("/account", status_code=303)
+        response = RedirectResponse(_next(request) or DEFAULT_LANDING, status_code=303)
         set_session_cookie(response, request, result.token, _settings(request).SESSION_MAX_AGE)
         return response
     if result.reason is FailReason.RATE_LIMITED:
@@ -82,11 +119,11 @@ async def sign_in(request: Request) -> Response:
 
 
 async def sign_up_page(request: Request) -> Response:
-    return templates.TemplateResponse(request, "sign_up.html", {"error": None, "email": ""})
+    return templates.TemplateResponse(request, "sign_up.html", _form_context(request))
 
 
 async def sign_up(request: Request) -> Response:
-    context: dict[str, object] = {"error": None, "email": ""}
+    context = _form_context(request)
     service = auth_service(request)
     try:
         email, password = await read_credentials(request)
@@ -105,7 +142,7 @@ async def sign_up(request: Request) -> Response:
         context["error"] = exc.reason if isinstance(exc, BadRequest) else str(exc)
         status = 409 if isinstance(exc, EmailTaken) else 400
         return templates.TemplateResponse(request, "sign_up.html", context, status_code=status)
-    response = RedirectResponse("/account", status_code=303)
+    response = RedirectResponse(_next(request) or DEFAULT_LANDING, status_code=303)
     set_session_cookie(response, request, token, _settings(request).SESSION_MAX_AGE)
     return response
 
@@ -120,14 +157,14 @@ async def sign_out(request: Request) -> Response:
 async def account(request: Request) -> Response:
     user = await current_user(request)
     if user is None:
-        return RedirectResponse("/sign-in", status_code=303)
+        return require_sign_in(request)
     return templates.TemplateResponse(request, "account.html", {"user": user})
 
 
 async def admin_audit(request: Request) -> Response:
     user = await current_user(request)
     if user is None:
-        return RedirectResponse("/sign-in", status_code=303)
+        return require_sign_in(request)
     if not user.is_admin:
         raise HTTPException(403, "administrators only")
     page_text = request.query_params.get("page", "1")

@@ -13,7 +13,8 @@ guard, metrics and the loop-lag monitor; :func:`protect` is the per-request
 stack alone (observer and envelope) for an app that needs nothing else. Each
 block keeps its own public API in its package: :mod:`bastion.cache`,
 :mod:`bastion.hardening`, :mod:`bastion.guard`, :mod:`bastion.ratelimit`,
-:mod:`bastion.audit`, :mod:`bastion.auth`, :mod:`bastion.ops`, :mod:`bastion.db`.
+:mod:`bastion.audit`, :mod:`bastion.auth`, :mod:`bastion.ops`, :mod:`bastion.db`,
+and :mod:`bastion.redirects` (a ``?next=`` that can never leave the site).
 """
 
 from __future__ import annotations

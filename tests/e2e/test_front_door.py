@@ -205,7 +205,7 @@ def test_app_pages_redirects_and_errors_carry_the_headers_once_and_no_server(
         "/no-such-page": 404,
         "/api/nothing": 404,
     }
-    assert responses["/account"].headers["location"] == "/sign-in"
+    assert responses["/account"].headers["location"] == "/sign-in?next=%2Faccount"
     for response in responses.values():
         assert_front_door_headers(response)
 

@@ -166,4 +166,4 @@ def test_failed_sign_in_is_audited_and_the_limit_shows_on_the_page(
 def test_the_audit_page_is_for_admins_only(app: AppServer) -> None:
     response = httpx.get(app.url + "/admin/audit", timeout=5, follow_redirects=False)
     assert response.status_code == 303
-    assert response.headers["location"] == "/sign-in"
+    assert response.headers["location"] == "/sign-in?next=%2Fadmin%2Faudit"
