@@ -153,43 +153,11 @@ _WANTED = {
 }
 
 
-class _Facts:
-    """The request headers the chain reads, gathered in a single pass.
+_NO_HOST = (HostReason.NO_HOST, HostReason.NO_HOST.value)
+_SEVERAL_HOSTS = (HostReason.SEVERAL_HOSTS, HostReason.SEVERAL_HOSTS.value)
 
-    Origin, Referer and Sec-Fetch-Site keep the last value sent; Host and the
-    forwarded headers keep every line, since their number matters.
-    """
-
-    __slots__ = ("forwarded", "hosts", "origin", "referer", "sec_fetch_site", "xff", "xfp")
-
-    def __init__(self, raw: Iterable[tuple[bytes, bytes]]) -> None:
-        self.hosts: list[str] = []
-        self.origin: str | None = None
-        self.referer: str | None = None
-        self.sec_fetch_site: str | None = None
-        self.xff: list[str] = []
-        self.xfp: list[str] = []
-        self.forwarded: list[str] = []
-        wanted = _WANTED
-        for name, value in raw:
-            kind = wanted.get(name)
-            if kind is None:
-                continue
-            text = value.decode("latin-1")
-            if kind == _HOST:
-                self.hosts.append(text)
-            elif kind == _ORIGIN:
-                self.origin = text
-            elif kind == _REFERER:
-                self.referer = text
-            elif kind == _SEC_FETCH_SITE:
-                self.sec_fetch_site = text
-            elif kind == _XFF:
-                self.xff.append(text)
-            elif kind == _XFP:
-                self.xfp.append(text)
-            else:
-                self.forwarded.append(text)
+#: What :meth:`Envelope.screen` answers: (https, the refusal to send or None).
+Screening = tuple[bool, Refusal | None]
 
 
 class Envelope:
@@ -200,21 +168,83 @@ class Envelope:
         self.config = config
         self._host_exempt = _PathSet(config.host_exempt_paths)
         self._csrf_exempt = _PathSet(config.csrf_exempt_paths)
+        # Nearly every request carries one of a few Host values: the verdict on
+        # each (parsed, allowed or why not) depends only on this configuration,
+        # so it is remembered, in a bounded cache (a flood of made-up hosts only
+        # evicts).
+        self._verdict = lru_cache(maxsize=512)(self._check_host)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if kind not in {"http", "websocket"}:
+        if kind != "http" and kind != "websocket":  # noqa: PLR1714 - two compares, no set
             await self.app(scope, receive, send)
             return
+        https, refusal = self.screen(scope)
+        if refusal is not None:
+            await self.refuse(scope, send, refusal, https)
+            return
+        if kind == "websocket":
+            await self.app(scope, receive, send)
+            return
+
+        add = self.config.security_headers.add
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": add(message.get("headers", ()), https)}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    def screen(self, scope: Scope) -> Screening:  # noqa: PLR0912, PLR0915 - inlined: per request
+        """Every check of the chain on one http or websocket request, before the app runs.
+
+        Resolves the client and scheme in place, then returns whether the
+        request is https (for HSTS) and the refusal to answer, if any, which is
+        already logged and counted. :meth:`__call__` runs this; so does
+        ``protect()``'s single-pass stack, which then sends the same refusal
+        or adds the same headers in its own ``send``.
+        """
         config = self.config
-        facts = _Facts(scope["headers"])
+        # The request headers the chain reads, in one pass, into locals (this runs
+        # on every request): Origin, Referer and Sec-Fetch-Site keep the last
+        # value sent; Host the first and how many came, since more than one is
+        # refused; the forwarded headers every line, in lists made only when
+        # such a header is present (most requests carry none).
+        host_text: str | None = None
+        count = 0
+        origin = referer = sec_fetch_site = None
+        xff: list[str] | None = None
+        xfp: list[str] | None = None
+        forwarded: list[str] | None = None
+        wanted = _WANTED
+        for name, value in scope["headers"]:
+            kind = wanted.get(name)
+            if kind is None:
+                continue
+            if kind == _HOST:
+                if not count:
+                    host_text = value.decode("latin-1")
+                count += 1
+            elif kind == _ORIGIN:
+                origin = value.decode("latin-1")
+            elif kind == _REFERER:
+                referer = value.decode("latin-1")
+            elif kind == _SEC_FETCH_SITE:
+                sec_fetch_site = value.decode("latin-1")
+            elif kind == _XFF:
+                xff = [*(xff or ()), value.decode("latin-1")]
+            elif kind == _XFP:
+                xfp = [*(xfp or ()), value.decode("latin-1")]
+            else:
+                forwarded = [*(forwarded or ()), value.decode("latin-1")]
 
         client = scope.get("client")
         peer = client[0] if client else None
         scheme: str = scope.get("scheme", "http")
-        if facts.xff or facts.xfp or facts.forwarded:
+        if xff or xfp or forwarded:
             resolved = config.trusted_proxies.resolve(
-                peer, scheme, facts.xff, facts.xfp, facts.forwarded
+                peer, scheme, xff or (), xfp or (), forwarded or ()
             )
             if resolved.client != peer or resolved.scheme != scheme:
                 # Rewritten in place, as uvicorn's proxy-headers middleware does, so
@@ -225,69 +255,43 @@ class Envelope:
                     scope["client"] = (resolved.client, client[1] if client else 0)
                 scope["scheme"] = scheme = resolved.scheme
                 peer = resolved.client
-        https = scheme in ("https", "wss")
+        https = scheme == "https" or scheme == "wss"  # noqa: PLR1714 - two compares, no tuple
 
         path: str = scope["path"]
-        host: ParsedHost | None = None
-        if len(facts.hosts) == 1:
-            parsed = _host(facts.hosts[0])
-            host = parsed if isinstance(parsed, ParsedHost) else None
-        if not self._host_exempt.matches(path):
-            problem = self._host_problem(facts.hosts, host)
-            if problem is not None:
-                host_reason, detail = problem
-                self._log_reject("host", host_reason.name, peer, scope)
-                refusal = host_refusal(host_reason, detail, config.site_host)
-                await self._refuse(scope, send, refusal, https)
-                return
+        if count == 1 and host_text is not None:
+            host, problem = self._verdict(host_text)
+        else:
+            host = None
+            problem = _NO_HOST if count == 0 else _SEVERAL_HOSTS
+        if problem is not None and not self._host_exempt.matches(path):
+            host_reason, detail = problem
+            self._log_reject("host", host_reason.name, peer, scope)
+            return https, host_refusal(host_reason, detail, config.site_host)
 
-        method = scope.get("method", "GET") if kind == "http" else "WEBSOCKET"
+        method = scope.get("method", "GET") if scope["type"] == "http" else "WEBSOCKET"
         if method not in csrf.SAFE_METHODS and not self._csrf_exempt.matches(path):
-            own = _own_origin(https, facts.hosts[0]) if host is not None else None
+            own = _own_origin(https, host_text) if host is not None and host_text else None
             reason = csrf.check(
                 method,
                 own,
                 config.trusted_origins,
-                sec_fetch_site=facts.sec_fetch_site,
-                origin=facts.origin,
-                referer=facts.referer,
+                sec_fetch_site=sec_fetch_site,
+                origin=origin,
+                referer=referer,
             )
             if reason is not None:
                 self._log_reject("csrf", reason.name, peer, scope)
-                await self._refuse(scope, send, csrf_refusal(reason, config.site), https)
-                return
+                return https, csrf_refusal(reason, config.site)
+        return https, None
 
-        if kind == "websocket":
-            await self.app(scope, receive, send)
-            return
-
-        headers = config.security_headers
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message = dict(message)
-                message["headers"] = headers.add(message.get("headers", ()), https)
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-    def _host_problem(
-        self, values: list[str], host: ParsedHost | None
-    ) -> tuple[HostReason, str] | None:
-        """The refusal's named reason and the text to show, or None when the Host is fine."""
-        if not values:
-            reason = HostReason.NO_HOST
-        elif len(values) > 1:
-            reason = HostReason.SEVERAL_HOSTS
-        elif host is None:
-            error = _host(values[0])
-            detail = str(error) if isinstance(error, HostError) else HostReason.MALFORMED_HOST.value
-            return HostReason.MALFORMED_HOST, detail
-        elif host not in self.config.allowed_hosts:
-            reason = HostReason.HOST_NOT_ALLOWED
-        else:
-            return None
-        return reason, reason.value
+    def _check_host(self, value: str) -> tuple[ParsedHost | None, tuple[HostReason, str] | None]:
+        """One Host line: the parsed host (None if malformed) and the refusal's reason, if any."""
+        parsed = _host(value)
+        if not isinstance(parsed, ParsedHost):
+            return None, (HostReason.MALFORMED_HOST, str(parsed))
+        if parsed not in self.config.allowed_hosts:
+            return parsed, (HostReason.HOST_NOT_ALLOWED, HostReason.HOST_NOT_ALLOWED.value)
+        return parsed, None
 
     def _log_reject(self, kind: str, reason: str, client: str | None, scope: Scope) -> None:
         scope["bastion.rejected"] = kind
@@ -303,7 +307,8 @@ class Envelope:
         if self.config.on_reject is not None:
             self.config.on_reject(kind, reason)
 
-    async def _refuse(self, scope: Scope, send: Send, refusal: Refusal, https: bool) -> None:
+    async def refuse(self, scope: Scope, send: Send, refusal: Refusal, https: bool) -> None:
+        """Answer ``refusal`` (a close with code 1008 on a websocket), with the security headers."""
         if scope["type"] == "websocket":
             reason = f"{refusal.title}: {refusal.reason}"
             await send({"type": "websocket.close", "code": 1008, "reason": reason[:120]})

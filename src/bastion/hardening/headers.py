@@ -66,21 +66,36 @@ class SecurityHeaders:
         hsts_header = (b"strict-transport-security", hsts.encode("latin-1")) if hsts else None
         return cls(always, hsts_header)
 
-    def add(self, headers: Iterable[tuple[bytes, bytes]], https: bool) -> list[tuple[bytes, bytes]]:
-        """``headers`` plus each security header the app did not set itself."""
+    def add(
+        self,
+        headers: Iterable[tuple[bytes, bytes]],
+        https: bool,
+        extra: tuple[bytes, bytes] | None = None,
+    ) -> list[tuple[bytes, bytes]]:
+        """``headers`` plus each security header the app did not set itself.
+
+        ``extra`` (``protect()``'s request id) goes in too, on the same terms,
+        in the same pass over the app's headers. Its name must be lower case.
+        """
         result = list(headers)
         names = self.names
+        wanted = extra[0] if extra is not None else None
         for name, _ in result:
-            if name.lower() in names:
+            lowered = name.lower()
+            if lowered in names or lowered == wanted:
                 break
         else:
             # The usual case: the app set none of them, so all go in as they are.
             result.extend(self.always)
             if https and self.hsts is not None:
                 result.append(self.hsts)
+            if extra is not None:
+                result.append(extra)
             return result
         present = {name.lower() for name, _ in result}
         result.extend(h for h in self.always if h[0] not in present)
         if https and self.hsts is not None and self.hsts[0] not in present:
             result.append(self.hsts)
+        if extra is not None and extra[0] not in present:
+            result.append(extra)
         return result

@@ -33,7 +33,7 @@ from types import TracebackType
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["FailureGuard"]
+__all__ = ["FailureGuard", "internal_error", "log_failure"]
 
 logger = logging.getLogger("bastion.errors")
 
@@ -63,12 +63,13 @@ class FailureGuard:
         except ClientDisconnect:
             raise  # the observer records it as 499; there is nobody to answer
         except Exception as exc:
-            _log_failure(scope, exc)
+            log_failure(scope, exc)
             if not answered:  # nothing was sent: answer for the app
-                await _internal_error(scope, send)
+                await internal_error(scope, send)
 
 
-def _log_failure(scope: Scope, exc: Exception) -> None:
+def log_failure(scope: Scope, exc: Exception) -> None:
+    """The one ERROR line for a bug: type, where it was raised, request id; never the message."""
     route = getattr(scope.get("route"), "path", None) or "<unmatched>"
     method = scope.get("method", "-")
     kind = type(exc)
@@ -107,7 +108,8 @@ def _where(tb: TracebackType | None) -> str:
     return f"{'/'.join(parts[-2:])}:{last.lineno} in {last.name}"
 
 
-async def _internal_error(scope: Scope, send: Send) -> None:
+async def internal_error(scope: Scope, send: Send) -> None:
+    """A short 500 in JSON or text, as the client's Accept asks, through ``send``."""
     accept = b""
     for name, value in scope["headers"]:
         if name == b"accept":

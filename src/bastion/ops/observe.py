@@ -12,12 +12,13 @@ import os
 import re
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bastion.hardening.proxy import TrustedProxies
+from bastion.ops.logs import AccessRecord
 from bastion.ops.metrics import Metrics
 
 __all__ = ["CLIENT_GONE", "REJECTED", "UNMATCHED", "RequestObserver"]
@@ -48,30 +49,38 @@ class RequestObserver:
         self.trusted_proxies = trusted_proxies
         self.header = request_id_header.lower().encode("latin-1")
         self._ids = _RandomIds()
+        self._next_id = self._ids.next
+        # The one call per request into the metrics, resolved once: the plain
+        # per-process series itself when there is one (no method hop).
+        self._observe: Callable[[str, str, int, float], None] | None = None
+        if metrics is not None:
+            series = metrics.request_series
+            self._observe = series.observe if series is not None else metrics.observe_request
 
-    def _request_id(self, scope: Scope) -> str:
+    def request_id(self, scope: Scope) -> str:
         """A trusted proxy's id carries through (one id across hops); otherwise a new one.
 
         The header is looked for first and the peer checked only when there is
         one, since most requests carry none. A new id is 16 random bytes in
         hex, the same 32 characters as ``uuid4().hex`` (see :class:`_RandomIds`).
         """
+        wanted = self.header
         for name, value in scope["headers"]:
-            if name == self.header:
+            if name == wanted:
                 client = scope.get("client")
                 if self.trusted_proxies.trusts_peer(client[0] if client else None):
                     text: str = bytes(value).decode("latin-1")
                     if _REQUEST_ID.fullmatch(text):
                         return text
                 break
-        return self._ids()
+        return self._next_id()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = self._request_id(scope)
+        request_id = self.request_id(scope)
         # Published for the layers inside (the failure guard's log line names it).
         scope["bastion.request_id"] = request_id
         name = self.header
@@ -94,46 +103,30 @@ class RequestObserver:
             # ours. The access line (INFO, with the id) and the metrics say 499.
             status = CLIENT_GONE
         finally:
-            self._record(scope, status, time.perf_counter() - started, request_id)
+            self.record(scope, status, time.perf_counter() - started, request_id)
 
-    def _record(self, scope: Scope, status: int, seconds: float, request_id: str) -> None:
+    def record(self, scope: Scope, status: int, seconds: float, request_id: str) -> None:
+        """The request's metrics and access line, once its answer is complete (or failed)."""
         route = scope.get("route")
         template = getattr(route, "path", None)
         if not isinstance(template, str):
             template = REJECTED if "bastion.rejected" in scope else UNMATCHED
         method = scope.get("method", "GET")
         method = method if method in _METHODS else "OTHER"
-        if self.metrics is not None:
-            self.metrics.observe_request(template, method, status, seconds)
+        if self._observe is not None:
+            self._observe(template, method, status, seconds)
         # Building the line and its fields costs more than the check; skip both
         # when nothing listens at INFO (logging not configured, or set higher).
         if not logger.isEnabledFor(logging.INFO):
             return
         client = scope.get("client")
         path: str = scope.get("path", "")[:200]
-        # The template says which route answered; when it is not the path itself
-        # (a parameter, <unmatched>, <rejected>), the line names the path too,
-        # escaped (repr) so that a crafted path cannot forge a log line.
-        logger.info(
-            "%s %s %d %.1fms client=%s id=%s"
-            if path == template
-            else "%s %s %d %.1fms client=%s id=%s path=%r",
-            method,
-            template,
-            status,
-            seconds * 1000,
-            client[0] if client else "-",
-            request_id,
-            *(() if path == template else (path,)),
-            extra={
-                "method": method,
-                "route": template,
-                "path": path,
-                "status": status,
-                "duration_ms": round(seconds * 1000, 3),
-                "client_ip": client[0] if client else None,
-                "request_id": request_id,
-            },
+        # Straight to the handlers: Logger.info would look up the caller's frame
+        # and copy an ``extra`` dict onto a new record (bastion.ops.logs).
+        logger.handle(
+            AccessRecord(
+                method, template, path, status, seconds, client[0] if client else None, request_id
+            )
         )
 
 
@@ -153,7 +146,8 @@ class _RandomIds:
     def __init__(self) -> None:
         self._ready: deque[str] = deque()
 
-    def __call__(self) -> str:
+    def next(self) -> str:
+        """A new id (a bound method: calling it costs less than calling the instance)."""
         try:
             return self._ready.popleft()
         except IndexError:
