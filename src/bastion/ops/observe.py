@@ -18,7 +18,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bastion.hardening.proxy import TrustedProxies
-from bastion.ops.logs import AccessRecord
+from bastion.ops.logs import access_lines
 from bastion.ops.metrics import Metrics
 
 __all__ = ["CLIENT_GONE", "REJECTED", "UNMATCHED", "RequestObserver"]
@@ -121,12 +121,10 @@ class RequestObserver:
             return
         client = scope.get("client")
         path: str = scope.get("path", "")[:200]
-        # Straight to the handlers: Logger.info would look up the caller's frame
-        # and copy an ``extra`` dict onto a new record (bastion.ops.logs).
-        logger.handle(
-            AccessRecord(
-                method, template, path, status, seconds, client[0] if client else None, request_id
-            )
+        # Noted now, logged at the end of the loop's turn (bastion.ops.logs.AccessLines):
+        # no caller lookup, no ``extra`` dict, no formatting in the middle of the request.
+        access_lines.add(
+            method, template, path, status, seconds, client[0] if client else None, request_id
         )
 
 
