@@ -30,6 +30,7 @@ from bastion.cache import Cache, cache_get, set_cache
 from bastion.config import Settings, load_settings
 from bastion.hardening import envelope
 from bastion.hardening.headers import DEFAULT_SECURITY_HEADERS
+from bastion.ops.logs import configure_logging
 from bastion.ops.metrics import Metrics
 from bastion.stack import protect
 
@@ -47,6 +48,8 @@ __all__ = [
     "headers_app",
     "litestar_app",
     "protected_app",
+    "protected_logging_app",
+    "protected_nometrics_app",
 ]
 
 APP_URL_VARIABLE = "BENCH_APP_URL"
@@ -147,6 +150,23 @@ def envelope_app() -> ASGIApp:
 def protected_app() -> ASGIApp:
     """The same app behind the whole per-request stack, as the brief's deployment wraps it."""
     return protect(bare_app(), bench_settings(), metrics=Metrics())
+
+
+def protected_nometrics_app() -> ASGIApp:
+    """The same stack without metrics (``protect(app, settings)``): what the metrics cost."""
+    return protect(bare_app(), bench_settings())
+
+
+def protected_logging_app() -> ASGIApp:
+    """The full stack with production's default logging: one JSON access line per request.
+
+    As the example app and the Dockerfile run it: ``configure_logging`` with
+    JSON lines because ``APP_ENV=production``, at INFO, to stderr (which the
+    harness sends to a file, as a container runtime drains it into its log).
+    """
+    settings = bench_settings()
+    configure_logging(json_lines=settings.is_production)
+    return protect(bare_app(), settings, metrics=Metrics())
 
 
 def fastapi_app() -> ASGIApp:

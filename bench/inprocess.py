@@ -10,28 +10,49 @@ ASGI app is called directly with a ready-made scope, layer by layer:
 - ``protect+metrics``: the full stack as ``protect(app, settings, metrics=Metrics())``
 - ``protect+metrics via proxy``: the same, for a request relayed by a trusted
   proxy (``X-Forwarded-For``/``-Proto`` from 127.0.0.1), as behind Caddy
+- ``protect+metrics+access log``: the full stack with production's default
+  logging on (``configure_logging(json_lines=True)``), writing one JSON line
+  per request to a file
 
-Each figure is the median over interleaved rounds of the time per request,
-in microseconds. It runs in a fresh process (``python -m bench.inprocess``
-prints JSON), so that the harness can run it against an older bastion too, by
-putting that one's ``src`` first on PYTHONPATH.
+Every round runs bare first and then each layer, and a layer's figure is the
+bare median plus the median of its per-round differences from bare (paired,
+so that a slow moment of a shared machine hits both sides of a difference).
+Figures are microseconds per request. ``parts`` (current bastion only) times
+the pieces of ``protect()``'s one pass on their own, in the same process.
+
+It runs in a fresh process (``python -m bench.inprocess`` prints JSON), so
+that the harness can run it against an older bastion too, by putting that
+one's ``src`` first on PYTHONPATH.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import os
 import statistics
+import tempfile
 import time
-from collections.abc import Mapping
+import timeit
+from collections.abc import Callable, Iterator, Mapping
+from typing import IO
 
 import uvloop
 from starlette.types import ASGIApp, Message, Scope
 
 __all__ = ["LAYERS", "measure", "run"]
 
-LAYERS = ("bare", "envelope", "protect", "protect+metrics", "protect+metrics via proxy")
+LAYERS = (
+    "bare",
+    "envelope",
+    "protect",
+    "protect+metrics",
+    "protect+metrics via proxy",
+    "protect+metrics+access log",
+)
+_LOGGED = "protect+metrics+access log"
 _URL = "http://127.0.0.1:8001"
 _BODY = b'{"note": "bench"}'
 _POST_HEADERS = [
@@ -62,9 +83,15 @@ def _scope(method: str, path: str, extra: list[tuple[bytes, bytes]]) -> Scope:
     }
 
 
-async def _per_request(
-    app: ASGIApp, method: str, path: str, count: int, proxied: bool = False
+async def _per_request(  # noqa: PLR0917 - the request's shape
+    app: ASGIApp,
+    method: str,
+    path: str,
+    count: int,
+    proxied: bool = False,
+    finish: Callable[[], object] | None = None,
 ) -> float:
+    """µs per request over ``count`` requests; ``finish`` runs before the clock stops."""
     extra = _POST_HEADERS if method == "POST" else []
     if proxied:
         # Relayed https: the request's own origin is https, so is a browser's Origin.
@@ -83,6 +110,8 @@ async def _per_request(
     start = time.perf_counter()
     for _ in range(count):
         await app(_scope(method, path, extra), receive, send)
+    if finish is not None:
+        finish()
     elapsed = (time.perf_counter() - start) / count
     if set(statuses) != {200}:
         raise RuntimeError(f"{method} {path} answered {sorted(set(statuses))}, expected 200")
@@ -103,22 +132,108 @@ def _apps() -> Mapping[str, ASGIApp]:
         "protect": protect(bare_app(), settings),
         "protect+metrics": protect(bare_app(), settings, metrics=Metrics()),
         "protect+metrics via proxy": protect(bare_app(), settings, metrics=Metrics()),
+        _LOGGED: protect(bare_app(), settings, metrics=Metrics()),
     }
 
 
+@contextlib.contextmanager
+def _access_log(stream: IO[str]) -> Iterator[None]:
+    """Production's logging (JSON lines at INFO) into ``stream``, for one layer's run only."""
+    from bastion.ops.logs import configure_logging
+
+    configure_logging(json_lines=True)
+    root = logging.getLogger("bastion")
+    handler = next(h for h in root.handlers if h.get_name() == "bastion")
+    assert isinstance(handler, logging.StreamHandler)
+    handler.setStream(stream)
+    try:
+        yield
+    finally:
+        handler.flush()  # the lines it keeps for the end of the loop's turn
+        root.removeHandler(handler)
+        root.setLevel(logging.WARNING)
+
+
+async def _layer(  # noqa: PLR0917 - the request's shape, plus where the log goes
+    name: str, app: ASGIApp, method: str, path: str, count: int, log: IO[str]
+) -> float:
+    if name != _LOGGED:
+        return await _per_request(app, method, path, count, "proxy" in name)
+    with _access_log(log):
+        # The lines noted during the run are logged at the end of the loop's turn, which
+        # this loop of awaits never reaches: log them inside the timed run.
+        return await _per_request(app, method, path, count, finish=_drain_access_lines())
+
+
+def _drain_access_lines() -> Callable[[], object] | None:
+    try:
+        from bastion.ops.logs import access_lines
+    except ImportError:  # an older bastion logs each line at once
+        return None
+    return access_lines.drain
+
+
 async def measure(rounds: int, count: int) -> dict[str, dict[str, float]]:
-    """``{"GET /json": {"bare": us, ...}, "POST /submit": {...}}``, medians over ``rounds``."""
+    """``{"GET /json": {"bare": us, ...}, "POST /submit": {...}}``, paired over ``rounds``."""
     apps = _apps()
+    logging.getLogger("bastion").setLevel(logging.WARNING)  # the access log off, but in one layer
     result: dict[str, dict[str, float]] = {}
-    for method, path in (("GET", "/json"), ("POST", "/submit")):
-        for name, app in apps.items():
-            await _per_request(app, method, path, count, "proxy" in name)  # warm up
-        samples: dict[str, list[float]] = {name: [] for name in apps}
-        for _ in range(rounds):
+    with tempfile.TemporaryFile("w") as log:
+        for method, path in (("GET", "/json"), ("POST", "/submit")):
             for name, app in apps.items():
-                samples[name].append(await _per_request(app, method, path, count, "proxy" in name))
-        result[f"{method} {path}"] = {n: statistics.median(v) for n, v in samples.items()}
+                await _layer(name, app, method, path, count, log)  # warm up
+            bare: list[float] = []
+            over: dict[str, list[float]] = {name: [] for name in apps if name != "bare"}
+            for _ in range(rounds):
+                base = await _per_request(apps["bare"], method, path, count)
+                bare.append(base)
+                for name, differences in over.items():
+                    spent = await _layer(name, apps[name], method, path, count, log)
+                    differences.append(spent - base)
+                log.seek(0)
+                log.truncate()
+            middle = statistics.median(bare)
+            figures = {"bare": middle}
+            figures.update({n: middle + statistics.median(v) for n, v in over.items()})
+            result[f"{method} {path}"] = figures
+    parts = _parts()
+    if parts:
+        result["parts"] = parts
     return result
+
+
+def _parts() -> dict[str, float]:
+    """µs per call of each piece of ``protect()``'s one pass (bastion.ops.onepass), best of 5."""
+    try:
+        from bastion.ops.onepass import OnePass
+    except ImportError:  # an older bastion (--baseline) has no one pass
+        return {}
+    from bastion.ops.metrics import Metrics
+    from bastion.stack import protect
+    from bench.apps import bare_app, bench_settings
+
+    stack = protect(bare_app(), bench_settings(), metrics=Metrics())
+    assert isinstance(stack, OnePass)
+    get, post = _scope("GET", "/json", []), _scope("POST", "/submit", _POST_HEADERS)
+    headers = [(b"content-length", b"11"), (b"content-type", b"application/json")]
+    start = {"type": "http.response.start", "status": 200, "headers": headers}
+    stamp = (b"x-request-id", b"0" * 32)
+    add = stack.config.security_headers.add
+    observer, screen = stack.observer, stack.envelope.screen
+    pieces: dict[str, Callable[[], object]] = {
+        "request id": lambda: observer.request_id(get),
+        "checks, GET (proxy, Host)": lambda: screen(get),
+        "checks, POST (proxy, Host, CSRF)": lambda: screen(post),
+        "security headers + id on the response start": lambda: {
+            **start,
+            "headers": add(headers, False, stamp),
+        },
+        "metrics + access-log check (log off)": lambda: observer.record(get, 200, 0.001, "x"),
+    }
+    return {
+        name: min(timeit.repeat(piece, number=20_000, repeat=5)) / 20_000 * 1e6
+        for name, piece in pieces.items()
+    }
 
 
 def run(rounds: int, count: int) -> dict[str, dict[str, float]]:
@@ -127,8 +242,8 @@ def run(rounds: int, count: int) -> dict[str, dict[str, float]]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--rounds", type=int, default=9)
-    parser.add_argument("--count", type=int, default=3000)
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--count", type=int, default=1000)
     args = parser.parse_args(argv)
     print(json.dumps(run(args.rounds, args.count)))
 

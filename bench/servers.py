@@ -34,8 +34,8 @@ Server = Literal["uvicorn", "granian"]
 _COMMON_FLAGS = ("--log-level", "warning", "--no-access-log")
 
 
-def server_command(server: Server, target: str, port: int) -> list[str]:
-    """The command line for ``target`` (``module:factory``) on ``port``."""
+def server_command(server: Server, target: str, port: int, extra: Sequence[str] = ()) -> list[str]:
+    """The command line for ``target`` (``module:factory``) on ``port``, plus ``extra`` flags."""
     if server == "uvicorn":
         return [
             sys.executable,
@@ -54,6 +54,7 @@ def server_command(server: Server, target: str, port: int) -> list[str]:
             "--http",
             "httptools",
             *_COMMON_FLAGS,
+            *extra,
         ]
     return [
         sys.executable,
@@ -73,6 +74,7 @@ def server_command(server: Server, target: str, port: int) -> list[str]:
         "--http",
         "1",
         *_COMMON_FLAGS,
+        *extra,
         target,
     ]
 
@@ -102,6 +104,8 @@ class AppProcess:
     name: str
     target: str
     server: Server = "uvicorn"
+    #: Flags added to the server's common ones (e.g. granian's ``--backpressure``).
+    server_flags: Sequence[str] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     #: Prepended to PYTHONPATH (e.g. an older bastion's ``src`` for a before/after run).
     python_path: Sequence[str] = ()
@@ -141,7 +145,7 @@ class AppProcess:
             prefix=f"bastion-bench-{self.name}-", suffix=".log", delete=False
         )
         self.process = subprocess.Popen(
-            server_command(self.server, self.target, self.port),
+            server_command(self.server, self.target, self.port, self.server_flags),
             env=self._env(),
             cwd=ROOT,
             stdout=self.log,

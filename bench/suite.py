@@ -5,8 +5,11 @@ interleaved rounds (A B C ..., A B C ..., medians), so that a noisy neighbour
 slows every contender of a scenario alike:
 
 1. plain: ``GET /json`` and a same-origin ``POST /submit`` against bare
-   Starlette, Starlette behind ``protect()``, FastAPI behind ``protect()``,
-   Django, Litestar, and ``protect()`` under granian instead of uvicorn.
+   Starlette (also with the envelope's response headers and no logic),
+   Starlette behind ``protect()`` (also without metrics, and with
+   production's JSON access log), FastAPI behind ``protect()``, Django,
+   Litestar, and ``protect()`` under granian instead of uvicorn (with
+   granian's defaults, and with ``--backpressure 8``).
 2. sign-in: counting attempts in Valkey (bastion, slowapi, Litestar) against
    the same endpoint without a limiter.
 3. cache: ``cache_get`` against a raw valkey-py ``GET``, in-process.
@@ -165,6 +168,8 @@ class Report:
     first_requests: list[FirstRequests] = field(default_factory=list)
     cache: cache_overhead.Result | None = None
     inprocess: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    #: µs per call of each piece of protect()'s one pass (bench.inprocess's ``parts``).
+    inprocess_parts: dict[str, float] = field(default_factory=dict)
     #: Per bastion sign-in contender: decisions taken, and how many by the local fallback.
     signin_stats: dict[str, dict[str, int]] = field(default_factory=dict)
     #: Per degraded contender: cache hits, misses, errors and breaker transitions, whole run.
@@ -319,7 +324,29 @@ def check_plain(contender: Contender) -> list[Check]:
         add(
             "GET /json with Host: evil.example", "400" if protected else "200", str(got.status_code)
         )
+        if contender.key == "envelope-log":
+            got = client.get("/json", headers=contender.get_headers())
+            add(
+                "GET /json writes its JSON access line (route, status, request id)",
+                "True",
+                str(_access_line_written(contender.app, got.headers.get("x-request-id", "?"))),
+            )
     return checks
+
+
+def _access_line_written(app: AppProcess, request_id: str, timeout: float = 5.0) -> bool:
+    """Is there one JSON line on ``bastion.access`` for ``request_id`` in the server's output?"""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in app.lines_with([request_id]):
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if entry.get("logger") == "bastion.access" and entry.get("route") == "/json":
+                return bool(entry.get("status") == 200)
+        time.sleep(0.05)
+    return False
 
 
 # --- the runner ---------------------------------------------------------------------
@@ -385,6 +412,11 @@ def _say(text: str) -> None:
 # --- scenario 1: plain requests --------------------------------------------------------
 
 
+#: Requests granian lets into the Python app at once in the ``envelope-granian-bp``
+#: contender (its default is the backlog, 1024; see RESULTS.md, the server section).
+GRANIAN_BACKPRESSURE = 8
+
+
 def plain_contenders(baseline: Path | None) -> list[Contender]:
     contenders = [
         Contender("bare", "bare Starlette", AppProcess("bare", "bench.apps:bare_app"), "none"),
@@ -398,6 +430,18 @@ def plain_contenders(baseline: Path | None) -> list[Contender]:
             "envelope",
             "Starlette + bastion protect()",
             AppProcess("envelope", "bench.apps:protected_app"),
+            "envelope",
+        ),
+        Contender(
+            "envelope-nometrics",
+            "Starlette + bastion protect(), no metrics",
+            AppProcess("envelope-nometrics", "bench.apps:protected_nometrics_app"),
+            "envelope",
+        ),
+        Contender(
+            "envelope-log",
+            "Starlette + bastion protect() + production logging",
+            AppProcess("envelope-log", "bench.apps:protected_logging_app"),
             "envelope",
         ),
         Contender(
@@ -425,6 +469,17 @@ def plain_contenders(baseline: Path | None) -> list[Contender]:
             "envelope-granian",
             "Starlette + bastion protect() on granian",
             AppProcess("envelope-granian", "bench.apps:protected_app", server="granian"),
+            "envelope",
+        ),
+        Contender(
+            "envelope-granian-bp",
+            f"Starlette + bastion protect() on granian, --backpressure {GRANIAN_BACKPRESSURE}",
+            AppProcess(
+                "envelope-granian-bp",
+                "bench.apps:protected_app",
+                server="granian",
+                server_flags=("--backpressure", str(GRANIAN_BACKPRESSURE)),
+            ),
             "envelope",
         ),
     ]
@@ -644,7 +699,7 @@ def inprocess(options: Options, python_path: Path | None) -> dict[str, dict[str,
 
     paths = [str(python_path)] if python_path is not None else []
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([*paths, str(ROOT)])}
-    rounds, count = (3, 300) if options.quick else (9, 3000)
+    rounds, count = (3, 300) if options.quick else (30, 1000)
     done = subprocess.run(
         [sys.executable, "-m", "bench.inprocess", "--rounds", str(rounds), "--count", str(count)],
         capture_output=True,
@@ -671,6 +726,11 @@ def scenario_inprocess(options: Options, report: Report) -> None:
         for name, path in versions:
             samples[name].append(inprocess(options, path))
     for name, runs in samples.items():
+        parts = [run.pop("parts") for run in runs if "parts" in run]
+        if name == "current" and parts:
+            report.inprocess_parts = {
+                piece: statistics.median(p[piece] for p in parts) for piece in parts[0]
+            }
         report.inprocess[name] = {
             endpoint: {
                 layer: statistics.median(run[endpoint][layer] for run in runs)
@@ -714,11 +774,14 @@ PLAIN_KEYS = (
     "bare",
     "headers",
     "envelope",
+    "envelope-nometrics",
+    "envelope-log",
     "fastapi",
     "django",
     "litestar",
     "bare-granian",
     "envelope-granian",
+    "envelope-granian-bp",
 )
 
 
