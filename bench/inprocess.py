@@ -5,6 +5,9 @@ the event loop, the socket) dwarfs and blurs the envelope's. Here the same
 ASGI app is called directly with a ready-made scope, layer by layer:
 
 - ``bare``: the Starlette app alone
+- ``pass-through``: a middleware that does nothing but wrap ``send``: the
+  floor of any ASGI middleware that touches the response (one call, one
+  closure, one coroutine per message)
 - ``envelope``: + the envelope (proxy, hosts, CSRF, security headers)
 - ``protect``: + the request observer (request id, access log), no metrics
 - ``protect+metrics``: the full stack as ``protect(app, settings, metrics=Metrics())``
@@ -40,12 +43,13 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import IO
 
 import uvloop
-from starlette.types import ASGIApp, Message, Scope
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["LAYERS", "measure", "run"]
 
 LAYERS = (
     "bare",
+    "pass-through",
     "envelope",
     "protect",
     "protect+metrics",
@@ -128,12 +132,25 @@ def _apps() -> Mapping[str, ASGIApp]:
     settings = bench_settings()
     return {
         "bare": bare_app(),
+        "pass-through": _pass_through(bare_app()),
         "envelope": envelope(bare_app(), settings),
         "protect": protect(bare_app(), settings),
         "protect+metrics": protect(bare_app(), settings, metrics=Metrics()),
         "protect+metrics via proxy": protect(bare_app(), settings, metrics=Metrics()),
         _LOGGED: protect(bare_app(), settings, metrics=Metrics()),
     }
+
+
+def _pass_through(app: ASGIApp) -> ASGIApp:
+    """The least a middleware that sees the response can do: wrap ``send`` and pass it on."""
+
+    async def layer(scope: Scope, receive: Receive, send: Send) -> None:
+        async def wrapped(message: Message) -> None:
+            await send(message)
+
+        await app(scope, receive, wrapped)
+
+    return layer
 
 
 @contextlib.contextmanager
