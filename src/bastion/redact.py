@@ -33,7 +33,12 @@ MASK = "***"
 _MIN_SECRET = 4
 
 # scheme://user:PASSWORD@ -- the password runs to the last "@" before a space or quote.
-_USERINFO = re.compile(r"(?P<pre>[A-Za-z][A-Za-z0-9+.\-]*://[^\s/?#@:'\"]*:)(?P<pw>[^\s'\"]*)@")
+# A scheme starts only where a run of scheme characters starts (the lookbehind):
+# without it the engine retried the run from each of its letters, so a long
+# word cost time quadratic in its length (83 µs for a 200-letter path).
+_USERINFO = re.compile(
+    r"(?P<pre>(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]*://[^\s/?#@:'\"]*:)(?P<pw>[^\s'\"]*)@"
+)
 _PARAM = re.compile(r"(?i)(?P<pre>\b(?:password|passwd|pwd)=)(?P<pw>[^&\s'\"]*)")
 
 _known: set[str] = set()

@@ -1,0 +1,31 @@
+"""The URL-password pattern: anchored at the start of a scheme, with the same matches."""
+
+from __future__ import annotations
+
+import pytest
+
+from bastion.redact import MASK, redact
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("postgresql://app:hunter2@db/x", f"postgresql://app:{MASK}@db/x"),
+        ("got 'redis://:s3cret@cache:6379/0'", f"got 'redis://:{MASK}@cache:6379/0'"),
+        # A scheme glued to a word is still one run of scheme characters: masked.
+        ("xpostgresql://app:hunter2@db", f"xpostgresql://app:{MASK}@db"),
+        ("url=mysql+aiomysql://u:p4ss@h/x", f"url=mysql+aiomysql://u:{MASK}@h/x"),
+        ("(sqlite://u:pw@h)", f"(sqlite://u:{MASK}@h)"),
+        ("two a://u:one@h and b://v:two@k", f"two a://u:{MASK}@h and b://v:{MASK}@k"),
+    ],
+)
+def test_passwords_in_urls_are_masked(text: str, expected: str) -> None:
+    assert redact(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["/" + "a" * 5000, "a" * 5000 + "://", "x." * 3000, "/json", "GET /users/42 200"],
+)
+def test_text_without_a_url_password_is_left_alone(text: str) -> None:
+    assert redact(text) == text
