@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from bastion import redact as redact_module
 from bastion.redact import MASK, redact
+
+
+@pytest.fixture(autouse=True)
+def no_remembered_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the patterns here: a secret another test remembered ("a" * 64) would match too."""
+    monkeypatch.setattr(redact_module, "_known", set())
 
 
 @pytest.mark.parametrize(
