@@ -21,7 +21,7 @@ from bastion.config import ConfigError, Settings, load_settings
 from bastion.redact import redact
 
 if TYPE_CHECKING:
-    from bastion.deploy.checks import Finding
+    from bastion.deploy import Finding
 
 __all__ = ["main"]
 

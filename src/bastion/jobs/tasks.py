@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from procrastinate import RetryStrategy
 from procrastinate.jobs import Job
 
-from bastion.jobs.schedule import cron_for
+from bastion.parse.schedule import cron_for
 
 if TYPE_CHECKING:
     from bastion.config import Settings
