@@ -2,27 +2,28 @@
 
 The sandbox pages are this app's, not the library's, so the warnings about
 them live here and reach ``bastion check`` through the ``bastion.checks``
-entry point in ``pyproject.toml``. They keep the IDs they always had, so a
-``SILENCED_CHECKS=bastion.W041`` written for an earlier release still works.
+entry point in ``pyproject.toml``, which names the :class:`CheckRegistry`
+below. They keep the IDs they always had, so a ``SILENCED_CHECKS=bastion.W041``
+written for an earlier release still works.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 from bastion.config import Settings
-from bastion.deploy import CheckSpec, Finding, Rule, finding
+from bastion.deploy import CheckRegistry, CheckSpec, Finding, finding
 
 __all__ = ["checks"]
 
-SPECS = (
-    CheckSpec("bastion.E040", "the sandbox pages are open to every visitor", deploy=True),
-    CheckSpec(
-        "bastion.W041", "the sandbox pages are served to administrators in production", deploy=True
-    ),
+#: The ``bastion.checks`` entry point: each rule registered with the IDs it reports.
+checks = CheckRegistry()
+
+
+@checks.register(
+    CheckSpec("bastion.E040", "the sandbox pages are open to every visitor"),
+    CheckSpec("bastion.W041", "the sandbox pages are served to administrators in production"),
 )
-
-
 def sandbox(settings: Settings) -> Iterator[Finding]:
     if not settings.is_production:
         yield finding(
@@ -40,8 +41,3 @@ def sandbox(settings: Settings) -> Iterator[Finding]:
             "block /sandbox and /api/sandbox at the proxy if administrators should not have "
             "them either; otherwise silence this: SILENCED_CHECKS=bastion.W041",
         )
-
-
-def checks() -> tuple[Sequence[CheckSpec], Sequence[Rule]]:
-    """The ``bastion.checks`` entry point."""
-    return SPECS, (sandbox,)

@@ -3,11 +3,16 @@
 Every knob bastion has lives here, so that a deployment is described by its
 environment alone and a wrong value is caught once, at start-up, with a message
 an operator can act on, instead of surfacing later as a 500 on some request.
+
+This is the bottom of the house: every block imports it, so it imports only
+leaves (:mod:`bastion.redact` and the parsers in :mod:`bastion.parse`, which
+the blocks use too, so a value accepted here parses the same way there).
+Loading settings runs no plugin: whether ``SILENCED_CHECKS`` names real
+checks is a finding of ``bastion check`` (``bastion.W005``), which knows them.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -15,6 +20,11 @@ from urllib.parse import urlsplit
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bastion.parse.networks import parse_proxies
+from bastion.parse.origins import TrustedOrigins
+from bastion.parse.ratelimit import parse_rate_limit
+from bastion.parse.schedule import cron_for
+from bastion.parse.urls import POSTGRES_SCHEMES, database_url, valkey_url
 from bastion.redact import redact, redact_url, remember
 
 __all__ = ["ConfigError", "Settings", "get_settings", "load_settings", "reset_settings"]
@@ -110,69 +120,34 @@ class Settings(BaseSettings):
     @field_validator("DATABASE_URL")
     @classmethod
     def _database_url(cls, value: str) -> str:
-        scheme = urlsplit(value).scheme
-        if scheme not in ("sqlite", "postgresql", "postgres"):
-            raise ValueError(
-                "expected sqlite:///path or postgresql://user@host/db (drivers are chosen for you)"
-            )
-        _parseable(value)
-        return value
+        return database_url(value)
 
     @field_validator("VALKEY_URL")
     @classmethod
     def _valkey_url(cls, value: str | None) -> str | None:
-        if value is None or not value.strip():
-            return None
-        if urlsplit(value).scheme not in ("redis", "rediss", "valkey", "valkeys", "unix"):
-            raise ValueError("expected a URL such as redis://127.0.0.1:6379/0")
-        _parseable(value)
-        return value
+        return valkey_url(value)
 
     @field_validator("SIGN_IN_RATE_LIMIT", "SIGN_IN_ACCOUNT_RATE_LIMIT", "SIGN_UP_RATE_LIMIT")
     @classmethod
     def _rate_limit(cls, value: str) -> str:
-        from bastion.ratelimit.rules import parse_rate_limit  # noqa: PLC0415 - avoids a cycle
-
         parse_rate_limit(value)  # raises ValueError naming the expected notation
         return value
 
     @field_validator("TRUSTED_PROXIES")
     @classmethod
     def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for item in value:
-            if item.lower() == "unix":
-                continue
-            try:
-                ipaddress.ip_network(item, strict=False)
-            except ValueError:
-                raise ValueError(f"expected IPs, CIDRs or 'unix', got {item!r}") from None
+        parse_proxies(value)  # raises ValueError naming the bad entry
         return value
 
     @field_validator("TRUSTED_ORIGINS")
     @classmethod
     def _origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        from bastion.hardening.origins import TrustedOrigins  # noqa: PLC0415 - avoids a cycle
-
         TrustedOrigins(value)  # raises ValueError naming the bad entry
-        return value
-
-    @field_validator("SILENCED_CHECKS")
-    @classmethod
-    def _silenced(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        """A typo here would silently silence nothing, so unknown IDs stop start-up."""
-        from bastion.deploy.checks import registry  # noqa: PLC0415 - avoids a cycle
-
-        known = registry()
-        for item in value:
-            if item not in known:
-                raise ValueError(f"unknown check ID {item!r} (IDs look like bastion.W041)")
         return value
 
     @field_validator("JOBS_SESSION_CLEANUP_SECONDS")
     @classmethod
     def _cleanup_every(cls, value: int) -> int:
-        from bastion.jobs.schedule import cron_for  # noqa: PLC0415 - avoids a cycle
-
         cron_for(value)  # raises ValueError naming the values that work
         return value
 
@@ -185,10 +160,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check_jobs(self) -> Settings:
         """procrastinate keeps its queue in PostgreSQL; SQLite cannot hold it."""
-        if self.JOBS_ENABLED and urlsplit(self.DATABASE_URL).scheme not in (
-            "postgresql",
-            "postgres",
-        ):
+        if self.JOBS_ENABLED and urlsplit(self.DATABASE_URL).scheme not in POSTGRES_SCHEMES:
             raise ValueError(
                 "JOBS_ENABLED: needs a PostgreSQL DATABASE_URL (the job queue lives there); "
                 "unset JOBS_ENABLED to run jobs inline"
@@ -202,15 +174,6 @@ class Settings(BaseSettings):
     @property
     def cache_enabled(self) -> bool:
         return self.VALKEY_URL is not None
-
-
-def _parseable(url: str) -> None:
-    """A URL whose port is not a number fails later, inside a driver, in words that quote
-    the whole URL (password included); refuse it here, in ours."""
-    try:
-        urlsplit(url).port  # noqa: B018 - the property parses and validates the port
-    except ValueError:
-        raise ValueError("the port is not a number from 0 to 65535") from None
 
 
 #: Settings whose value is itself a secret: a message never shows it, even redacted.
@@ -243,7 +206,11 @@ def load_settings(**overrides: Any) -> Settings:
         settings = Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(f"invalid configuration: {_describe(exc)}") from None
-    remember(settings)  # from now on, every message bastion emits masks these secrets
+    # From now on, every message bastion emits masks these secrets.
+    remember(
+        secrets=[settings.SECRET_KEY] if settings.SECRET_KEY != DEV_SECRET_KEY else [],
+        urls=[settings.DATABASE_URL, settings.VALKEY_URL],
+    )
     return settings
 
 

@@ -8,7 +8,7 @@ own checks, says so in its ``pyproject.toml``::
     demo = "my_app:create_app"          # a factory: create_app(settings) -> ASGI app
 
     [project.entry-points."bastion.checks"]
-    my_app = "my_app.checks:checks"     # checks() -> (specs, rules)
+    my_app = "my_app.checks:checks"     # a bastion.deploy.CheckRegistry
 
     [project.entry-points."bastion.tasks"]
     my_app = "my_app.jobs"              # a module whose import declares its tasks
@@ -62,8 +62,8 @@ def load_app_factory(target: str) -> Callable[..., Any]:
     return factory  # type: ignore[no-any-return]
 
 
-def load_check_plugins() -> list[Callable[[], Any]]:
-    """Every callable registered in :data:`CHECKS`, loaded."""
+def load_check_plugins() -> list[Any]:
+    """Every object registered in :data:`CHECKS` (each a ``CheckRegistry``), loaded."""
     return [point.load() for point in entry_points(group=CHECKS)]
 
 

@@ -9,8 +9,9 @@ removes two kinds of secret:
 - anything in the password position of a URL (``scheme://user:PASSWORD@``)
   or a ``password=`` parameter, wherever it appears, so a value nobody
   registered (a malformed URL in an error) is still covered;
-- the secrets of the loaded settings (:func:`remember`), wherever they
-  appear, so a secret quoted by a library in its own words is covered too.
+- the secrets of the loaded settings (:func:`remember`, called by
+  :func:`bastion.config.load_settings`), wherever they appear, so a secret
+  quoted by a library in its own words is covered too.
 
 :func:`redact_url` shows one URL value with its password replaced, for the
 messages that must say which value was wrong.
@@ -20,11 +21,8 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
 from urllib.parse import quote, unquote
-
-if TYPE_CHECKING:
-    from bastion.config import Settings
 
 __all__ = ["MASK", "RedactingFormatter", "forget", "redact", "redact_url", "remember"]
 
@@ -44,13 +42,15 @@ _PARAM = re.compile(r"(?i)(?P<pre>\b(?:password|passwd|pwd)=)(?P<pw>[^&\s'\"]*)"
 _known: set[str] = set()
 
 
-def remember(settings: Settings) -> None:
-    """Register the secrets of ``settings`` (the key, the URL passwords) for :func:`redact`."""
-    from bastion.config import DEV_SECRET_KEY  # noqa: PLC0415 - config imports this module
+def remember(*, secrets: Iterable[str | None] = (), urls: Iterable[str | None] = ()) -> None:
+    """Register secrets for :func:`redact`: values as they are, and the passwords of URLs.
 
-    if settings.SECRET_KEY != DEV_SECRET_KEY:
-        _add(settings.SECRET_KEY)
-    for url in (settings.DATABASE_URL, settings.VALKEY_URL):
+    Takes values, not the settings object, so that this module stays a leaf
+    the settings themselves can import.
+    """
+    for secret in secrets:
+        _add(secret)
+    for url in urls:
         if url:
             _add(_password_of(url))
 

@@ -33,7 +33,7 @@ from bastion.config import Settings, get_settings
 from bastion.db import Database
 from bastion.guard import LoginGuard, LoginRoute, SignInGuard
 from bastion.jobs import AfterResponse, Jobs
-from bastion.jobs.engine import set_jobs
+from bastion.jobs.current import set_jobs
 from bastion.jobs.metrics import JobMetrics
 from bastion.ops.health import health_routes
 from bastion.ops.looplag import LoopLagMonitor

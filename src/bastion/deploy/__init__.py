@@ -1,7 +1,8 @@
 """Shipping bastion: the deployment checklist and the offline release bundle.
 
-``bastion check --deploy`` (``checks``) reads the settings and reports what
-no production deployment should ship with; ``bastion bundle`` (``bundle``)
+``bastion check --deploy`` (``checks``, its rules each registered with their
+IDs through ``registry``) reads the settings and reports what no production
+deployment should ship with; ``bastion bundle`` (``bundle``)
 packs the app and every dependency wheel into one ``.tar`` that installs
 without a network. Both are plain functions, so the CLI stays thin and tests
 and other tooling can call them directly.
@@ -10,25 +11,22 @@ and other tooling can call them directly.
 from __future__ import annotations
 
 from bastion.deploy.bundle import Bundle, BundleError, build_bundle, default_output, find_project
-from bastion.deploy.checks import (
-    CHECKS,
-    CheckPlugin,
+from bastion.deploy.checks import CHECKS, format_text, registry, run_checks
+from bastion.deploy.registry import (
+    CheckRegistry,
     CheckResult,
     CheckSpec,
     Finding,
     Level,
     Rule,
     finding,
-    format_text,
-    registry,
-    run_checks,
 )
 
 __all__ = [
     "CHECKS",
     "Bundle",
     "BundleError",
-    "CheckPlugin",
+    "CheckRegistry",
     "CheckResult",
     "CheckSpec",
     "Finding",

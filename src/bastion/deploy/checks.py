@@ -8,6 +8,8 @@ and reports findings; nothing touches the network, the database or the
 filesystem, so the check is safe to run anywhere the app's environment is
 (a CI job, the release host, an init container).
 
+Each rule is registered with the IDs it reports, by one decorator
+(:meth:`~bastion.deploy.registry.CheckRegistry.register`), in report order.
 Every finding carries a stable ID. The letter is the level (``E`` error,
 ``W`` warning) and the number is never reused for another meaning, so
 scripts, runbooks and ``SILENCED_CHECKS`` can rely on it across releases.
@@ -24,30 +26,15 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Iterable, Iterator, Mapping
 from urllib.parse import urlsplit
 
 from bastion.config import DEV_SECRET_KEY, Settings
-from bastion.redact import redact
+from bastion.deploy.registry import CheckRegistry, CheckResult, CheckSpec, Finding, finding
+from bastion.parse.networks import UNIX
+from bastion.plugins import load_check_plugins
 
-__all__ = [
-    "CHECKS",
-    "CheckPlugin",
-    "CheckResult",
-    "CheckSpec",
-    "Finding",
-    "Level",
-    "Rule",
-    "finding",
-    "format_text",
-    "registry",
-    "run_checks",
-    "worker_heartbeat",
-]
-
-Level = Literal["error", "warning"]
+__all__ = ["CHECKS", "format_text", "registry", "run_checks", "worker_heartbeat"]
 
 #: Django's thresholds for a usable secret: long enough, and not a handful of characters.
 MIN_SECRET_LENGTH = 50
@@ -72,111 +59,12 @@ _WIDE_V4_PREFIX = 8
 _WIDE_V6_PREFIX = 24
 
 
-@dataclass(frozen=True, slots=True)
-class CheckSpec:
-    """One ID in the registry: what it looks for, and whether only ``--deploy`` runs it."""
-
-    id: str
-    what: str
-    deploy: bool
-
-    @property
-    def level(self) -> Level:
-        return "error" if self.id.split(".", 1)[1].startswith("E") else "warning"
-
-
-def _spec(id: str, what: str, *, deploy: bool = True) -> tuple[str, CheckSpec]:
-    return id, CheckSpec(id, what, deploy)
-
-
-#: Every ID bastion can report, in order. IDs are never renumbered or reused;
-#: a retired check keeps its entry (marked as such) so silencing it stays valid.
-CHECKS: dict[str, CheckSpec] = dict(
-    [
-        _spec("bastion.E001", "SECRET_KEY is the public development default, or empty"),
-        _spec("bastion.E002", f"SECRET_KEY is shorter than {MIN_SECRET_LENGTH} characters"),
-        _spec(
-            "bastion.E003", "SECRET_KEY has little variety (few characters, repeats, a placeholder)"
-        ),
-        _spec("bastion.E004", "APP_ENV is not production"),
-        _spec("bastion.E010", "APP_URL is not https"),
-        _spec("bastion.E011", "ALLOWED_HOSTS contains '*'"),
-        _spec("bastion.E012", "TRUSTED_PROXIES trusts every address (0.0.0.0/0 or ::/0)"),
-        _spec("bastion.W013", "TRUSTED_PROXIES holds a very wide public network"),
-        _spec("bastion.W014", "APP_URL is https but no proxy is trusted to say so"),
-        _spec("bastion.W015", "TRUSTED_ORIGINS lists a plain-http origin"),
-        _spec("bastion.W020", "SESSION_MAX_AGE is longer than 30 days"),
-        _spec(
-            "bastion.W021",
-            "SESSION_IDLE_TIMEOUT is not shorter than SESSION_MAX_AGE",
-            deploy=False,
-        ),
-        _spec("bastion.W030", "several processes (WEB_CONCURRENCY) but no VALKEY_URL"),
-        _spec("bastion.W031", "VALKEY_URL is set but the Valkey timeout was not chosen"),
-        _spec("bastion.W032", "a Valkey timeout is a second or longer"),
-        _spec(
-            "bastion.W033",
-            "CACHE_CONNECT_TIMEOUT_MS is set but has no effect any more",
-            deploy=False,
-        ),
-        _spec("bastion.W042", "metrics are enabled and not declared blocked at the proxy"),
-        _spec("bastion.W050", "the production database is SQLite"),
-        _spec(
-            "bastion.W060",
-            "jobs are enabled and no worker heartbeat is younger than 60 s (reads the database)",
-        ),
-        _spec("bastion.W061", "jobs run inline in production (they die with the app process)"),
-    ]
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One problem: its stable ID, level, what is wrong, and what to do about it."""
-
-    id: str
-    level: Level
-    message: str
-    hint: str
-
-    def __post_init__(self) -> None:
-        """Redacted once, here, so that no check (a plugin's included) can print a secret."""
-        object.__setattr__(self, "message", redact(self.message))
-        object.__setattr__(self, "hint", redact(self.hint))
-
-    def to_json(self) -> dict[str, str]:
-        return {"id": self.id, "level": self.level, "message": self.message, "hint": self.hint}
-
-    def to_text(self) -> str:
-        return f"{self.id} {self.level}: {self.message}\n  hint: {self.hint}"
-
-
-@dataclass(frozen=True, slots=True)
-class CheckResult:
-    """What a run found, with the silenced findings kept apart (reported only as a count)."""
-
-    findings: tuple[Finding, ...]
-    silenced: tuple[Finding, ...]
-
-    @property
-    def errors(self) -> tuple[Finding, ...]:
-        return tuple(f for f in self.findings if f.level == "error")
-
-    @property
-    def warnings(self) -> tuple[Finding, ...]:
-        return tuple(f for f in self.findings if f.level == "warning")
-
-    def failed(self, fail_level: Level = "error") -> bool:
-        """Whether the run should end with a non-zero status at this threshold."""
-        return bool(self.errors) if fail_level == "error" else bool(self.findings)
-
-
-def finding(id: str, message: str, hint: str) -> Finding:
-    """A finding whose level comes from the registry, so an ID never changes level silently."""
-    return Finding(id, registry()[id].level, message, hint)
-
-
-Rule = Callable[[Settings], Iterator[Finding]]
+#: bastion's own checks. IDs are never renumbered or reused; a retired check keeps
+#: its entry (marked as such) so silencing it stays valid.
+_BASTION = CheckRegistry()
+register = _BASTION.register
+#: Every ID bastion itself can report, in order (an app's come after, see :func:`registry`).
+CHECKS: Mapping[str, CheckSpec] = _BASTION.specs
 
 _GENERATE_KEY = "python -c 'import secrets; print(secrets.token_urlsafe(64))'"
 
@@ -202,6 +90,13 @@ def _low_variety(key: str) -> str | None:
     return None
 
 
+@register(
+    CheckSpec("bastion.E001", "SECRET_KEY is the public development default, or empty"),
+    CheckSpec("bastion.E002", f"SECRET_KEY is shorter than {MIN_SECRET_LENGTH} characters"),
+    CheckSpec(
+        "bastion.E003", "SECRET_KEY has little variety (few characters, repeats, a placeholder)"
+    ),
+)
 def _secret_key(settings: Settings) -> Iterator[Finding]:
     key = settings.SECRET_KEY
     if not key or key == DEV_SECRET_KEY:
@@ -228,6 +123,7 @@ def _secret_key(settings: Settings) -> Iterator[Finding]:
         )
 
 
+@register(CheckSpec("bastion.E004", "APP_ENV is not production"))
 def _app_env(settings: Settings) -> Iterator[Finding]:
     if not settings.is_production:
         yield finding(
@@ -238,6 +134,23 @@ def _app_env(settings: Settings) -> Iterator[Finding]:
         )
 
 
+@register(CheckSpec("bastion.W005", "SILENCED_CHECKS names an ID no check reports", deploy=False))
+def _silenced_ids(settings: Settings) -> Iterator[Finding]:
+    """A typo in SILENCED_CHECKS silences nothing; say so, here rather than at start-up,
+    because only the checks know every ID (an app's come from its plugin)."""
+    known = registry()
+    unknown = [item for item in settings.SILENCED_CHECKS if item not in known]
+    if unknown:
+        yield finding(
+            "bastion.W005",
+            f"SILENCED_CHECKS names {', '.join(repr(item) for item in unknown)}, which no "
+            "check reports, so it silences nothing",
+            "use the IDs `bastion check` prints (e.g. bastion.W041); the README lists "
+            "bastion's own",
+        )
+
+
+@register(CheckSpec("bastion.E010", "APP_URL is not https"))
 def _app_url(settings: Settings) -> Iterator[Finding]:
     parts = urlsplit(settings.APP_URL)
     if parts.scheme != "https":
@@ -250,6 +163,7 @@ def _app_url(settings: Settings) -> Iterator[Finding]:
         )
 
 
+@register(CheckSpec("bastion.E011", "ALLOWED_HOSTS contains '*'"))
 def _allowed_hosts(settings: Settings) -> Iterator[Finding]:
     if "*" in settings.ALLOWED_HOSTS:
         yield finding(
@@ -272,11 +186,15 @@ def _network_width(item: str) -> tuple[int, int, bool]:
     return network.prefixlen, network.max_prefixlen, network.is_private
 
 
+@register(
+    CheckSpec("bastion.E012", "TRUSTED_PROXIES trusts every address (0.0.0.0/0 or ::/0)"),
+    CheckSpec("bastion.W013", "TRUSTED_PROXIES holds a very wide public network"),
+)
 def _trusted_proxies(settings: Settings) -> Iterator[Finding]:
     everyone: list[str] = []
     wide: list[str] = []
     for item in settings.TRUSTED_PROXIES:
-        if item.lower() == "unix":
+        if item.lower() == UNIX:
             continue
         prefix, bits, private = _network_width(item)
         if prefix == 0:
@@ -302,6 +220,7 @@ def _trusted_proxies(settings: Settings) -> Iterator[Finding]:
         )
 
 
+@register(CheckSpec("bastion.W014", "APP_URL is https but no proxy is trusted to say so"))
 def _https_behind_proxy(settings: Settings) -> Iterator[Finding]:
     if urlsplit(settings.APP_URL).scheme == "https" and not settings.TRUSTED_PROXIES:
         yield finding(
@@ -314,6 +233,7 @@ def _https_behind_proxy(settings: Settings) -> Iterator[Finding]:
         )
 
 
+@register(CheckSpec("bastion.W015", "TRUSTED_ORIGINS lists a plain-http origin"))
 def _trusted_origins(settings: Settings) -> Iterator[Finding]:
     plain = [origin for origin in settings.TRUSTED_ORIGINS if origin.startswith("http://")]
     if plain:
@@ -326,6 +246,7 @@ def _trusted_origins(settings: Settings) -> Iterator[Finding]:
         )
 
 
+@register(CheckSpec("bastion.W020", "SESSION_MAX_AGE is longer than 30 days"))
 def _sessions(settings: Settings) -> Iterator[Finding]:
     if settings.SESSION_MAX_AGE > MAX_SESSION_AGE:
         days = settings.SESSION_MAX_AGE / 86400
@@ -337,6 +258,11 @@ def _sessions(settings: Settings) -> Iterator[Finding]:
         )
 
 
+@register(
+    CheckSpec(
+        "bastion.W021", "SESSION_IDLE_TIMEOUT is not shorter than SESSION_MAX_AGE", deploy=False
+    )
+)
 def _session_idle(settings: Settings) -> Iterator[Finding]:
     if settings.SESSION_IDLE_TIMEOUT >= settings.SESSION_MAX_AGE:
         yield finding(
@@ -347,6 +273,7 @@ def _session_idle(settings: Settings) -> Iterator[Finding]:
         )
 
 
+@register(CheckSpec("bastion.W030", "several processes (WEB_CONCURRENCY) but no VALKEY_URL"))
 def _instances(settings: Settings) -> Iterator[Finding]:
     if settings.WEB_CONCURRENCY > 1 and not settings.cache_enabled:
         n = settings.WEB_CONCURRENCY
@@ -358,6 +285,10 @@ def _instances(settings: Settings) -> Iterator[Finding]:
         )
 
 
+@register(
+    CheckSpec("bastion.W031", "VALKEY_URL is set but the Valkey timeout was not chosen"),
+    CheckSpec("bastion.W032", "a Valkey timeout is a second or longer"),
+)
 def _valkey_timeouts(settings: Settings) -> Iterator[Finding]:
     if not settings.cache_enabled:
         return
@@ -380,6 +311,11 @@ def _valkey_timeouts(settings: Settings) -> Iterator[Finding]:
         )
 
 
+@register(
+    CheckSpec(
+        "bastion.W033", "CACHE_CONNECT_TIMEOUT_MS is set but has no effect any more", deploy=False
+    )
+)
 def _deprecated_connect_timeout(settings: Settings) -> Iterator[Finding]:
     if "CACHE_CONNECT_TIMEOUT_MS" in settings.model_fields_set:
         yield finding(
@@ -390,6 +326,7 @@ def _deprecated_connect_timeout(settings: Settings) -> Iterator[Finding]:
         )
 
 
+@register(CheckSpec("bastion.W042", "metrics are enabled and not declared blocked at the proxy"))
 def _metrics(settings: Settings) -> Iterator[Finding]:
     if settings.METRICS_ENABLED and not settings.METRICS_BLOCKED_AT_PROXY:
         yield finding(
@@ -401,6 +338,7 @@ def _metrics(settings: Settings) -> Iterator[Finding]:
         )
 
 
+@register(CheckSpec("bastion.W050", "the production database is SQLite"))
 def _database(settings: Settings) -> Iterator[Finding]:
     if settings.is_production and urlsplit(settings.DATABASE_URL).scheme == "sqlite":
         yield finding(
@@ -411,20 +349,16 @@ def _database(settings: Settings) -> Iterator[Finding]:
         )
 
 
-def _jobs_inline(settings: Settings) -> Iterator[Finding]:
-    if settings.is_production and not settings.JOBS_ENABLED:
-        yield finding(
-            "bastion.W061",
-            "JOBS_ENABLED is off in production: jobs run inline in the app process, so a job "
-            "waiting for its retry or its delay is lost when the process stops or dies",
-            "set JOBS_ENABLED=true (with PostgreSQL) and run `bastion worker` beside the app",
-        )
-
-
 #: A worker writes a heartbeat every JOBS_STALLED_SECONDS / 6; older than this, none is alive.
 HEARTBEAT_MAX_AGE = 60.0
 
 
+@_BASTION.declare(
+    CheckSpec(
+        "bastion.W060",
+        "jobs are enabled and no worker heartbeat is younger than 60 s (reads the database)",
+    )
+)
 def worker_heartbeat(settings: Settings, youngest: float | None) -> Iterator[Finding]:
     """W060 from the age in seconds of the youngest worker heartbeat (None: no worker).
 
@@ -447,62 +381,53 @@ def worker_heartbeat(settings: Settings, youngest: float | None) -> Iterator[Fin
     )
 
 
-#: Checks an app registered (``bastion.checks`` entry points), once loaded.
-_PLUGIN_SPECS: dict[str, CheckSpec] = {}
-_PLUGIN_RULES: list[Rule] = []
-_plugins_loaded = False
+@register(
+    CheckSpec("bastion.W061", "jobs run inline in production (they die with the app process)")
+)
+def _jobs_inline(settings: Settings) -> Iterator[Finding]:
+    if settings.is_production and not settings.JOBS_ENABLED:
+        yield finding(
+            "bastion.W061",
+            "JOBS_ENABLED is off in production: jobs run inline in the app process, so a job "
+            "waiting for its retry or its delay is lost when the process stops or dies",
+            "set JOBS_ENABLED=true (with PostgreSQL) and run `bastion worker` beside the app",
+        )
 
-#: What a check plugin returns: the IDs it reports, and the rules that report them.
-CheckPlugin = Callable[[], tuple[Sequence[CheckSpec], Sequence[Rule]]]
+
+#: bastion's checks, then the apps', once the plugins are loaded.
+_merged: CheckRegistry | None = None
 
 
 def registry() -> Mapping[str, CheckSpec]:
     """Every ID that can be reported: bastion's own (:data:`CHECKS`), then the apps'.
 
     An app's checks come from its ``bastion.checks`` entry point (see
-    :mod:`bastion.plugins`), loaded on first use. A plugin may not take an
-    ID bastion already uses.
+    :mod:`bastion.plugins`), a :class:`~bastion.deploy.registry.CheckRegistry`
+    loaded on first use (by ``bastion check``, never by loading the settings).
+    A plugin may not take an ID bastion already uses.
     """
-    global _plugins_loaded  # noqa: PLW0603 - loaded once per process
-    if not _plugins_loaded:
-        _plugins_loaded = True
-        from bastion.plugins import load_check_plugins  # noqa: PLC0415 - metadata, on demand
+    return _everything().specs
 
+
+def _everything() -> CheckRegistry:
+    global _merged  # noqa: PLW0603 - loaded once per process
+    if _merged is None:
+        merged = CheckRegistry()
+        merged.merge(_BASTION)
         for plugin in load_check_plugins():
-            specs, rules = plugin()
-            for spec in specs:
-                if spec.id in CHECKS or spec.id in _PLUGIN_SPECS:
-                    raise ValueError(f"check ID {spec.id} is registered twice")
-                _PLUGIN_SPECS[spec.id] = spec
-            _PLUGIN_RULES.extend(rules)
-    return {**CHECKS, **_PLUGIN_SPECS}
-
-
-#: The rules in report order; each yields only IDs registered in CHECKS.
-RULES: tuple[Rule, ...] = (
-    _secret_key,
-    _app_env,
-    _app_url,
-    _allowed_hosts,
-    _trusted_proxies,
-    _https_behind_proxy,
-    _trusted_origins,
-    _sessions,
-    _session_idle,
-    _instances,
-    _valkey_timeouts,
-    _deprecated_connect_timeout,
-    _metrics,
-    _database,
-    _jobs_inline,
-)
+            if not isinstance(plugin, CheckRegistry):
+                raise TypeError(
+                    f"a bastion.checks entry point must name a CheckRegistry, got {plugin!r}"
+                )
+            merged.merge(plugin)
+        _merged = merged
+    return _merged
 
 
 def run_checks(
     settings: Settings,
     *,
     deploy: bool = True,
-    rules: Sequence[Rule] = RULES,
     extra: Iterable[Finding] = (),
 ) -> CheckResult:
     """Run the checks; without ``deploy`` only the findings valid in any environment count.
@@ -516,10 +441,9 @@ def run_checks(
     findings: list[Finding] = []
     silenced: list[Finding] = []
     muted = set(settings.SILENCED_CHECKS)
-    specs = registry()
-    every = (*rules, *_PLUGIN_RULES) if rules is RULES else rules
-    for found in itertools.chain((f for rule in every for f in rule(settings)), extra):
-        if specs[found.id].deploy and not deploy:
+    every = _everything()
+    for found in itertools.chain((f for rule in every.rules for f in rule(settings)), extra):
+        if every.specs[found.id].deploy and not deploy:
             continue
         (silenced if found.id in muted else findings).append(found)
     return CheckResult(tuple(findings), tuple(silenced))

@@ -15,9 +15,17 @@ from bastion.hardening.csrf import SAFE_METHODS, Reason
 from bastion.hardening.csrf import check as check_csrf
 from bastion.hardening.envelope import DEV_HOSTS, Envelope, EnvelopeConfig, RejectHook, envelope
 from bastion.hardening.headers import DEFAULT_HSTS, DEFAULT_SECURITY_HEADERS, SecurityHeaders
-from bastion.hardening.hosts import AllowedHosts, HostError, HostReason, ParsedHost, parse_host
-from bastion.hardening.origins import Origin, TrustedOrigins, parse_origin, parse_url_origin
+from bastion.hardening.hosts import AllowedHosts, HostReason
 from bastion.hardening.proxy import Resolution, TrustedProxies, client_key, parse_ip
+from bastion.parse.origins import (
+    HostError,
+    Origin,
+    ParsedHost,
+    TrustedOrigins,
+    parse_host,
+    parse_origin,
+    parse_url_origin,
+)
 
 __all__ = [
     "DEFAULT_HSTS",

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import enum
 
-from bastion.hardening.origins import Origin, TrustedOrigins, parse_origin, parse_url_origin
+from bastion.parse.origins import Origin, TrustedOrigins, parse_origin, parse_url_origin
 
 __all__ = ["SAFE_METHODS", "Reason", "check"]
 

@@ -25,10 +25,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bastion.config import Settings, get_settings
 from bastion.hardening import csrf
 from bastion.hardening.headers import DEFAULT_HSTS, SecurityHeaders
-from bastion.hardening.hosts import AllowedHosts, HostError, HostReason, ParsedHost, parse_host
-from bastion.hardening.origins import DEFAULT_PORTS, Origin, TrustedOrigins
+from bastion.hardening.hosts import AllowedHosts, HostReason
 from bastion.hardening.proxy import TrustedProxies
 from bastion.hardening.refusals import ErrorPage, Refusal, csrf_refusal, host_refusal, render
+from bastion.parse.origins import (
+    DEFAULT_PORTS,
+    HostError,
+    Origin,
+    ParsedHost,
+    TrustedOrigins,
+    parse_host,
+)
 
 __all__ = ["DEV_HOSTS", "Envelope", "EnvelopeConfig", "RejectHook", "envelope"]
 

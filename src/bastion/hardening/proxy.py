@@ -18,14 +18,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
+from bastion.parse.networks import parse_proxies
+
 __all__ = ["IPAddress", "ProxyHeaders", "Resolution", "TrustedProxies", "client_key", "parse_ip"]
 
 logger = logging.getLogger("bastion.hardening")
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 ProxyHeaders = Literal["x-forwarded", "forwarded"]
-
-UNIX = "unix"
 
 
 def parse_ip(value: str) -> IPAddress | None:
@@ -83,15 +83,9 @@ class TrustedProxies:
     """Parsed TRUSTED_PROXIES: networks, plus ``unix`` for unix-socket peers."""
 
     def __init__(self, entries: Iterable[str], header: ProxyHeaders = "x-forwarded") -> None:
-        networks = []
-        self.trust_unix = False
-        for raw in entries:
-            entry = raw.strip()
-            if entry.lower() == UNIX:
-                self.trust_unix = True
-            elif entry:
-                networks.append(ipaddress.ip_network(entry, strict=False))
-        self.networks = tuple(networks)
+        parsed = parse_proxies(entries)
+        self.networks = parsed.networks
+        self.trust_unix = parsed.unix
         self.header = header
         self._warned = False
         # Behind a proxy every request asks about the same peer and mostly the

@@ -14,15 +14,11 @@ A worker imports the task modules that apps register under the
 
 from __future__ import annotations
 
-from bastion.jobs.engine import (
-    AfterResponse,
-    JobInfo,
-    Jobs,
-    JobStatus,
-    WorkerInfo,
-    builtin_tasks,
-    current_jobs,
-)
+from bastion.jobs.builtin import builtin_tasks
+from bastion.jobs.current import current_jobs
+from bastion.jobs.engine import Jobs
+from bastion.jobs.info import JobInfo, JobStatus, WorkerInfo
+from bastion.jobs.inline import AfterResponse
 from bastion.jobs.tasks import DEFAULT_QUEUE, JobContext, Task, registered_tasks, task
 
 __all__ = [

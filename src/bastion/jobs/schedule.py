@@ -1,10 +1,9 @@
-"""Periodic schedules: "every N seconds", as the cron expression procrastinate runs.
+"""When a periodic task next fires, on the inline backend's timer.
 
-procrastinate schedules periodic tasks with cron (croniter, seconds as an
-optional sixth field); the inline backend runs the same expression on a
-timer, so a periodic task fires at the same wall-clock instants whichever
-backend runs it. Only periods that divide a minute, an hour or a day evenly
-have an exact cron form, so other values are refused rather than rounded.
+A task's period becomes a cron expression (:func:`bastion.parse.schedule.cron_for`,
+the parser the settings validate with); procrastinate's workers fire on it,
+and the inline backend sleeps until the same instant, so a periodic task fires
+at the same wall-clock instants whichever backend runs it.
 """
 
 from __future__ import annotations
@@ -13,26 +12,7 @@ import time
 
 from croniter import croniter
 
-__all__ = ["cron_for", "seconds_until_next"]
-
-_MINUTE = 60
-_HOUR = 3_600
-_DAY = 86_400
-
-
-def cron_for(seconds: int) -> str:
-    """The cron expression that fires every ``seconds`` (ValueError if none is exact)."""
-    if 0 < seconds < _MINUTE and _MINUTE % seconds == 0:
-        return f"* * * * * */{seconds}"
-    if seconds % _MINUTE == 0 and 0 < seconds < _HOUR and _HOUR % seconds == 0:
-        return f"*/{seconds // _MINUTE} * * * *"
-    if seconds % _HOUR == 0 and 0 < seconds <= _DAY and _DAY % seconds == 0:
-        hours = seconds // _HOUR
-        return "0 0 * * *" if hours == 24 else f"0 */{hours} * * *"
-    raise ValueError(
-        f"expected a period that divides a minute, an hour or a day evenly "
-        f"(e.g. 10, 60, 600, 3600), got {seconds}"
-    )
+__all__ = ["seconds_until_next"]
 
 
 def seconds_until_next(cron: str, now: float | None = None) -> float:

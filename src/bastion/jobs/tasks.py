@@ -39,7 +39,8 @@ from typing import TYPE_CHECKING, Any
 from procrastinate import RetryStrategy
 from procrastinate.jobs import Job
 
-from bastion.jobs.schedule import cron_for
+from bastion.jobs.current import current_jobs
+from bastion.parse.schedule import cron_for
 
 if TYPE_CHECKING:
     from bastion.config import Settings
@@ -130,8 +131,6 @@ class Task:
         self, *, delay: float | None = None, at: datetime | None = None, **kwargs: Any
     ) -> int:
         """Queue a run on the running app's engine (see :meth:`bastion.jobs.Jobs.defer`)."""
-        from bastion.jobs.engine import current_jobs  # noqa: PLC0415 - engine imports this module
-
         return await current_jobs().defer(self, delay=delay, at=at, **kwargs)
 
 

@@ -17,9 +17,10 @@ fails or stalls a sign-in (see :mod:`bastion.ratelimit.limiter`).
 
 from __future__ import annotations
 
+from bastion.parse.ratelimit import parse_rate_limit
 from bastion.ratelimit.decision import Decision, Scope, rate_limit_headers
 from bastion.ratelimit.limiter import EventHook, RateLimitEvent, SignInLimiter
-from bastion.ratelimit.rules import account_key, parse_rate_limit
+from bastion.ratelimit.rules import account_key
 
 __all__ = [
     "Decision",

@@ -47,10 +47,11 @@ from bastion.cache.breaker import CircuitBreaker
 from bastion.cache.connection import FAILED, ValkeyConnection, ValkeyOptions
 from bastion.config import Settings
 from bastion.hardening.proxy import client_key
+from bastion.parse.ratelimit import parse_rate_limit
 from bastion.ratelimit.decision import Decision, Scope
 from bastion.ratelimit.refusals import Refusals
 from bastion.ratelimit.remote import decide_remote, forget_remote, peek_remote
-from bastion.ratelimit.rules import account_key, parse_rate_limit
+from bastion.ratelimit.rules import account_key
 from bastion.ratelimit.window import Check, LocalWindows, Verdict
 
 __all__ = ["EventHook", "RateLimitEvent", "SignInLimiter"]

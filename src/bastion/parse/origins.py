@@ -1,22 +1,97 @@
-"""Serialised origins and TRUSTED_ORIGINS matching.
+"""Hosts and origins: strict Host parsing, serialised origins, TRUSTED_ORIGINS matching.
+
+A Host header decides which site a request is for, what absolute URLs the
+app builds (password-reset links, redirects) and what "same origin" means to
+the CSRF check. So it is parsed strictly, and an unknown or malformed one is
+refused with 400 before any handler sees it (``bastion.hardening``).
 
 Origins are compared as (scheme, host, port) triples with the default port
 filled in, never as string prefixes: ``https://example.com.evil.com`` and
 ``https://evil-example.com`` share a prefix with ``https://example.com`` and
 must never match it.
+
+One module for both because an origin's host is a Host: the settings
+validate ``TRUSTED_ORIGINS`` with :class:`TrustedOrigins` at start-up, and
+the envelope matches requests with the same object.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from bastion.hardening.hosts import HostError, parse_host
-
-__all__ = ["DEFAULT_PORTS", "Origin", "TrustedOrigins", "parse_origin", "parse_url_origin"]
+__all__ = [
+    "DEFAULT_PORTS",
+    "HostError",
+    "Origin",
+    "ParsedHost",
+    "TrustedOrigins",
+    "parse_host",
+    "parse_origin",
+    "parse_url_origin",
+]
 
 DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+_LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)")
+_PORT = re.compile(r"[0-9]{1,5}")
+
+
+class HostError(ValueError):
+    """The Host value is malformed; the message is safe to show the client."""
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedHost:
+    """A validated host: lower-case name (IPv6 without brackets) and optional port."""
+
+    name: str
+    port: int | None
+    is_ipv6: bool = False
+
+
+def _parse_port(text: str) -> int:
+    if not _PORT.fullmatch(text) or not 0 < int(text) <= 65535:
+        raise HostError("invalid port in Host header")
+    return int(text)
+
+
+def parse_host(value: str) -> ParsedHost:
+    """Parse ``name[:port]`` or ``[ipv6][:port]``; raise HostError on anything else.
+
+    Refused: empty values, several hosts, paths, user info, whitespace, bad
+    characters, empty or over-long labels, and ports outside 1..65535.
+    """
+    if not value or len(value) > 261:
+        raise HostError("missing or over-long Host header")
+    if value.startswith("["):
+        end = value.find("]")
+        if end < 0:
+            raise HostError("unterminated IPv6 literal in Host header")
+        literal, rest = value[1:end], value[end + 1 :]
+        try:
+            address = ipaddress.IPv6Address(literal)
+        except ValueError:
+            raise HostError("invalid IPv6 literal in Host header") from None
+        if address.scope_id is not None:
+            raise HostError("zone identifiers are not allowed in Host header")
+        if rest and not rest.startswith(":"):
+            raise HostError("unexpected characters after IPv6 literal in Host header")
+        port = _parse_port(rest[1:]) if rest else None
+        return ParsedHost(address.compressed, port, is_ipv6=True)
+    name, sep, port_text = value.partition(":")
+    port = _parse_port(port_text) if sep else None
+    name = name.lower()
+    if name.endswith("."):
+        name = name[:-1]
+    if not name or len(name) > 253:
+        raise HostError("invalid host name in Host header")
+    if not all(_LABEL.fullmatch(label) for label in name.split(".")):
+        raise HostError("invalid host name in Host header")
+    return ParsedHost(name, port)
 
 
 @dataclass(frozen=True, slots=True)
