@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from bastion.db.engine import DATABASE_ERRORS, Database
+from bastion.db.engine import DATABASE_ERRORS, Database, DatabaseUnavailable
 from bastion.db.migrate import migrate
 from bastion.db.models import AuditLog, Base, JobRun, User, UserSession
 from bastion.db.types import UTCDateTime, utcnow
@@ -17,6 +17,7 @@ __all__ = [
     "AuditLog",
     "Base",
     "Database",
+    "DatabaseUnavailable",
     "JobRun",
     "UTCDateTime",
     "User",

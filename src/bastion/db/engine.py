@@ -29,10 +29,21 @@ from sqlalchemy.ext.asyncio import (
 from bastion.config import Settings
 from bastion.db.url import to_async_url
 
-__all__ = ["DATABASE_ERRORS", "Database"]
+__all__ = ["DATABASE_ERRORS", "Database", "DatabaseUnavailable"]
+
+
+class DatabaseUnavailable(ConnectionError):
+    """The database could not be reached, said by code that does not speak SQLAlchemy.
+
+    The jobs queue talks to PostgreSQL through procrastinate and psycopg, whose
+    errors are neither SQLAlchemy's nor ``OSError``; it raises this instead, so
+    that every handler of :data:`DATABASE_ERRORS` answers a 503 for it too.
+    """
+
 
 #: Exceptions that mean "the database is unavailable" (as opposed to a bug).
 DATABASE_ERRORS: tuple[type[BaseException], ...] = (
+    DatabaseUnavailable,
     DBAPIError,
     PoolTimeout,
     OSError,

@@ -9,9 +9,11 @@ says so). procrastinate is imported only here, and only when the queue opens.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from bastion.db.engine import DatabaseUnavailable
 from bastion.jobs.info import JobInfo, JobStatus, WorkerInfo
 from bastion.jobs.runner import run_attempt
 from bastion.jobs.tasks import Task
@@ -124,7 +126,8 @@ class ProcrastinateQueue:
             queue=declared.queue,
             schedule_in={"seconds": delay} if delay else None,
         )
-        return await deferrer.defer_async(**arguments)
+        async with _unavailable():
+            return await deferrer.defer_async(**arguments)
 
     async def info(self, job_id: int) -> JobInfo | None:
         row = await _query_one(
@@ -192,11 +195,37 @@ class ProcrastinateQueue:
         metrics.workers.set(len(workers))
 
 
+@contextlib.asynccontextmanager
+async def _unavailable() -> AsyncIterator[None]:
+    """procrastinate's wrapper around a connection that failed, as :class:`DatabaseUnavailable`.
+
+    procrastinate wraps every psycopg error in ``ConnectorException``, a bug
+    in a query as much as a database that is down or restarting (the pool's
+    ``PoolTimeout`` while it reconnects, a connection the server closed).
+    Only the second kind becomes "unavailable", so a handler answers 503 and
+    the caller may try again; anything else stays what it is, a bug.
+    """
+    import procrastinate.exceptions  # noqa: PLC0415 - only with JOBS_ENABLED
+    import psycopg  # noqa: PLC0415
+
+    try:
+        yield
+    except procrastinate.exceptions.ConnectorException as exc:
+        cause = exc.__cause__
+        if isinstance(cause, psycopg.OperationalError | OSError):
+            raise DatabaseUnavailable(f"jobs database: {type(cause).__name__}") from exc
+        raise
+
+
 async def _query_one(app: procrastinate.App, query: str, **arguments: Any) -> dict[str, Any] | None:
-    result: dict[str, Any] | None = await app.connector.execute_query_one_async(query, **arguments)
+    async with _unavailable():
+        result: dict[str, Any] | None = await app.connector.execute_query_one_async(
+            query, **arguments
+        )
     return result
 
 
 async def _query_all(app: procrastinate.App, query: str, **arguments: Any) -> list[dict[str, Any]]:
-    rows: Iterable[dict[str, Any]] = await app.connector.execute_query_all_async(query, **arguments)
-    return list(rows)
+    async with _unavailable():
+        rows = list(await app.connector.execute_query_all_async(query, **arguments))
+    return rows
