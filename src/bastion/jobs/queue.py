@@ -222,10 +222,9 @@ async def _query_one(app: procrastinate.App, query: str, **arguments: Any) -> di
         result: dict[str, Any] | None = await app.connector.execute_query_one_async(
             query, **arguments
         )
-    return result
+        return result
 
 
 async def _query_all(app: procrastinate.App, query: str, **arguments: Any) -> list[dict[str, Any]]:
     async with _unavailable():
-        rows = list(await app.connector.execute_query_all_async(query, **arguments))
-    return rows
+        return list(await app.connector.execute_query_all_async(query, **arguments))

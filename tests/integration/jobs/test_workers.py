@@ -136,7 +136,9 @@ def test_postgres_stopped_under_a_worker_then_back(
         assert spent < 1.0, f"the worker spun: {spent:.2f}s of CPU in 6s"
     finally:
         postgres_server.start()
-    state = wait_for(lambda: _done_after_outage(app.url, job_id), 60, "the interrupted job finished")
+    state = wait_for(
+        lambda: _done_after_outage(app.url, job_id), 60, "the interrupted job finished"
+    )
     assert state["completed_runs"] >= 1
     after = defer(app.url)
     wait_for(lambda: _done(app.url, after), 30, "a new job runs after the outage")
