@@ -4,8 +4,9 @@
 several microseconds: more than the rest of bastion's cache wrapper together,
 and a cache read is tens of microseconds. Every call of one connection gets
 the same timeout, so the deadlines fall in the order the calls began. A FIFO
-of in-flight calls and a single timer armed for the oldest one give each call
-exactly its own deadline, at the price of a deque append.
+of in-flight calls and a single timer, armed only while calls are in flight
+and at most for the oldest one's deadline, give each call its own deadline at
+the price of a deque append.
 
 The cancellation rules are ``asyncio.timeout``'s: the call's task is cancelled
 at the deadline; on the way out that cancellation is withdrawn
