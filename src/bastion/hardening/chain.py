@@ -1,4 +1,4 @@
-"""The whole request-hardening chain as one pure ASGI middleware.
+"""The whole request-hardening chain: the envelope's hooks, and ``envelope()`` to wrap an app.
 
 Order matters and is fixed here: resolve the client and scheme through
 trusted proxies first (everything after depends on them), then refuse unknown
@@ -6,9 +6,11 @@ hosts (400), then refuse cross-site unsafe requests (403), and finally add
 security headers to whatever the app answers. The request headers are read
 in one pass and shared by every step, because this code runs on every request.
 
-The resolved client and scheme are written into the scope in place (as
-uvicorn's proxy-headers middleware does) rather than into a copy, so that
-the request observer around the envelope logs the real client IP.
+:class:`Envelope` has no ASGI ``__call__``: the driver
+(:class:`bastion._driver.Driver`) runs it, writes the resolved client and
+scheme into the scope in place (as uvicorn's proxy-headers middleware does,
+so that the access line names the real client IP) and adds the headers in
+its one ``send`` wrapper.
 """
 
 from __future__ import annotations
@@ -20,15 +22,17 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Scope, Send
 
+from bastion._driver import Driver, Header, Rejection, Resolved, Screening
 from bastion.config import Settings, get_settings
 from bastion.hardening import csrf
 from bastion.hardening.headers import DEFAULT_HSTS, SecurityHeaders
 from bastion.hardening.hosts import AllowedHosts, HostError, HostReason, ParsedHost, parse_host
 from bastion.hardening.origins import DEFAULT_PORTS, Origin, TrustedOrigins
 from bastion.hardening.proxy import TrustedProxies
-from bastion.hardening.refusals import ErrorPage, Refusal, csrf_refusal, host_refusal, render
+from bastion.hardening.refusals import csrf_refusal, host_refusal
+from bastion.responses import ErrorPage, send_refusal
 
 __all__ = ["DEV_HOSTS", "Envelope", "EnvelopeConfig", "RejectHook", "envelope"]
 
@@ -140,8 +144,9 @@ def _own_origin(https: bool, value: str) -> Origin | None:
 
 
 # What each header the chain reads is, for one dict lookup per request header
-# instead of a comparison against each name in turn.
-_HOST, _ORIGIN, _REFERER, _SEC_FETCH_SITE, _XFF, _XFP, _FORWARDED = range(7)
+# instead of a comparison against each name in turn. The first three are the
+# CSRF check's, kept by position in a list of three.
+_ORIGIN, _REFERER, _SEC_FETCH_SITE, _HOST, _XFF, _XFP, _FORWARDED = range(7)
 _WANTED = {
     b"host": _HOST,
     b"origin": _ORIGIN,
@@ -155,16 +160,45 @@ _WANTED = {
 
 _NO_HOST = (HostReason.NO_HOST, HostReason.NO_HOST.value)
 _SEVERAL_HOSTS = (HostReason.SEVERAL_HOSTS, HostReason.SEVERAL_HOSTS.value)
+_SECURE_SCHEMES = frozenset({"https", "wss"})
+#: The usual decisions (nothing to refuse, nothing resolved), made once rather than per request.
+_PASSED: tuple[Screening, Screening] = ((False, None, None), (True, None, None))
 
-#: What :meth:`Envelope.screen` answers: (https, the refusal to send or None).
-Screening = tuple[bool, Refusal | None]
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("latin-1")
+
+
+class _Forwarded:
+    """The forwarded header lines of one request, in the order they came (most carry none)."""
+
+    __slots__ = ("forwarded", "xff", "xfp")
+
+    def __init__(self) -> None:
+        self.xff: list[str] = []
+        self.xfp: list[str] = []
+        self.forwarded: list[str] = []
+
+    def add(self, kind: int, value: str) -> None:
+        if kind == _XFF:
+            self.xff.append(value)
+        elif kind == _XFP:
+            self.xfp.append(value)
+        else:
+            self.forwarded.append(value)
 
 
 class Envelope:
-    """Wrap ``app`` with proxy resolution, allowed hosts, CSRF and security headers."""
+    """The envelope's hooks for the driver: proxy resolution, allowed hosts, CSRF, headers.
 
-    def __init__(self, app: ASGIApp, config: EnvelopeConfig) -> None:
-        self.app = app
+    :meth:`screen` decides on a request before the app runs and changes
+    nothing; :meth:`refuse` answers a refusal and is the one place that logs
+    and counts it. The driver (:class:`bastion._driver.Driver`) writes the
+    resolved client and scheme into the scope and adds :meth:`added_headers`
+    to every response.
+    """
+
+    def __init__(self, config: EnvelopeConfig) -> None:
         self.config = config
         self._host_exempt = _PathSet(config.host_exempt_paths)
         self._csrf_exempt = _PathSet(config.csrf_exempt_paths)
@@ -174,99 +208,61 @@ class Envelope:
         # evicts).
         self._verdict = lru_cache(maxsize=512)(self._check_host)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind != "http" and kind != "websocket":  # noqa: PLR1714 - two compares, no set
-            await self.app(scope, receive, send)
-            return
-        https, refusal = self.screen(scope)
-        if refusal is not None:
-            await self.refuse(scope, send, refusal, https)
-            return
-        if kind == "websocket":
-            await self.app(scope, receive, send)
-            return
+    def added_headers(self, https: bool) -> tuple[Header, ...]:
+        """The security headers for an https or a plain response (HSTS on https only)."""
+        return self.config.security_headers.for_response(https)
 
-        add = self.config.security_headers.add
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message = {**message, "headers": add(message.get("headers", ()), https)}
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-    def screen(self, scope: Scope) -> Screening:  # noqa: PLR0912, PLR0915 - inlined: per request
+    def screen(self, scope: Scope) -> Screening:
         """Every check of the chain on one http or websocket request, before the app runs.
 
-        Resolves the client and scheme in place, then returns whether the
-        request is https (for HSTS) and the refusal to answer, if any, which is
-        already logged and counted. :meth:`__call__` runs this; so does
-        ``protect()``'s single-pass stack, which then sends the same refusal
-        or adds the same headers in its own ``send``.
+        Returns whether the request is https (for HSTS), the rejection to
+        answer if any, and the client and scheme resolved through trusted
+        proxies when they differ from the scope's. Logs nothing, counts
+        nothing and leaves the scope as it is: this runs on every request,
+        and the driver does the rest.
+
+        The request headers the chain reads are read in one pass, into
+        locals: Origin, Referer and Sec-Fetch-Site keep the last value sent;
+        Host the first and how many came, since more than one is refused; the
+        forwarded headers every line, collected only when one is present.
         """
-        config = self.config
-        # The request headers the chain reads, in one pass, into locals (this runs
-        # on every request): Origin, Referer and Sec-Fetch-Site keep the last
-        # value sent; Host the first and how many came, since more than one is
-        # refused; the forwarded headers every line, in lists made only when
-        # such a header is present (most requests carry none).
         host_text: str | None = None
-        count = 0
-        origin = referer = sec_fetch_site = None
-        xff: list[str] | None = None
-        xfp: list[str] | None = None
-        forwarded: list[str] | None = None
+        hosts = 0
+        # Origin, Referer, Sec-Fetch-Site as sent, decoded only if the CSRF check runs.
+        browser: list[bytes | None] = [None, None, None]
+        forwarded: _Forwarded | None = None
         wanted = _WANTED
         for name, value in scope["headers"]:
             kind = wanted.get(name)
             if kind is None:
                 continue
-            if kind == _HOST:
-                if not count:
+            if kind < _HOST:
+                browser[kind] = value
+            elif kind == _HOST:
+                hosts += 1
+                if hosts == 1:
                     host_text = value.decode("latin-1")
-                count += 1
-            elif kind == _ORIGIN:
-                origin = value.decode("latin-1")
-            elif kind == _REFERER:
-                referer = value.decode("latin-1")
-            elif kind == _SEC_FETCH_SITE:
-                sec_fetch_site = value.decode("latin-1")
-            elif kind == _XFF:
-                xff = [*(xff or ()), value.decode("latin-1")]
-            elif kind == _XFP:
-                xfp = [*(xfp or ()), value.decode("latin-1")]
             else:
-                forwarded = [*(forwarded or ()), value.decode("latin-1")]
+                forwarded = forwarded or _Forwarded()
+                forwarded.add(kind, value.decode("latin-1"))
 
         client = scope.get("client")
         peer = client[0] if client else None
         scheme: str = scope.get("scheme", "http")
-        if xff or xfp or forwarded:
-            resolved = config.trusted_proxies.resolve(
-                peer, scheme, xff or (), xfp or (), forwarded or ()
-            )
-            if resolved.client != peer or resolved.scheme != scheme:
-                # Rewritten in place, as uvicorn's proxy-headers middleware does, so
-                # that outer layers (the request log, metrics) see the resolved client.
-                # A unix-socket peer has no address; a scheme-only change must not
-                # invent a (None, 0) client, which frameworks expose as a host of None.
-                if resolved.client is not None:
-                    scope["client"] = (resolved.client, client[1] if client else 0)
-                scope["scheme"] = scheme = resolved.scheme
-                peer = resolved.client
-        https = scheme == "https" or scheme == "wss"  # noqa: PLR1714 - two compares, no tuple
+        resolved = None if forwarded is None else self._resolve(client, scheme, forwarded)
+        if resolved is not None:
+            peer = resolved[0][0] if resolved[0] else None
+            scheme = resolved[1]
+        https = scheme in _SECURE_SCHEMES
 
         path: str = scope["path"]
-        if count == 1 and host_text is not None:
+        if hosts == 1 and host_text is not None:
             host, problem = self._verdict(host_text)
         else:
-            host = None
-            problem = _NO_HOST if count == 0 else _SEVERAL_HOSTS
+            host, problem = None, (_NO_HOST if hosts == 0 else _SEVERAL_HOSTS)
         if problem is not None and not self._host_exempt.matches(path):
-            host_reason, detail = problem
-            self._log_reject("host", host_reason.name, peer, scope)
-            return https, host_refusal(host_reason, detail, config.site_host)
+            refusal = host_refusal(problem[0], problem[1], self.config.site_host)
+            return https, Rejection("host", refusal, peer), resolved
 
         method = scope.get("method", "GET") if scope["type"] == "http" else "WEBSOCKET"
         if method not in csrf.SAFE_METHODS and not self._csrf_exempt.matches(path):
@@ -274,15 +270,30 @@ class Envelope:
             reason = csrf.check(
                 method,
                 own,
-                config.trusted_origins,
-                sec_fetch_site=sec_fetch_site,
-                origin=origin,
-                referer=referer,
+                self.config.trusted_origins,
+                origin=_text(browser[_ORIGIN]),
+                referer=_text(browser[_REFERER]),
+                sec_fetch_site=_text(browser[_SEC_FETCH_SITE]),
             )
             if reason is not None:
-                self._log_reject("csrf", reason.name, peer, scope)
-                return https, csrf_refusal(reason, config.site)
-        return https, None
+                refusal = csrf_refusal(reason, self.config.site)
+                return https, Rejection("csrf", refusal, peer), resolved
+        return (https, None, resolved) if resolved is not None else _PASSED[https]
+
+    def _resolve(
+        self, client: tuple[str, int] | None, scheme: str, forwarded: _Forwarded
+    ) -> Resolved | None:
+        """The client and scheme the trusted proxies vouch for; None when nothing changes."""
+        peer = client[0] if client else None
+        resolution = self.config.trusted_proxies.resolve(
+            peer, scheme, forwarded.xff, forwarded.xfp, forwarded.forwarded
+        )
+        if resolution.client == peer and resolution.scheme == scheme:
+            return None
+        address = None
+        if resolution.client is not None:
+            address = (resolution.client, client[1] if client else 0)
+        return address, resolution.scheme
 
     def _check_host(self, value: str) -> tuple[ParsedHost | None, tuple[HostReason, str] | None]:
         """One Host line: the parsed host (None if malformed) and the refusal's reason, if any."""
@@ -293,48 +304,46 @@ class Envelope:
             return parsed, (HostReason.HOST_NOT_ALLOWED, HostReason.HOST_NOT_ALLOWED.value)
         return parsed, None
 
-    def _log_reject(self, kind: str, reason: str, client: str | None, scope: Scope) -> None:
+    async def refuse(self, scope: Scope, send: Send, rejection: Rejection) -> None:
+        """Say it (one WARNING line, the metrics hook), then answer it.
+
+        An http request gets the refusal in the client's language (see
+        :mod:`bastion.responses`); a websocket a close with code 1008 before
+        it was ever accepted.
+        """
+        self._report(scope, rejection)
+        refusal = rejection.refusal
+        if scope["type"] == "websocket":
+            reason = f"{refusal.title}: {refusal.reason}"
+            await send({"type": "websocket.close", "code": 1008, "reason": reason[:120]})
+            return
+        await send_refusal(scope, send, refusal, page=self.config.error_page)
+
+    def _report(self, scope: Scope, rejection: Rejection) -> None:
+        """The one WARNING line on ``bastion.hardening`` and the ``on_reject`` hook."""
+        kind, reason = rejection.kind, rejection.refusal.reason
+        # The access line labels the request with REJECTED rather than a route.
         scope["bastion.rejected"] = kind
         logger.warning(
             "%s rejected reason=%s client=%s method=%s path=%r",
             kind,
             reason,
-            client or "-",
+            rejection.client or "-",
             scope.get("method", "WEBSOCKET"),
             scope["path"][:200],
-            extra={"reject": kind, "reason": reason, "client_ip": client},
+            extra={"reject": kind, "reason": reason, "client_ip": rejection.client},
         )
         if self.config.on_reject is not None:
             self.config.on_reject(kind, reason)
 
-    async def refuse(self, scope: Scope, send: Send, refusal: Refusal, https: bool) -> None:
-        """Answer ``refusal`` (a close with code 1008 on a websocket), with the security headers."""
-        if scope["type"] == "websocket":
-            reason = f"{refusal.title}: {refusal.reason}"
-            await send({"type": "websocket.close", "code": 1008, "reason": reason[:120]})
-            return
-        body, media = render(refusal, scope, self.config.error_page)
-        raw_headers = [
-            (b"content-type", media),
-            (b"content-length", str(len(body)).encode()),
-            (b"cache-control", b"no-store"),
-            (b"vary", b"Accept, Content-Type"),
-        ]
-        await send(
-            {
-                "type": "http.response.start",
-                "status": refusal.status,
-                "headers": self.config.security_headers.add(raw_headers, https),
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
 
-
-def envelope(app: ASGIApp, settings: Settings | None = None, **options: Any) -> Envelope:
+def envelope(app: ASGIApp, settings: Settings | None = None, **options: Any) -> Driver:
     """Wrap any ASGI app with the full chain, configured from ``settings``.
 
-    ``options`` go to :meth:`EnvelopeConfig.from_settings` (exempt paths,
-    header overrides, HSTS value, a rejection hook).
+    The driver with the envelope's hooks alone (no request id, no access
+    line, no failure rule; ``protect()`` adds those). ``options`` go to
+    :meth:`EnvelopeConfig.from_settings` (exempt paths, header overrides,
+    HSTS value, a rejection hook, an error page).
     """
     config = EnvelopeConfig.from_settings(settings or get_settings(), **options)
-    return Envelope(app, config)
+    return Driver(app, envelope=Envelope(config))
