@@ -257,7 +257,7 @@ async def test_all_hooks_together_add_every_header_once(
         assert sent.header(name)  # each exactly once
     request_id = sent.header("x-request-id")
     assert apps.seen[0]["bastion.request_id"] == request_id
-    assert record.request_id == request_id  # type: ignore[attr-defined]
+    assert record.request_id == request_id
     assert requests_total(metrics, 200) == 1
 
 
