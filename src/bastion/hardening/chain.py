@@ -191,10 +191,10 @@ class _Forwarded:
 class Envelope:
     """The envelope's hooks for the driver: proxy resolution, allowed hosts, CSRF, headers.
 
-    :meth:`screen` decides on a request before the app runs and changes
-    nothing; :meth:`refuse` answers a refusal and is the one place that logs
+    :meth:`Envelope.screen` decides on a request before the app runs and changes
+    nothing; :meth:`Envelope.refuse` answers a refusal and is the one place that logs
     and counts it. The driver (:class:`bastion._driver.Driver`) writes the
-    resolved client and scheme into the scope and adds :meth:`added_headers`
+    resolved client and scheme into the scope and adds :meth:`Envelope.added_headers`
     to every response.
     """
 

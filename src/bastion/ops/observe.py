@@ -34,7 +34,10 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 class RequestObserver:
-    """The observer's hooks for the driver: :meth:`begin` and :meth:`end` of each http request."""
+    """The observer's hooks for the driver: the begin and the end of each http request.
+
+    See :meth:`RequestObserver.begin` and :meth:`RequestObserver.end`.
+    """
 
     def __init__(
         self,
