@@ -59,8 +59,7 @@ class Rejection:
     client: str | None
 
 
-#: The client and scheme resolved through trusted proxies, to write into the scope
-#: (a client of None leaves the scope's as it is: a unix socket has no address).
+#: The client and scheme resolved through trusted proxies, to write into the scope.
 Resolved = tuple[tuple[str, int] | None, str]
 
 #: What :meth:`EnvelopeHooks.screen` answers: https (for HSTS), the rejection to answer or
@@ -171,8 +170,8 @@ class Driver:
         added = self._plain
         if envelope is not None:
             https, rejection, resolved = envelope.screen(scope)
-            if resolved is not None:
-                _resolve(scope, resolved)
+            if resolved is not None:  # in place, as in _resolve (inlined: every request)
+                scope["client"], scope["scheme"] = resolved
             if https:
                 added = self._secure
         names = self.header_names
@@ -212,14 +211,9 @@ def _resolve(scope: Scope, resolved: Resolved) -> None:
     """Write the resolved client and scheme in place, as uvicorn's proxy-headers middleware does.
 
     In place rather than in a copy, so that everything after (the access line,
-    the app) sees the real client. A client of None (a unix-socket peer has
-    no address) leaves the scope's: a scheme-only change must not invent a
-    ``(None, 0)`` client, which frameworks expose as a host of None.
+    the app) sees the real client.
     """
-    client, scheme = resolved
-    if client is not None:
-        scope["client"] = client
-    scope["scheme"] = scheme
+    scope["client"], scope["scheme"] = resolved
 
 
 def add_missing(

@@ -165,29 +165,6 @@ _SECURE_SCHEMES = frozenset({"https", "wss"})
 _PASSED: tuple[Screening, Screening] = ((False, None, None), (True, None, None))
 
 
-def _text(value: bytes | None) -> str | None:
-    return None if value is None else value.decode("latin-1")
-
-
-class _Forwarded:
-    """The forwarded header lines of one request, in the order they came (most carry none)."""
-
-    __slots__ = ("forwarded", "xff", "xfp")
-
-    def __init__(self) -> None:
-        self.xff: list[str] = []
-        self.xfp: list[str] = []
-        self.forwarded: list[str] = []
-
-    def add(self, kind: int, value: str) -> None:
-        if kind == _XFF:
-            self.xff.append(value)
-        elif kind == _XFP:
-            self.xfp.append(value)
-        else:
-            self.forwarded.append(value)
-
-
 class Envelope:
     """The envelope's hooks for the driver: proxy resolution, allowed hosts, CSRF, headers.
 
@@ -230,7 +207,8 @@ class Envelope:
         hosts = 0
         # Origin, Referer, Sec-Fetch-Site as sent, decoded only if the CSRF check runs.
         browser: list[bytes | None] = [None, None, None]
-        forwarded: _Forwarded | None = None
+        # The forwarded header lines by kind, in the order they came; most requests have none.
+        forwarded: dict[int, list[str]] | None = None
         wanted = _WANTED
         for name, value in scope["headers"]:
             kind = wanted.get(name)
@@ -243,8 +221,8 @@ class Envelope:
                 if hosts == 1:
                     host_text = value.decode("latin-1")
             else:
-                forwarded = forwarded or _Forwarded()
-                forwarded.add(kind, value.decode("latin-1"))
+                forwarded = forwarded or {}
+                forwarded.setdefault(kind, []).append(value.decode("latin-1"))
 
         client = scope.get("client")
         peer = client[0] if client else None
@@ -267,13 +245,14 @@ class Envelope:
         method = scope.get("method", "GET") if scope["type"] == "http" else "WEBSOCKET"
         if method not in csrf.SAFE_METHODS and not self._csrf_exempt.matches(path):
             own = _own_origin(https, host_text) if host is not None and host_text else None
+            origin, referer, site = browser
             reason = csrf.check(
                 method,
                 own,
                 self.config.trusted_origins,
-                origin=_text(browser[_ORIGIN]),
-                referer=_text(browser[_REFERER]),
-                sec_fetch_site=_text(browser[_SEC_FETCH_SITE]),
+                origin=None if origin is None else origin.decode("latin-1"),
+                referer=None if referer is None else referer.decode("latin-1"),
+                sec_fetch_site=None if site is None else site.decode("latin-1"),
             )
             if reason is not None:
                 refusal = csrf_refusal(reason, self.config.site)
@@ -281,19 +260,22 @@ class Envelope:
         return (https, None, resolved) if resolved is not None else _PASSED[https]
 
     def _resolve(
-        self, client: tuple[str, int] | None, scheme: str, forwarded: _Forwarded
+        self, client: tuple[str, int] | None, scheme: str, forwarded: dict[int, list[str]]
     ) -> Resolved | None:
         """The client and scheme the trusted proxies vouch for; None when nothing changes."""
         peer = client[0] if client else None
+        get = forwarded.get
         resolution = self.config.trusted_proxies.resolve(
-            peer, scheme, forwarded.xff, forwarded.xfp, forwarded.forwarded
+            peer, scheme, get(_XFF, ()), get(_XFP, ()), get(_FORWARDED, ())
         )
         if resolution.client == peer and resolution.scheme == scheme:
             return None
-        address = None
-        if resolution.client is not None:
-            address = (resolution.client, client[1] if client else 0)
-        return address, resolution.scheme
+        # A unix-socket peer has no address: a scheme-only change keeps the scope's
+        # client rather than invent a (None, 0) one, which frameworks expose as a host
+        # of None.
+        if resolution.client is None:
+            return client, resolution.scheme
+        return (resolution.client, client[1] if client else 0), resolution.scheme
 
     def _check_host(self, value: str) -> tuple[ParsedHost | None, tuple[HostReason, str] | None]:
         """One Host line: the parsed host (None if malformed) and the refusal's reason, if any."""
