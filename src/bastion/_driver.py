@@ -138,18 +138,6 @@ class Driver:
         #: Every header name the ``send`` wrapper may add, to tell at once whether the app set any.
         self.header_names = frozenset(names)
 
-    async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """A websocket is screened, then handed over untouched; anything else passes through."""
-        envelope = self.envelope
-        if scope["type"] == "websocket" and envelope is not None:
-            _, rejection, resolved = envelope.screen(scope)
-            if resolved is not None:
-                _resolve(scope, resolved)
-            if rejection is not None:
-                await envelope.refuse(scope, send, rejection)
-                return
-        await self.app(scope, receive, send)
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self._other(scope, receive, send)
@@ -205,6 +193,18 @@ class Driver:
         finally:
             if observer is not None:
                 observer.end(scope, status, time.perf_counter() - started, request_id)
+
+    async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A websocket is screened, then handed over untouched; anything else passes through."""
+        envelope = self.envelope
+        if scope["type"] == "websocket" and envelope is not None:
+            _, rejection, resolved = envelope.screen(scope)
+            if resolved is not None:
+                _resolve(scope, resolved)
+            if rejection is not None:
+                await envelope.refuse(scope, send, rejection)
+                return
+        await self.app(scope, receive, send)
 
 
 def _resolve(scope: Scope, resolved: Resolved) -> None:

@@ -30,7 +30,7 @@ from bastion.hardening import csrf
 from bastion.hardening.headers import DEFAULT_HSTS, SecurityHeaders
 from bastion.hardening.hosts import AllowedHosts, HostError, HostReason, ParsedHost, parse_host
 from bastion.hardening.origins import DEFAULT_PORTS, Origin, TrustedOrigins
-from bastion.hardening.proxy import TrustedProxies
+from bastion.hardening.proxy import Resolution, TrustedProxies
 from bastion.hardening.refusals import csrf_refusal, host_refusal
 from bastion.responses import ErrorPage, send_refusal
 
@@ -143,6 +143,9 @@ def _own_origin(https: bool, value: str) -> Origin | None:
     return Origin(scheme, host.name, port)
 
 
+#: A Host line's verdict: the parsed host (None if malformed) and the refusal's reason, if any.
+HostVerdict = tuple[ParsedHost | None, tuple[HostReason, str] | None]
+
 # What each header the chain reads is, for one dict lookup per request header
 # instead of a comparison against each name in turn. The first three are the
 # CSRF check's, kept by position in a list of three.
@@ -158,9 +161,20 @@ _WANTED = {
 }
 
 
-_NO_HOST = (HostReason.NO_HOST, HostReason.NO_HOST.value)
-_SEVERAL_HOSTS = (HostReason.SEVERAL_HOSTS, HostReason.SEVERAL_HOSTS.value)
+#: The verdict on a request with no Host ([False]) or several ([True]).
+_NOT_ONE_HOST: tuple[HostVerdict, HostVerdict] = (
+    (None, (HostReason.NO_HOST, HostReason.NO_HOST.value)),
+    (None, (HostReason.SEVERAL_HOSTS, HostReason.SEVERAL_HOSTS.value)),
+)
 _SECURE_SCHEMES = frozenset({"https", "wss"})
+#: Forwarded lines longer than this, in all, are resolved every time rather than remembered.
+_REMEMBERED_LENGTH = 512
+
+
+def _lines(text: bytes | None) -> list[str]:
+    return [] if text is None else [text.decode("latin-1")]
+
+
 #: The usual decisions (nothing to refuse, nothing resolved), made once rather than per request.
 _PASSED: tuple[Screening, Screening] = ((False, None, None), (True, None, None))
 
@@ -184,6 +198,9 @@ class Envelope:
         # so it is remembered, in a bounded cache (a flood of made-up hosts only
         # evicts).
         self._verdict = lru_cache(maxsize=512)(self._check_host)
+        # The resolution of each distinct (peer, scheme, forwarded lines), bounded: the
+        # lines are client-written, and a flood of new ones only evicts.
+        self._resolved = lru_cache(maxsize=1024)(self._resolve_text)
 
     def added_headers(self, https: bool) -> tuple[Header, ...]:
         """The security headers for an https or a plain response (HSTS on https only)."""
@@ -203,41 +220,44 @@ class Envelope:
         Host the first and how many came, since more than one is refused; the
         forwarded headers every line, collected only when one is present.
         """
-        host_text: str | None = None
+        host_text = ""
         hosts = 0
         # Origin, Referer, Sec-Fetch-Site as sent, decoded only if the CSRF check runs.
-        browser: list[bytes | None] = [None, None, None]
-        # The forwarded header lines by kind, in the order they came; most requests have none.
-        forwarded: dict[int, list[str]] | None = None
+        origin = referer = site = None
+        # X-Forwarded-For, X-Forwarded-Proto and Forwarded lines in the order they came,
+        # in lists made only when one is present (most requests carry none).
+        forwarded: tuple[list[bytes], list[bytes], list[bytes]] | None = None
         wanted = _WANTED
         for name, value in scope["headers"]:
             kind = wanted.get(name)
             if kind is None:
                 continue
-            if kind < _HOST:
-                browser[kind] = value
+            if kind == _ORIGIN:
+                origin = value
+            elif kind == _REFERER:
+                referer = value
+            elif kind == _SEC_FETCH_SITE:
+                site = value
             elif kind == _HOST:
                 hosts += 1
                 if hosts == 1:
                     host_text = value.decode("latin-1")
             else:
-                forwarded = forwarded or {}
-                forwarded.setdefault(kind, []).append(value.decode("latin-1"))
+                forwarded = forwarded or ([], [], [])
+                forwarded[kind - _XFF].append(value)
 
         client = scope.get("client")
         peer = client[0] if client else None
         scheme: str = scope.get("scheme", "http")
-        resolved = None if forwarded is None else self._resolve(client, scheme, forwarded)
+        resolved = None if forwarded is None else self._resolve(client, peer, scheme, forwarded)
         if resolved is not None:
             peer = resolved[0][0] if resolved[0] else None
             scheme = resolved[1]
         https = scheme in _SECURE_SCHEMES
 
         path: str = scope["path"]
-        if hosts == 1 and host_text is not None:
-            host, problem = self._verdict(host_text)
-        else:
-            host, problem = None, (_NO_HOST if hosts == 0 else _SEVERAL_HOSTS)
+        # One Host: its verdict (remembered); none or several: refused, whatever they say.
+        host, problem = self._verdict(host_text) if hosts == 1 else _NOT_ONE_HOST[hosts > 1]
         if problem is not None and not self._host_exempt.matches(path):
             refusal = host_refusal(problem[0], problem[1], self.config.site_host)
             return https, Rejection("host", refusal, peer), resolved
@@ -245,7 +265,6 @@ class Envelope:
         method = scope.get("method", "GET") if scope["type"] == "http" else "WEBSOCKET"
         if method not in csrf.SAFE_METHODS and not self._csrf_exempt.matches(path):
             own = _own_origin(https, host_text) if host is not None and host_text else None
-            origin, referer, site = browser
             reason = csrf.check(
                 method,
                 own,
@@ -260,14 +279,29 @@ class Envelope:
         return (https, None, resolved) if resolved is not None else _PASSED[https]
 
     def _resolve(
-        self, client: tuple[str, int] | None, scheme: str, forwarded: dict[int, list[str]]
+        self,
+        client: tuple[str, int] | None,
+        peer: str | None,
+        scheme: str,
+        forwarded: tuple[list[bytes], list[bytes], list[bytes]],
     ) -> Resolved | None:
-        """The client and scheme the trusted proxies vouch for; None when nothing changes."""
-        peer = client[0] if client else None
-        get = forwarded.get
-        resolution = self.config.trusted_proxies.resolve(
-            peer, scheme, get(_XFF, ()), get(_XFP, ()), get(_FORWARDED, ())
+        """The client and scheme the trusted proxies vouch for; None when nothing changes.
+
+        The lines of each header count as one line joined by commas (a list
+        either way), so a request is known by five short values: behind a
+        proxy, the same few clients come again and again, and their
+        resolution is remembered (a bounded LRU; lines longer than
+        :data:`_REMEMBERED_LENGTH` in all are resolved every time).
+        """
+        xff, xfp, other = forwarded
+        joined = (
+            b",".join(xff) if xff else None,
+            b",".join(xfp) if xfp else None,
+            b",".join(other) if other else None,
         )
+        size = sum(len(text) for text in joined if text is not None)
+        resolve = self._resolved if size <= _REMEMBERED_LENGTH else self._resolve_text
+        resolution = resolve(peer, scheme, *joined)
         if resolution.client == peer and resolution.scheme == scheme:
             return None
         # A unix-socket peer has no address: a scheme-only change keeps the scope's
@@ -277,7 +311,20 @@ class Envelope:
             return client, resolution.scheme
         return (resolution.client, client[1] if client else 0), resolution.scheme
 
-    def _check_host(self, value: str) -> tuple[ParsedHost | None, tuple[HostReason, str] | None]:
+    def _resolve_text(
+        self,
+        peer: str | None,
+        scheme: str,
+        xff: bytes | None,
+        xfp: bytes | None,
+        other: bytes | None,
+    ) -> Resolution:
+        """:meth:`TrustedProxies.resolve` on the joined lines (None: that header was absent)."""
+        return self.config.trusted_proxies.resolve(
+            peer, scheme, _lines(xff), _lines(xfp), _lines(other)
+        )
+
+    def _check_host(self, value: str) -> HostVerdict:
         """One Host line: the parsed host (None if malformed) and the refusal's reason, if any."""
         parsed = _host(value)
         if not isinstance(parsed, ParsedHost):
