@@ -147,8 +147,8 @@ def _own_origin(https: bool, value: str) -> Origin | None:
 HostVerdict = tuple[ParsedHost | None, tuple[HostReason, str] | None]
 
 # What each header the chain reads is, for one dict lookup per request header
-# instead of a comparison against each name in turn. The first three are the
-# CSRF check's, kept by position in a list of three.
+# instead of a comparison against each name in turn. The last three are the
+# forwarded headers, kept by position (kind - _XFF) in a tuple of three lists.
 _ORIGIN, _REFERER, _SEC_FETCH_SITE, _HOST, _XFF, _XFP, _FORWARDED = range(7)
 _WANTED = {
     b"host": _HOST,
