@@ -26,7 +26,8 @@ from starlette.types import ASGIApp, Scope, Send
 
 from bastion._driver import Driver, Header, Rejection, Resolved, Screening
 from bastion.config import Settings, get_settings
-from bastion.hardening import csrf
+from bastion.hardening.csrf import SAFE_METHODS
+from bastion.hardening.csrf import check as check_csrf
 from bastion.hardening.headers import DEFAULT_HSTS, SecurityHeaders
 from bastion.hardening.hosts import AllowedHosts, HostError, HostReason, ParsedHost, parse_host
 from bastion.hardening.origins import DEFAULT_PORTS, Origin, TrustedOrigins
@@ -263,9 +264,9 @@ class Envelope:
             return https, Rejection("host", refusal, peer), resolved
 
         method = scope.get("method", "GET") if scope["type"] == "http" else "WEBSOCKET"
-        if method not in csrf.SAFE_METHODS and not self._csrf_exempt.matches(path):
+        if method not in SAFE_METHODS and not self._csrf_exempt.matches(path):
             own = _own_origin(https, host_text) if host is not None and host_text else None
-            reason = csrf.check(
+            reason = check_csrf(
                 method,
                 own,
                 self.config.trusted_origins,
