@@ -21,7 +21,7 @@ Every round runs bare first and then each layer, and a layer's figure is the
 bare median plus the median of its per-round differences from bare (paired,
 so that a slow moment of a shared machine hits both sides of a difference).
 Figures are microseconds per request. ``parts`` (current bastion only) times
-the pieces of ``protect()``'s one pass on their own, in the same process.
+the pieces of ``protect()``'s driver on their own, in the same process.
 
 It runs in a fresh process (``python -m bench.inprocess`` prints JSON), so
 that the harness can run it against an older bastion too, by putting that
@@ -220,32 +220,34 @@ async def measure(rounds: int, count: int) -> dict[str, dict[str, float]]:
 
 
 def _parts() -> dict[str, float]:
-    """µs per call of each piece of ``protect()``'s one pass (bastion.ops.onepass), best of 5."""
+    """µs per call of each piece of ``protect()``'s driver (bastion._driver), best of 5."""
     try:
-        from bastion.ops.onepass import OnePass
-    except ImportError:  # an older bastion (--baseline) has no one pass
+        from bastion._driver import Driver, add_missing
+    except ImportError:  # an older bastion (--baseline) has no driver
         return {}
     from bastion.ops.metrics import Metrics
     from bastion.stack import protect
     from bench.apps import bare_app, bench_settings
 
     stack = protect(bare_app(), bench_settings(), metrics=Metrics())
-    assert isinstance(stack, OnePass)
+    assert isinstance(stack, Driver)
+    assert stack.observer is not None
+    assert stack.envelope is not None
     get, post = _scope("GET", "/json", []), _scope("POST", "/submit", _POST_HEADERS)
     headers = [(b"content-length", b"11"), (b"content-type", b"application/json")]
     start = {"type": "http.response.start", "status": 200, "headers": headers}
     stamp = (b"x-request-id", b"0" * 32)
-    add = stack.config.security_headers.add
+    added, names = stack.envelope.added_headers(False), stack.header_names
     observer, screen = stack.observer, stack.envelope.screen
     pieces: dict[str, Callable[[], object]] = {
-        "request id": lambda: observer.request_id(get),
+        "request id": lambda: observer.begin(get),
         "checks, GET (proxy, Host)": lambda: screen(get),
         "checks, POST (proxy, Host, CSRF)": lambda: screen(post),
         "security headers + id on the response start": lambda: {
             **start,
-            "headers": add(headers, False, stamp),
+            "headers": add_missing(headers, added, names, stamp),
         },
-        "metrics + access-log check (log off)": lambda: observer.record(get, 200, 0.001, "x"),
+        "metrics + access-log check (log off)": lambda: observer.end(get, 200, 0.001, "x"),
     }
     return {
         name: min(timeit.repeat(piece, number=20_000, repeat=5)) / 20_000 * 1e6

@@ -17,7 +17,7 @@ from starlette.routing import Route
 from bastion import Bastion
 from bastion.audit import recent
 from bastion.auth import client_of
-from bastion.guard import Client
+from bastion.guard import Client, FailReason
 from bastion_example.forms import form_page
 from bastion_example.guards import guard_sandbox
 from bastion_example.templating import templates
@@ -80,7 +80,7 @@ async def trip(request: Request) -> Response:
         decision = await guard.attempt(client, SANDBOX_ACCOUNT)
         if not decision.allowed:
             break
-        await guard.failed(client, SANDBOX_ACCOUNT, "bad_password", decision)
+        await guard.failed(client, SANDBOX_ACCOUNT, FailReason.BAD_PASSWORD, decision)
     await guard.blocked.flush()  # so the page shows the refusal's row at once
     return RedirectResponse(f"/sandbox/sign-in?tripped={attempts}", status_code=303)
 

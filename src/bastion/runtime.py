@@ -12,10 +12,10 @@ it in the right order (the guard's last audit tallies before the database).
     ...
     app = bastion.protect(app, logins=[LoginRoute("/auth/jwt/login")])
 
-Nothing here is framework-specific: :meth:`protect` returns a pure ASGI app,
-and the operations endpoints are answered inside it, so Starlette, FastAPI
-and Litestar get the same ``/api/health``, ``/api/health/live`` and
-``/api/metrics``.
+Nothing here is framework-specific: :meth:`Bastion.protect` returns the
+pure ASGI driver of :mod:`bastion.stack` around the app, and the operations
+endpoints are answered inside it, so Starlette, FastAPI and Litestar get the
+same ``/api/health``, ``/api/health/live`` and ``/api/metrics``.
 """
 
 from __future__ import annotations
@@ -94,7 +94,14 @@ class Bastion:
     ) -> ASGIApp:
         """``app`` inside the whole per-request stack, with this object's metrics.
 
-        request -> observer -> envelope -> operations endpoints -> login guard -> ``app``
+        request -> driver (observer, envelope, failure rule: :func:`bastion.stack.protect`)
+                -> operations endpoints -> login guard -> ``app``
+
+        The driver is the same one :func:`bastion.stack.protect` builds: its
+        hooks name, screen and record every request, and whatever the
+        operations endpoints, the guard or ``app`` answer passes through its
+        one ``send`` wrapper (security headers, request id). The guard's
+        refusals are answered like the envelope's (:mod:`bastion.responses`).
 
         ``logins`` are login routes of ``app`` to guard (see
         :class:`~bastion.guard.LoginRoute`); ``operations=False`` leaves the

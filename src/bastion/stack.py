@@ -1,22 +1,23 @@
 """``protect(app)``: the whole per-request stack in one call, in the one right order.
 
-    request -> RequestObserver (id, access log, metrics)
-            -> Envelope (proxy resolver -> hosts -> CSRF -> security headers)
-            -> FailureGuard (client gone -> 499; a bug -> clean 500, one ERROR line)
-            -> your app
+    request -> observer      begin: the request id (a trusted proxy's, or a new one)
+            -> envelope      screen: proxy resolver -> hosts -> CSRF; a refusal is answered here
+            -> your app      (the failure rule catches what escapes it)
+            <- failure rule  client gone -> 499; a bug -> one ERROR line, a clean 500
+            <- envelope      the security headers the app did not set, and the request id
+            <- observer      end: the access line and the request metrics
 
-The observer is outermost so that refused requests are logged and counted
-too, and it reads the client IP the envelope resolved. The guard is
-innermost so that the 500 it answers for a failed app still passes through
-the envelope and gets the security headers and the request id.
-
-Each layer does its own job with its own ``send`` wrapper when used on its own: the observer
-stamps its request id and notes the status, the envelope adds the security
-headers, the guard notes whether an answer began. None reads another's state
-from the scope but the request id, which the observer publishes. Inside
-``protect()`` the three are built as three layers and then run as one
-(:class:`~bastion.ops.onepass.OnePass`): the same code, with one call and
-one ``send`` wrapper per http request instead of three.
+The three concerns are hook objects with no ASGI ``__call__`` of their own
+(:class:`~bastion.ops.observe.RequestObserver`,
+:class:`~bastion.hardening.Envelope`, :class:`~bastion.ops.failures.FailureRule`),
+and one small pure-ASGI driver (:class:`bastion._driver.Driver`) runs them:
+one call, one ``send`` wrapper and one pass over the response headers per
+request. The observer comes first and ends last, so refused requests are
+logged and counted too, with the client IP the envelope resolved; the
+failure rule's 500 is sent through the same wrapper, so it gets the
+security headers and the request id. ``bastion.hardening.envelope()`` is the
+same driver with the envelope's hooks alone, and :meth:`bastion.Bastion.protect`
+calls this function.
 """
 
 from __future__ import annotations
@@ -25,12 +26,12 @@ from typing import Any
 
 from starlette.types import ASGIApp
 
+from bastion._driver import Driver
 from bastion.config import Settings, get_settings
-from bastion.hardening import envelope
-from bastion.ops.failures import FailureGuard
+from bastion.hardening import Envelope, EnvelopeConfig
+from bastion.ops.failures import FailureRule
 from bastion.ops.metrics import Metrics
 from bastion.ops.observe import RequestObserver
-from bastion.ops.onepass import OnePass
 
 __all__ = ["protect"]
 
@@ -41,15 +42,21 @@ def protect(
     *,
     metrics: Metrics | None = None,
     **envelope_options: Any,
-) -> OnePass:
-    """Wrap ``app``; pass ``metrics`` to count every decision (None: no metrics work at all)."""
+) -> Driver:
+    """Wrap ``app``; pass ``metrics`` to count every decision (None: no metrics work at all).
+
+    ``envelope_options`` go to :meth:`~bastion.hardening.EnvelopeConfig.from_settings`
+    (exempt paths, header overrides, HSTS value, a rejection hook, an error
+    page; the page renders the failure rule's 500 for browsers too).
+    """
     settings = settings or get_settings()
     if metrics is not None:
         envelope_options.setdefault("on_reject", metrics.on_reject)
-    hardened = envelope(FailureGuard(app), settings, **envelope_options)
-    observer = RequestObserver(
-        hardened,
-        metrics=metrics,
-        trusted_proxies=hardened.config.trusted_proxies,
+    config = EnvelopeConfig.from_settings(settings, **envelope_options)
+    return Driver(
+        app,
+        observer=RequestObserver(metrics=metrics, trusted_proxies=config.trusted_proxies),
+        envelope=Envelope(config),
+        failures=FailureRule(),
+        error_page=config.error_page,
     )
-    return OnePass(observer)

@@ -12,8 +12,9 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
+from bastion._driver import Driver
 from bastion.config import load_settings
-from bastion.hardening import Envelope, envelope
+from bastion.hardening import envelope
 from tests.support.asgi import call
 
 SITE = "https://app.example.com"
@@ -52,7 +53,7 @@ class App:
         )
 
 
-def wrap(app: App, **settings: str) -> Envelope:
+def wrap(app: App, **settings: str) -> Driver:
     values = {"APP_URL": SITE, "ALLOWED_HOSTS": "app.example.com", **settings}
     return envelope(app.asgi, load_settings(**values), csrf_exempt_paths=["/hooks/"])
 

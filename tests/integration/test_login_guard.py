@@ -87,7 +87,12 @@ async def test_the_account_is_counted_however_it_is_sent(
     )
     as_json = await client.post("/login", json={"username": " ADA@example.com ", "password": "x"})
     assert [form.status_code, multipart.status_code, as_json.status_code] == [400, 400, 429]
-    assert as_json.json() == {"detail": "too many sign-in attempts; try again later"}
+    refusal = as_json.json()
+    assert refusal == {
+        "error": "Too Many Requests",
+        "reason": "RATE_LIMITED",
+        "hint": f"wait {as_json.headers['retry-after']} seconds, then try again",
+    }
     assert as_json.headers["ratelimit-limit"] == "2"
     assert int(as_json.headers["retry-after"]) >= 1
     assert login.calls == 2, "the refused attempt never reached the handler"
@@ -103,14 +108,14 @@ async def test_a_body_without_a_readable_account_still_counts_against_the_ip(
 ) -> None:
     _, login, client = guarded
     bodies: list[dict[str, Any]] = [
-        {"content": b"\xff\xfe not a form", "headers": {"content-type": "application/json"}},
-        {"content": b"[" * 5000, "headers": {"content-type": "application/json"}},
         {
             "content": b"password=x",
             "headers": {"content-type": "application/x-www-form-urlencoded"},
         },
         {"content": b"--b\r\n\r\n", "headers": {"content-type": "multipart/form-data; boundary=b"}},
         {"content": b"username=a%40b.c", "headers": {"content-type": "text/plain"}},
+        {"content": b'["a@b.c"]', "headers": {"content-type": "application/json"}},
+        {"content": b'{"username": 5}', "headers": {"content-type": "application/json"}},
     ]
     statuses = [(await client.post("/login", **body)).status_code for body in bodies]
     # All five share the "no account" bucket (2/minute), and all five count against the IP.
@@ -121,13 +126,77 @@ async def test_a_body_without_a_readable_account_still_counts_against_the_ip(
     assert refused.headers["ratelimit-limit"] == "5", "refused by the per-IP limit"
 
 
-async def test_an_oversized_body_is_refused_before_anything_else(
+@pytest.mark.parametrize(
+    ("content", "content_type", "status", "reason", "detail"),
+    [
+        (b"\xff\xfe{}", "application/json", 400, "INVALID_BODY", "body is not valid UTF-8"),
+        (b"[" * 5000, "application/json", 400, "INVALID_BODY", "nested deeper than 32"),
+        (
+            b'{"username": "a@b.c", "username": "d@e.f"}',
+            "application/json",
+            400,
+            "INVALID_BODY",
+            'duplicate key "username"',
+        ),
+        (
+            b"username=a%40b.c&username=d%40e.f",
+            "application/x-www-form-urlencoded",
+            400,
+            "INVALID_BODY",
+            "username is sent more than once",
+        ),
+        (
+            b"username=%00",
+            "application/x-www-form-urlencoded",
+            400,
+            "INVALID_BODY",
+            "username contains a NUL character",
+        ),
+        (
+            b'--b\r\nContent-Disposition: form-data; name="username"\r\n\r\na@b.c\r\n'
+            b'--b\r\nContent-Disposition: form-data; name="username"\r\n\r\nd@e.f\r\n--b--\r\n',
+            "multipart/form-data; boundary=b",
+            400,
+            "INVALID_BODY",
+            "username is sent more than once",
+        ),
+        (
+            b"{}",
+            "application/json; charset=latin-1",
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "charset must be utf-8",
+        ),
+    ],
+)
+async def test_a_body_every_endpoint_refuses_is_refused_here_too_and_counts_nothing(
     guarded: tuple[Bastion, LoginApp, httpx.AsyncClient],
+    content: bytes,
+    content_type: str,
+    status: int,
+    reason: str,
+    detail: str,
 ) -> None:
+    """The rules of bastion.body: the guard and the handler never read two different accounts."""
     _, login, client = guarded
-    response = await client.post("/login", data={"username": "a@example.com", "pad": "x" * 20_000})
-    assert response.status_code == 413
+    headers = {"content-type": content_type, "accept": "application/json"}
+    for _ in range(6):  # more than the per-IP limit (5/minute): none of them is counted
+        response = await client.post("/login", content=content, headers=headers)
+        assert response.status_code == status
+        refusal = response.json()
+        assert set(refusal) == {"error", "reason", "hint"}
+        assert refusal["reason"] == reason
+        assert detail in refusal["hint"]
+        assert response.headers["cache-control"] == "no-store"
+        assert response.headers["x-content-type-options"] == "nosniff"
+    if "json" not in content_type:  # a client that sends JSON reads JSON; others read text
+        plain = await client.post("/login", content=content, headers={"content-type": content_type})
+        assert plain.text.startswith(f"{refusal['error']}: ")
+        assert plain.text.splitlines()[0].endswith(f"[{reason}]")
     assert login.calls == 0
+    allowed = await client.post("/login", data={"username": "a@example.com", "password": "x"})
+    assert allowed.status_code == 400, "the handler's answer: nothing was counted before"
+    assert login.calls == 1
 
 
 async def test_other_methods_and_paths_pass_through_uncounted(

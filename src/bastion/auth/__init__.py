@@ -6,7 +6,7 @@ envelope wraps; build the service with ``AuthService.from_settings``.
 
 from __future__ import annotations
 
-from bastion.auth.api import FAILED_SIGN_IN, RATE_LIMITED, auth_routes, client_of, read_credentials
+from bastion.auth.api import FAILED_SIGN_IN, auth_routes, client_of, read_credentials
 from bastion.auth.cookies import clear_session_cookie, read_session_cookie, set_session_cookie
 from bastion.auth.emails import InvalidEmail, normalise_email
 from bastion.auth.passwords import Passwords, Verification
@@ -24,7 +24,6 @@ from bastion.auth.sessions import COOKIE_NAME, SECURE_COOKIE_NAME, SessionPolicy
 __all__ = [
     "COOKIE_NAME",
     "FAILED_SIGN_IN",
-    "RATE_LIMITED",
     "SECURE_COOKIE_NAME",
     "AuthService",
     "Client",

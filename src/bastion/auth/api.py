@@ -1,8 +1,10 @@
 """The JSON endpoints: POST sign-up, sign-in, sign-out and GET session under /api/auth.
 
 They take JSON or an urlencoded form, so the same endpoint serves scripts and
-plain HTML forms. Failures use one body for every reason, and 429s carry
-Retry-After and the RateLimit headers.
+plain HTML forms. A failed sign-in uses one body for every reason. A 429 is
+answered like every refusal of bastion (:mod:`bastion.responses`: for a JSON
+client ``{"error", "reason": "RATE_LIMITED", "hint"}``) with Retry-After
+and the RateLimit headers.
 """
 
 from __future__ import annotations
@@ -27,14 +29,14 @@ from bastion.auth.service import (
 )
 from bastion.body import BadRequest, media_type, read_form, read_json
 from bastion.db.models import User
+from bastion.guard import rate_limited
 from bastion.ratelimit import rate_limit_headers
-from bastion.responses import NO_STORE
+from bastion.responses import NO_STORE, RefusalResponse
 
-__all__ = ["FAILED_SIGN_IN", "RATE_LIMITED", "auth_routes", "client_of", "read_credentials"]
+__all__ = ["FAILED_SIGN_IN", "auth_routes", "client_of", "read_credentials"]
 
 MAX_AUTH_BODY = 8 * 1024
 FAILED_SIGN_IN = "invalid email or password"
-RATE_LIMITED = "too many sign-in attempts; try again later"
 
 
 def client_of(request: Request) -> Client:
@@ -73,10 +75,9 @@ def user_json(user: User) -> dict[str, Any]:
     return {"id": user.id, "email": user.email, "admin": user.is_admin}
 
 
-def sign_in_failure(result: SignInResult) -> JSONResponse:
+def sign_in_failure(result: SignInResult) -> Response:
     if result.reason is FailReason.RATE_LIMITED:
-        headers = {**NO_STORE, **rate_limit_headers(result.decision)}
-        return JSONResponse({"error": RATE_LIMITED}, status_code=429, headers=headers)
+        return RefusalResponse(rate_limited(result.decision), rate_limit_headers(result.decision))
     return JSONResponse({"error": FAILED_SIGN_IN}, status_code=401, headers=NO_STORE)
 
 
@@ -92,8 +93,8 @@ def auth_routes(service: AuthService, max_age: int) -> list[Route]:
         except EmailTaken as exc:
             return JSONResponse({"error": str(exc)}, status_code=409, headers=NO_STORE)
         except SignUpLimited as exc:
-            headers = {**NO_STORE, **rate_limit_headers(exc.decision)}
-            return JSONResponse({"error": str(exc)}, status_code=429, headers=headers)
+            refusal = rate_limited(exc.decision, str(exc))
+            return RefusalResponse(refusal, rate_limit_headers(exc.decision))
         # The account and its first session are made together: a 201 always signs in.
         response = JSONResponse({"user": user_json(user)}, status_code=201, headers=NO_STORE)
         set_session_cookie(response, request, token, max_age)

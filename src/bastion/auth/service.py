@@ -14,7 +14,6 @@ audit row each) are bounded by the limit.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -29,7 +28,7 @@ from bastion.auth.sessions import SessionPolicy, Sessions
 from bastion.config import Settings
 from bastion.db import Database, User
 from bastion.db.types import utcnow
-from bastion.guard import Client, SignInGuard
+from bastion.guard import Client, FailReason, SignInGuard
 from bastion.ratelimit import Decision, SignInLimiter
 
 __all__ = [
@@ -41,13 +40,6 @@ __all__ = [
     "SignInResult",
     "SignUpLimited",
 ]
-
-
-class FailReason(enum.Enum):
-    UNKNOWN_USER = "unknown_user"
-    BAD_PASSWORD = "bad_password"  # noqa: S105 - a reason code, not a password
-    DEACTIVATED = "deactivated"
-    RATE_LIMITED = "rate_limited"
 
 
 class InvalidPassword(ValueError):
@@ -218,7 +210,7 @@ class AuthService:
                 reason = FailReason.DEACTIVATED
             if reason is not None or user is None:
                 reason = reason or FailReason.UNKNOWN_USER
-                await guard.failed(client, email, reason.value, decision, db=db)
+                await guard.failed(client, email, reason, decision, db=db)
                 return SignInResult(None, None, reason, decision)
             if verification.needs_rehash:
                 user.password_hash = await self.passwords.hash(password)

@@ -3,12 +3,23 @@
 A handler that finds something wrong with a request raises :class:`BadRequest`
 with a short reason; the app maps it to a response in one place (JSON for the
 API, the page itself for a form). The reason is shown to the client, so it
-names what was wrong (a field, a limit) and never echoes a value.
+names what was wrong (a field, a limit) and never echoes a value. A
+middleware that reads a body (the sign-in guard) answers the error as a
+refusal (:meth:`BadRequest.refusal`, sent by :func:`bastion.responses.send_refusal`).
 """
 
 from __future__ import annotations
 
+from bastion.responses import Refusal
+
 __all__ = ["BadRequest", "InvalidJson"]
+
+#: Per status: the refusal's title, its stable reason name, and what to do about it.
+_REFUSALS = {
+    400: ("Bad Request", "INVALID_BODY", "fix the body and send it again"),
+    413: ("Content Too Large", "BODY_TOO_LARGE", "send a smaller body"),
+    415: ("Unsupported Media Type", "UNSUPPORTED_MEDIA_TYPE", "send the body this endpoint reads"),
+}
 
 
 class BadRequest(Exception):
@@ -18,6 +29,14 @@ class BadRequest(Exception):
         super().__init__(reason)
         self.reason = reason
         self.status_code = status_code
+
+    def refusal(self) -> Refusal:
+        """This error as a refusal, for code that answers it itself (a middleware, not a handler).
+
+        The hint carries the reason too, since a JSON client reads only the hint.
+        """
+        title, name, fix = _REFUSALS.get(self.status_code, _REFUSALS[400])
+        return Refusal(self.status_code, title, name, self.reason, f"{self.reason}: {fix}")
 
 
 class InvalidJson(BadRequest):

@@ -14,6 +14,15 @@ it in front of a route whose handler you cannot edit.
 from __future__ import annotations
 
 from bastion.guard.asgi import LoginGuard, LoginRoute, default_failed
-from bastion.guard.core import RATE_LIMITED, Client, SignInGuard
+from bastion.guard.core import TOO_MANY_SIGN_INS, Client, FailReason, SignInGuard, rate_limited
 
-__all__ = ["RATE_LIMITED", "Client", "LoginGuard", "LoginRoute", "SignInGuard", "default_failed"]
+__all__ = [
+    "TOO_MANY_SIGN_INS",
+    "Client",
+    "FailReason",
+    "LoginGuard",
+    "LoginRoute",
+    "SignInGuard",
+    "default_failed",
+    "rate_limited",
+]

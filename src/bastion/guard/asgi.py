@@ -3,12 +3,22 @@
 A team's login endpoint often belongs to a library (fastapi-users, a vendor
 SDK) whose handler they cannot edit. The guard stands in front of it:
 
-1. For a guarded route, it reads the body (bounded) and takes the account
-   from one field of the form or JSON (``username`` for fastapi-users' OAuth2
-   password form), normalised as bastion counts accounts.
+1. For a guarded route, it reads the body through :mod:`bastion.body`, the
+   one way bodies are read (at most :data:`MAX_LOGIN_BODY` bytes, 413 past
+   it), and takes the account from one field of the form, JSON or multipart
+   body (``username`` for fastapi-users' OAuth2 password form), normalised
+   as bastion counts accounts. A form or JSON body that every bastion
+   endpoint would refuse (not UTF-8, nested too deep, a name sent twice, a
+   lone surrogate or NUL) is refused here too, with the same 400: the guard
+   and the handler must not read two different accounts from one body.
 2. It counts the attempt against the per-IP and per-account limits through
    :class:`~bastion.guard.SignInGuard`. Refused: a 429 with the RateLimit
    headers and ``Retry-After``, and the handler never runs.
+
+Every refusal is answered as bastion answers them all
+(:func:`bastion.responses.send_refusal`): a JSON client gets ``{"error",
+"reason", "hint"}`` with ``reason`` one of ``BODY_TOO_LARGE``,
+``INVALID_BODY``, ``UNSUPPORTED_MEDIA_TYPE`` or ``RATE_LIMITED``.
 3. Allowed: the handler runs on the same body, and the guard watches its
    answer. A failure (by default 400, 401 or 403; fastapi-users answers 400
    ``LOGIN_BAD_CREDENTIALS``) is audited as ``auth.sign_in.failed`` with the
@@ -21,20 +31,24 @@ through the trusted proxies before the guard reads it.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
-from urllib.parse import parse_qsl
+from typing import Any
 
+from starlette.datastructures import Headers
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bastion.body import BadRequest, media_type, parse_form, parse_json, read_body
+from bastion.body.media import require_media_type
+from bastion.body.text import check_fields
 from bastion.db import DATABASE_ERRORS
-from bastion.guard.core import Client, SignInGuard
+from bastion.guard.core import Client, FailReason, SignInGuard, rate_limited
 from bastion.ratelimit import Decision, rate_limit_headers
-from bastion.responses import NO_STORE
+from bastion.responses import encode_headers, send_refusal
 
 __all__ = ["LoginGuard", "LoginRoute", "default_failed"]
 
@@ -44,7 +58,9 @@ logger = logging.getLogger("bastion.guard")
 MAX_LOGIN_BODY = 16 * 1024
 #: How much of an error response the failure predicate gets to see.
 _PEEK = 4096
-_REFUSED = json.dumps({"detail": "too many sign-in attempts; try again later"}).encode()
+_FORM = "application/x-www-form-urlencoded"
+_JSON = "application/json"
+_MULTIPART = "multipart/form-data"
 
 
 def default_failed(status: int, body: bytes) -> bool:
@@ -80,16 +96,18 @@ class LoginGuard:
         if route is None or scope["method"] not in route.methods:
             await self.app(scope, receive, send)
             return
-        body = await _read_body(receive)
-        if body is None:
-            await _answer(send, 413, b'{"detail": "body too large for a sign-in"}', {})
+        request = Request(scope, receive)
+        try:
+            body = await read_body(request, MAX_LOGIN_BODY)
+            account = _account(request.headers, body, route.account_field)
+        except BadRequest as exc:
+            await send_refusal(scope, send, exc.refusal())
             return
-        client = _client(scope)
-        account = _account(scope, body, route.account_field)
+        client = _client(request.headers, scope)
         decision = await self.guard.attempt(client, account)
         if not decision.allowed:
-            headers = {**NO_STORE, **rate_limit_headers(decision)}
-            await _answer(send, 429, _REFUSED, headers)
+            headers = encode_headers(rate_limit_headers(decision))
+            await send_refusal(scope, send, rate_limited(decision), headers=headers)
             return
         seen = _Response()
         await self.app(scope, _replay(body, receive), seen.wrap(send))
@@ -105,7 +123,7 @@ class LoginGuard:
                 async with self.guard.database.session() as db:
                     await self.guard.tripped(db, client, account, decision)
             if route.failed(status, bytes(seen.peek)):
-                await self.guard.failed(client, account, "rejected_by_app", decision)
+                await self.guard.failed(client, account, FailReason.REJECTED_BY_APP, decision)
             elif 200 <= status < 400:
                 await self.guard.succeeded(client, account)
         except DATABASE_ERRORS as exc:
@@ -136,23 +154,6 @@ class _Response:
         return watching
 
 
-async def _read_body(receive: Receive) -> bytes | None:
-    """The whole body, or None once it passes :data:`MAX_LOGIN_BODY`."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":  # the client went away
-            return b"".join(chunks)
-        chunk: bytes = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_LOGIN_BODY:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
 def _replay(body: bytes, receive: Receive) -> Receive:
     """Hand the handler the body already read, then the real channel (for a disconnect)."""
     sent = False
@@ -167,59 +168,55 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-def _header(scope: Scope, wanted: bytes) -> str | None:
-    for name, value in scope["headers"]:
-        if name == wanted:
-            return bytes(value).decode("latin-1")
-    return None
-
-
-def _client(scope: Scope) -> Client:
+def _client(headers: Headers, scope: Scope) -> Client:
     peer = scope.get("client")
-    return Client(ip=peer[0] if peer else None, user_agent=_header(scope, b"user-agent"))
+    return Client(ip=peer[0] if peer else None, user_agent=headers.get("user-agent"))
 
 
-def _account(scope: Scope, body: bytes, name: str) -> str:
+def _account(headers: Headers, body: bytes, name: str) -> str:
     """The account named in the body, normalised (trimmed, case-folded); "" if there is none.
 
-    Whatever the body, the per-IP limit still counts the attempt: an attacker
-    gains nothing by sending an account the guard cannot read.
+    A form or JSON body is read by :mod:`bastion.body`'s rules, which refuse
+    what they always refuse (:class:`BadRequest`). Any other body (a media
+    type the guard does not read, a JSON body whose top level is not an
+    object) names no account, and the per-IP limit still counts the
+    attempt: an attacker gains nothing by sending an account the guard
+    cannot read.
     """
-    media, _, _ = (_header(scope, b"content-type") or "").partition(";")
-    media = media.strip().lower()
-    value: object = None
-    try:
-        if media == "application/x-www-form-urlencoded":
-            value = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True)).get(name)
-        elif media == "application/json":
-            parsed = json.loads(body)
-            value = parsed.get(name) if isinstance(parsed, dict) else None
-        elif media == "multipart/form-data":
-            value = _multipart_field(_header(scope, b"content-type") or "", body, name)
-    except (ValueError, RecursionError):
-        value = None
+    kind, _ = media_type(headers)
+    value: Any = None
+    if kind == _FORM:
+        require_media_type(headers, _FORM, "an urlencoded form")
+        value = parse_form(body).get(name)
+    elif kind == _JSON:
+        require_media_type(headers, _JSON, "Content-Type: application/json")
+        parsed = parse_json(body)
+        value = parsed.get(name) if isinstance(parsed, dict) else None
+    elif kind == _MULTIPART:
+        value = _multipart_field(headers.get("content-type", ""), body, name)
     if not isinstance(value, str):
         return ""
     return value.strip().casefold()[:254]
 
 
 def _multipart_field(content_type: str, body: bytes, name: str) -> str | None:
+    """The one text field called ``name`` of a multipart body, by the same rules as a form's."""
     head = f"Content-Type: {content_type}\r\n\r\n".encode("latin-1", errors="replace")
     message = BytesParser(policy=HTTP).parsebytes(head + body)
     if not message.is_multipart():
         return None
+    found: list[str] = []
     for part in message.iter_parts():
-        if part.get_param("name", header="content-disposition") == name:
-            payload = part.get_payload(decode=True)
-            return payload.decode("utf-8", errors="replace") if isinstance(payload, bytes) else None
-    return None
-
-
-async def _answer(send: Send, status: int, body: bytes, headers: dict[str, str]) -> None:
-    raw = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()),
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body})
+        if part.get_param("name", header="content-disposition") != name:
+            continue
+        payload = part.get_payload(decode=True)
+        if not isinstance(payload, bytes):
+            continue
+        try:
+            found.append(payload.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise BadRequest(f"{name} is not valid UTF-8") from None
+    if len(found) > 1:
+        raise BadRequest(f"{name} is sent more than once")
+    check_fields((name, value) for value in found)
+    return found[0] if found else None

@@ -12,6 +12,7 @@ audit the same way.
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -30,13 +31,37 @@ from bastion.audit import (
 )
 from bastion.db import Database
 from bastion.ratelimit import Decision, SignInLimiter
+from bastion.responses import Refusal
 
-__all__ = ["RATE_LIMITED", "Client", "SignInGuard"]
+__all__ = ["TOO_MANY_SIGN_INS", "Client", "FailReason", "SignInGuard", "rate_limited"]
 
 logger = logging.getLogger("bastion.guard")
 
-#: The failure reason a refused attempt is counted under (metrics hook).
-RATE_LIMITED = "rate_limited"
+#: What a refused sign-in is told, whoever answers it (bastion's accounts or the guard).
+TOO_MANY_SIGN_INS = "too many sign-in attempts; try again later"
+
+
+class FailReason(enum.Enum):
+    """Why a sign-in failed: one name for the audit row, the metrics label and the refusal.
+
+    The value is the audit row's ``reason`` and the ``reason`` label of
+    ``bastion_sign_in_failures_total``; the name is the stable reason a
+    refused client reads (``RATE_LIMITED``).
+    """
+
+    UNKNOWN_USER = "unknown_user"
+    BAD_PASSWORD = "bad_password"  # noqa: S105 - a reason code, not a password
+    DEACTIVATED = "deactivated"
+    #: A login handler bastion did not write said no (see :class:`bastion.guard.LoginGuard`).
+    REJECTED_BY_APP = "rejected_by_app"
+    #: Refused by the limiter before the password was checked.
+    RATE_LIMITED = "rate_limited"
+
+
+def rate_limited(decision: Decision, detail: str = TOO_MANY_SIGN_INS) -> Refusal:
+    """The 429 for an attempt the limiter refused (send it with ``rate_limit_headers``)."""
+    hint = f"wait {decision.reset_after} seconds, then try again"
+    return Refusal(429, "Too Many Requests", FailReason.RATE_LIMITED.name, detail, hint)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +75,8 @@ class Client:
 class SignInGuard:
     """Rate limit and audit trail for sign-ins, on one limiter and one database.
 
-    ``on_failure`` hears the reason of every failed attempt, refusals
-    included (``"rate_limited"``): a metrics hook. Call :meth:`aclose` at
+    ``on_failure`` hears the reason (a :class:`FailReason` value) of every
+    failed attempt, refusals included (``"rate_limited"``): a metrics hook. Call :meth:`aclose` at
     shutdown, before the database is disposed, so the last tallies of
     refused attempts are written.
     """
@@ -73,7 +98,8 @@ class SignInGuard:
         """Count one attempt of ``account`` (normalised) from ``client``; decide it.
 
         A refusal is tallied in memory (no database work) and the caller
-        answers 429 with :func:`bastion.ratelimit.headers`. An allowed attempt
+        answers 429 (:func:`rate_limited`) with
+        :func:`bastion.ratelimit.rate_limit_headers`. An allowed attempt
         that used the last slot of a limit is audited as ``tripped``.
         """
         decision = await self.limiter.hit(client.ip or "unknown", account)
@@ -85,7 +111,7 @@ class SignInGuard:
                 scope=decision.scope,
                 limit=decision.limit,
             )
-            self._failure(RATE_LIMITED)
+            self._failure(FailReason.RATE_LIMITED)
         return decision
 
     async def tripped(
@@ -108,14 +134,14 @@ class SignInGuard:
         self,
         client: Client,
         account: str,
-        reason: str,
+        reason: FailReason,
         decision: Decision,
         *,
         db: AsyncSession | None = None,
     ) -> None:
         """Audit one attempt that reached the password check and failed, with ``reason``."""
         self._failure(reason)
-        details: dict[str, Any] = {"reason": reason}
+        details: dict[str, Any] = {"reason": reason.value}
         if decision.degraded:
             details["limiter"] = "local-fallback"
         entry = AuditEntry(
@@ -156,9 +182,9 @@ class SignInGuard:
         async with self.database.session() as own:
             await record(own, entry)
 
-    def _failure(self, reason: str) -> None:
+    def _failure(self, reason: FailReason) -> None:
         if self.on_failure is not None:
-            self.on_failure(reason)
+            self.on_failure(reason.value)
 
     async def aclose(self) -> None:
         """Write the last tallies of refused attempts."""

@@ -1,5 +1,5 @@
 """bastion.hardening: Django's SecurityMiddleware, CsrfViewMiddleware and ALLOWED_HOSTS
-for any ASGI app, as one pure ASGI middleware.
+for any ASGI app, as one pure ASGI middleware (the driver with the envelope's hooks).
 
     from bastion.hardening import envelope
     app = envelope(app)                      # settings from the environment
@@ -11,9 +11,9 @@ outside a request (the resolver for an audit row, the CSRF check in a test).
 
 from __future__ import annotations
 
+from bastion.hardening.chain import DEV_HOSTS, Envelope, EnvelopeConfig, RejectHook, envelope
 from bastion.hardening.csrf import SAFE_METHODS, Reason
 from bastion.hardening.csrf import check as check_csrf
-from bastion.hardening.envelope import DEV_HOSTS, Envelope, EnvelopeConfig, RejectHook, envelope
 from bastion.hardening.headers import DEFAULT_HSTS, DEFAULT_SECURITY_HEADERS, SecurityHeaders
 from bastion.hardening.hosts import AllowedHosts, HostReason
 from bastion.hardening.proxy import Resolution, TrustedProxies, client_key, parse_ip

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from bastion._driver import add_missing
+
 __all__ = ["DEFAULT_HSTS", "DEFAULT_SECURITY_HEADERS", "SecurityHeaders"]
 
 DEFAULT_SECURITY_HEADERS: Mapping[str, str] = {
@@ -66,36 +68,16 @@ class SecurityHeaders:
         hsts_header = (b"strict-transport-security", hsts.encode("latin-1")) if hsts else None
         return cls(always, hsts_header)
 
-    def add(
-        self,
-        headers: Iterable[tuple[bytes, bytes]],
-        https: bool,
-        extra: tuple[bytes, bytes] | None = None,
-    ) -> list[tuple[bytes, bytes]]:
+    def for_response(self, https: bool) -> tuple[tuple[bytes, bytes], ...]:
+        """What a response gets unless the app set it: HSTS on https only."""
+        if https and self.hsts is not None:
+            return (*self.always, self.hsts)
+        return self.always
+
+    def add(self, headers: Iterable[tuple[bytes, bytes]], https: bool) -> list[tuple[bytes, bytes]]:
         """``headers`` plus each security header the app did not set itself.
 
-        ``extra`` (``protect()``'s request id) goes in too, on the same terms,
-        in the same pass over the app's headers. Its name must be lower case.
+        The same rule as the driver's one pass over a response's headers
+        (:func:`bastion._driver.add_missing`), for code outside a request.
         """
-        result = list(headers)
-        names = self.names
-        wanted = extra[0] if extra is not None else None
-        for name, _ in result:
-            lowered = name.lower()
-            if lowered in names or lowered == wanted:
-                break
-        else:
-            # The usual case: the app set none of them, so all go in as they are.
-            result.extend(self.always)
-            if https and self.hsts is not None:
-                result.append(self.hsts)
-            if extra is not None:
-                result.append(extra)
-            return result
-        present = {name.lower() for name, _ in result}
-        result.extend(h for h in self.always if h[0] not in present)
-        if https and self.hsts is not None and self.hsts[0] not in present:
-            result.append(self.hsts)
-        if extra is not None and extra[0] not in present:
-            result.append(extra)
-        return result
+        return add_missing(headers, self.for_response(https), self.names)

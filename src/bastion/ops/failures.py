@@ -1,26 +1,26 @@
 """What escapes an app inside ``protect()``: a client that went away, or a bug.
 
-Without this layer both reach the ASGI server, which logs a full traceback at
+Without this rule both reach the ASGI server, which logs a full traceback at
 ERROR for each and, for a bug, answers with its own bare 500:
 
 - A client that hangs up while its body is read (Starlette raises
-  ``ClientDisconnect``) is not an error of ours, and not this layer's to
-  record: it passes on to the request observer, which records status **499**
-  (nginx's "client closed request") in its access line (INFO, with the
-  request id) and in ``bastion_http_requests_total``. No other line is
-  written.
+  ``ClientDisconnect``) is not an error of ours: the request is recorded
+  with status **499** (nginx's "client closed request") in its access line
+  (INFO, with the request id) and in ``bastion_http_requests_total``. No
+  other line is written.
 - Any other exception is a bug. The client gets a clean 500 (the app's own
   error response if it sent one, as Starlette does with a 500 handler,
-  otherwise a short one from here, with the security headers since this
-  layer sits inside the envelope), the log gets one ERROR line on
-  ``bastion.errors`` with the request id, the exception's type and where it
-  was raised, and the request is counted with status 500. The exception's
-  message is not logged: messages of database and driver errors quote SQL
-  parameters, which may be secrets.
+  otherwise :data:`INTERNAL_ERROR`, answered like every refusal and with
+  the security headers), the log gets one ERROR line on ``bastion.errors``
+  with the request id, the exception's type and where it was raised, and
+  the request is counted with status 500. The exception's message is not
+  logged: messages of database and driver errors quote SQL parameters,
+  which may be secrets.
 
-Between the two layers nothing reaches the server, which so never writes a
-traceback. The guard watches ``send`` for the start of a response (a bug
-after the answer began can only be logged: the client has its status).
+Nothing reaches the server, which so never writes a traceback. The driver
+(:class:`bastion._driver.Driver`) calls :meth:`FailureRule.on_error` with
+whether the app's answer had begun (a bug after that can only be logged:
+the client has its status), records the status and sends the answer.
 """
 
 from __future__ import annotations
@@ -31,41 +31,44 @@ import traceback
 from types import TracebackType
 
 from starlette.requests import ClientDisconnect
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
-__all__ = ["FailureGuard", "internal_error", "log_failure"]
+from bastion.responses import Refusal
+
+__all__ = ["CLIENT_GONE", "INTERNAL_ERROR", "FailureRule", "log_failure"]
 
 logger = logging.getLogger("bastion.errors")
 
-_TEXT = b"Internal Server Error\n"
-_JSON = b'{"error": "internal server error"}'
+#: The status recorded for a request whose client went away before the answer (nginx's 499).
+CLIENT_GONE = 499
+
+#: A bug's answer: nothing about the bug, only where to look (the response's request id).
+INTERNAL_ERROR = Refusal(
+    500,
+    "Internal Server Error",
+    "INTERNAL_ERROR",
+    "the server failed to answer this request",
+    "try again later; the failure is logged under this response's X-Request-Id",
+)
 
 
-class FailureGuard:
-    """Pure ASGI, innermost in ``protect()``: exceptions become a status, never a traceback."""
+class FailureRule:
+    """The failure rule's hook for the driver: what an exception out of the app becomes."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    __slots__ = ()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        answered = False
+    def on_error(
+        self, scope: Scope, exc: Exception, answered: bool
+    ) -> tuple[int | None, Refusal | None]:
+        """The status to record (None: the one the app sent) and the answer to send, if any.
 
-        async def watching(message: Message) -> None:
-            nonlocal answered
-            answered = True  # the first message of a response is always its start
-            await send(message)
-
-        try:
-            await self.app(scope, receive, watching)
-        except ClientDisconnect:
-            raise  # the observer records it as 499; there is nobody to answer
-        except Exception as exc:
-            log_failure(scope, exc)
-            if not answered:  # nothing was sent: answer for the app
-                await internal_error(scope, send)
+        A hang-up is recorded as 499 and answered by nobody; a bug is logged
+        once and answered with a clean 500 unless the app's answer had begun.
+        """
+        if isinstance(exc, ClientDisconnect):
+            return CLIENT_GONE, None
+        log_failure(scope, exc)
+        return None, (None if answered else INTERNAL_ERROR)
 
 
 def log_failure(scope: Scope, exc: Exception) -> None:
@@ -106,26 +109,3 @@ def _where(tb: TracebackType | None) -> str:
     last = frames[-1]
     parts = last.filename.split(os.sep)
     return f"{'/'.join(parts[-2:])}:{last.lineno} in {last.name}"
-
-
-async def internal_error(scope: Scope, send: Send) -> None:
-    """A short 500 in JSON or text, as the client's Accept asks, through ``send``."""
-    accept = b""
-    for name, value in scope["headers"]:
-        if name == b"accept":
-            accept = value
-    body, kind = (
-        (_JSON, b"application/json") if b"json" in accept else (_TEXT, b"text/plain; charset=utf-8")
-    )
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 500,
-            "headers": [
-                (b"content-type", kind),
-                (b"content-length", str(len(body)).encode()),
-                (b"cache-control", b"no-store"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

@@ -1,8 +1,12 @@
 """One observation per request: a request id, an access-log line, and the request metrics.
 
-This is the outermost layer, so it also sees requests the envelope refused.
-It reads the route *template* Starlette's router leaves in ``scope["route"]``
-and the client IP the envelope resolved in place, after the app has run.
+The driver (:class:`bastion._driver.Driver`) calls :meth:`RequestObserver.begin`
+first, before the envelope screens the request, and
+:meth:`RequestObserver.end` last, once the answer is complete, so refused
+requests are logged and counted too. ``end`` reads the route *template*
+Starlette's router leaves in ``scope["route"]`` and the client IP the
+envelope resolved in place, after the app has run. The driver stamps the id
+on the response (``header``) unless the app set one itself.
 """
 
 from __future__ import annotations
@@ -10,23 +14,19 @@ from __future__ import annotations
 import logging
 import os
 import re
-import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
-from starlette.requests import ClientDisconnect
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from bastion.hardening.proxy import TrustedProxies
 from bastion.ops.logs import access_lines
 from bastion.ops.metrics import Metrics
 
-__all__ = ["CLIENT_GONE", "REJECTED", "UNMATCHED", "RequestObserver"]
+__all__ = ["REJECTED", "UNMATCHED", "RequestObserver"]
 
 logger = logging.getLogger("bastion.access")
 
-#: The status recorded for a request whose client went away before the answer (nginx's 499).
-CLIENT_GONE = 499
 UNMATCHED = "<unmatched>"
 REJECTED = "<rejected>"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
@@ -34,17 +34,18 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 class RequestObserver:
-    """Pure ASGI: wraps the envelope (which wraps the app)."""
+    """The observer's hooks for the driver: the begin and the end of each http request.
+
+    See :meth:`RequestObserver.begin` and :meth:`RequestObserver.end`.
+    """
 
     def __init__(
         self,
-        app: ASGIApp,
         *,
         metrics: Metrics | None,
         trusted_proxies: TrustedProxies,
         request_id_header: str = "x-request-id",
     ) -> None:
-        self.app = app
         self.metrics = metrics
         self.trusted_proxies = trusted_proxies
         self.header = request_id_header.lower().encode("latin-1")
@@ -57,8 +58,8 @@ class RequestObserver:
             series = metrics.request_series
             self._observe = series.observe if series is not None else metrics.observe_request
 
-    def request_id(self, scope: Scope) -> str:
-        """A trusted proxy's id carries through (one id across hops); otherwise a new one.
+    def begin(self, scope: Scope) -> str:
+        """The request's id: a trusted proxy's carries through (one id across hops), else a new one.
 
         The header is looked for first and the peer checked only when there is
         one, since most requests carry none. A new id is 16 random bytes in
@@ -75,38 +76,12 @@ class RequestObserver:
                 break
         return self._next_id()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        request_id = self.request_id(scope)
-        # Published for the layers inside (the failure guard's log line names it).
-        scope["bastion.request_id"] = request_id
-        name = self.header
-        header = (name, request_id.encode("latin-1"))
-        status = 500  # what the server answers if the app fails before responding
+    def end(self, scope: Scope, status: int, seconds: float, request_id: str) -> None:
+        """The request's metrics and access line, once its answer is complete (or failed).
 
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                headers = message.get("headers", ())
-                if not _has_header(headers, name):
-                    message = {**message, "headers": [*headers, header]}
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        except ClientDisconnect:
-            # The client hung up: nobody is left to answer, and it is no error of
-            # ours. The access line (INFO, with the id) and the metrics say 499.
-            status = CLIENT_GONE
-        finally:
-            self.record(scope, status, time.perf_counter() - started, request_id)
-
-    def record(self, scope: Scope, status: int, seconds: float, request_id: str) -> None:
-        """The request's metrics and access line, once its answer is complete (or failed)."""
+        ``status`` is 499 when the client went away first
+        (:data:`bastion.ops.failures.CLIENT_GONE`).
+        """
         route = scope.get("route")
         template = getattr(route, "path", None)
         if not isinstance(template, str):
@@ -152,12 +127,3 @@ class _RandomIds:
             text = os.urandom(16 * self.BATCH).hex()
             self._ready.extend(text[i : i + 32] for i in range(32, len(text), 32))
             return text[:32]
-
-
-def _has_header(headers: Iterable[tuple[bytes, bytes]], wanted: bytes) -> bool:
-    """Is ``wanted`` (lower case) among ``headers``, whatever case the app used?"""
-    size = len(wanted)
-    for key, _ in headers:  # noqa: SIM110 - a plain loop: no generator object per response
-        if len(key) == size and key.lower() == wanted:
-            return True
-    return False

@@ -15,8 +15,13 @@ async def test_per_ip_limit_gives_429_with_headers_and_audit(settings: Settings)
             response = await browser.sign_in(f"user{index}@example.com", "wrong password")
             statuses.append(response.status_code)
         assert statuses == [401, 401, 401, 429, 429]
-        assert response.json() == {"error": "too many sign-in attempts; try again later"}
-        assert 1 <= int(response.headers["retry-after"]) <= 60
+        wait = response.headers["retry-after"]
+        assert response.json() == {
+            "error": "Too Many Requests",
+            "reason": "RATE_LIMITED",
+            "hint": f"wait {wait} seconds, then try again",
+        }
+        assert 1 <= int(wait) <= 60
         assert response.headers["ratelimit-limit"] == "3"
         assert response.headers["ratelimit-remaining"] == "0"
         async with browser.database.session() as db:
@@ -92,7 +97,20 @@ async def test_sign_up_has_its_own_limit_and_never_answers_201_without_a_session
         assert [r.status_code for r in created] == [201, 201, 429]
         assert all("bastion_session" in r.headers.get("set-cookie", "") for r in created[:2])
         refused = created[2]
-        assert refused.json() == {"error": "too many sign-ups from this address; try again later"}
+        assert refused.json() == {
+            "error": "Too Many Requests",
+            "reason": "RATE_LIMITED",
+            "hint": f"wait {refused.headers['retry-after']} seconds, then try again",
+        }
+        as_text = await browser.client.post(
+            "/api/auth/sign-up",
+            content=b"email=new3%40example.com&password=a+long+enough+password",
+            headers={"content-type": "application/x-www-form-urlencoded", "accept": "text/plain"},
+        )
+        assert as_text.status_code == 429
+        assert as_text.text.splitlines()[0] == (
+            "Too Many Requests: too many sign-ups from this address; try again later [RATE_LIMITED]"
+        )
         assert refused.headers["ratelimit-limit"] == "2"
         assert "set-cookie" not in refused.headers
         async with browser.database.session() as db:

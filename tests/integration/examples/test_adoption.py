@@ -109,6 +109,10 @@ def instances(
         second.stop()
 
 
+#: A client that reads JSON, whatever the login route takes.
+JSON_CLIENT = {"Accept": "application/json"}
+
+
 def _audit(database_url: str, action: str) -> list[dict[str, Any]]:
     done = run_cli(
         "audit",
@@ -132,11 +136,16 @@ def test_failed_logins_through_a_route_bastion_did_not_write(
     statuses = []
     for attempt in range(LIMIT + 2):
         server = (first, second)[attempt % 2]
-        response = example.login(server.url, account, "wrong password", {})
+        response = example.login(server.url, account, "wrong password", JSON_CLIENT)
         statuses.append(response.status_code)
     # The shared limit: four reach the app's own check, across both instances.
     assert statuses == [example.refused_status] * LIMIT + [429, 429]
     assert int(response.headers["retry-after"]) >= 1
+    assert response.json() == {  # the guard answers like every refusal of bastion
+        "error": "Too Many Requests",
+        "reason": "RATE_LIMITED",
+        "hint": f"wait {response.headers['retry-after']} seconds, then try again",
+    }
     assert response.headers["ratelimit-limit"] == str(LIMIT)
 
     failed = _audit(postgres_url, "auth.sign_in.failed")

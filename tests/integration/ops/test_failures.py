@@ -126,15 +126,23 @@ def test_an_exception_is_a_clean_500_and_one_error_line_without_the_secret(
 def test_a_json_client_gets_a_json_500_from_an_app_without_a_framework(
     failing: AppServer,
 ) -> None:
-    """Nothing caught it on the way out: the guard answers, inside the envelope (headers)."""
+    """Nothing caught it on the way out: the failure rule answers, like every refusal, with headers."""
     plain = httpx.get(failing.url + "/raw-boom", timeout=5)
     assert plain.status_code == 500
-    assert plain.text == "Internal Server Error\n"
+    assert plain.text == (
+        "Internal Server Error: the server failed to answer this request [INTERNAL_ERROR]\n"
+        "try again later; the failure is logged under this response's X-Request-Id\n"
+    )
     assert plain.headers["x-frame-options"] == "DENY"
     assert plain.headers["cache-control"] == "no-store"
     as_json = httpx.get(failing.url + "/raw-boom", headers={"accept": "application/json"})
     assert as_json.status_code == 500
-    assert as_json.json() == {"error": "internal server error"}
+    assert as_json.json() == {
+        "error": "Internal Server Error",
+        "reason": "INTERNAL_ERROR",
+        "hint": "try again later; the failure is logged under this response's X-Request-Id",
+    }
+    assert as_json.headers["vary"] == "Accept, Content-Type"
     for response in (plain, as_json):
         lines = lines_with(failing, response.headers["x-request-id"])
         assert len([line for line in lines if " ERROR " in line]) == 1, lines

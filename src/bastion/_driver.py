@@ -1,0 +1,244 @@
+"""The one ASGI driver of the per-request stack: it runs the concerns' hooks around an app.
+
+Each concern of the stack is an object with hooks and no ASGI ``__call__``
+of its own:
+
+- the observer (:class:`ObserverHooks`: ``begin`` names the request, ``end``
+  records it), see :mod:`bastion.ops.observe`;
+- the envelope (:class:`EnvelopeHooks`: ``screen`` decides, ``refuse`` answers a
+  refusal), see :mod:`bastion.hardening.chain`;
+- the failure rule (:class:`FailureHooks`: ``on_error`` turns what escapes
+  the app into a status and, if nothing was sent yet, an answer), see
+  :mod:`bastion.ops.failures`.
+
+:class:`Driver` runs whichever of them it is given, in that order, with one
+call per request, one ``send`` wrapper and one pass over the app's response
+headers: the security headers the app did not set itself, and the request
+id. So there is one implementation of every rule, wherever the stack is
+built (``bastion.protect``, ``Bastion.protect``, ``bastion.hardening.envelope``).
+
+A websocket is screened (a refusal is a close with code 1008) and otherwise
+handed to the app untouched; lifespan passes through. This module sits below
+the concerns' packages and knows them only through the protocols here, so
+each of them can build a driver without importing upwards.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bastion.responses import ErrorPage, Refusal, send_refusal
+
+__all__ = [
+    "Driver",
+    "EnvelopeHooks",
+    "FailureHooks",
+    "Header",
+    "ObserverHooks",
+    "Rejection",
+    "Resolved",
+    "Screening",
+    "add_missing",
+]
+
+Header = tuple[bytes, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """The envelope's refusal of one request: which check (``host``, ``csrf``), why, and who."""
+
+    kind: str
+    refusal: Refusal
+    #: The client as resolved through the trusted proxies (for the log line).
+    client: str | None
+
+
+#: The client and scheme resolved through trusted proxies, to write into the scope.
+Resolved = tuple[tuple[str, int] | None, str]
+
+#: What :meth:`EnvelopeHooks.screen` answers: https (for HSTS), the rejection to answer or
+#: None, and the resolution to write into the scope or None (nothing to change).
+Screening = tuple[bool, Rejection | None, Resolved | None]
+
+
+class ObserverHooks(Protocol):
+    """Names each http request and records it once its answer is complete."""
+
+    #: The request-id response header, lower case.
+    @property
+    def header(self) -> bytes: ...
+
+    def begin(self, scope: Scope) -> str:
+        """The request's id."""
+        ...
+
+    def end(self, scope: Scope, status: int, seconds: float, request_id: str) -> None:
+        """Record the request: its status (499 if the client left) and how long it took."""
+        ...
+
+
+class EnvelopeHooks(Protocol):
+    """Decides on each http and websocket request before the app runs, and answers refusals."""
+
+    def added_headers(self, https: bool) -> tuple[Header, ...]:
+        """The headers every response gets unless the app set them itself."""
+        ...
+
+    def screen(self, scope: Scope) -> Screening:
+        """The decision; it must neither log, nor count, nor change the scope."""
+        ...
+
+    async def refuse(self, scope: Scope, send: Send, rejection: Rejection) -> None:
+        """Answer ``rejection`` (and say so, once, in the log and the metrics)."""
+        ...
+
+
+class FailureHooks(Protocol):
+    """What an exception out of the app becomes."""
+
+    def on_error(
+        self, scope: Scope, exc: Exception, answered: bool
+    ) -> tuple[int | None, Refusal | None]:
+        """The status to record (None: the one sent) and the answer to send, if any."""
+        ...
+
+
+class Driver:
+    """Pure ASGI: ``observer`` -> ``envelope`` -> ``failures`` -> ``app``, each optional."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        observer: ObserverHooks | None = None,
+        envelope: EnvelopeHooks | None = None,
+        failures: FailureHooks | None = None,
+        error_page: ErrorPage | None = None,
+    ) -> None:
+        """``error_page`` renders the failure rule's 500 for browsers (the envelope has its own)."""
+        self.app = app
+        self.observer = observer
+        self.envelope = envelope
+        self.failures = failures
+        self.error_page = error_page
+        self._plain: tuple[Header, ...] = ()
+        self._secure: tuple[Header, ...] = ()
+        if envelope is not None:
+            self._plain = envelope.added_headers(False)
+            self._secure = envelope.added_headers(True)
+        names = {name for name, _ in (*self._plain, *self._secure)}
+        if observer is not None:
+            names.add(observer.header)
+        #: Every header name the ``send`` wrapper may add, to tell at once whether the app set any.
+        self.header_names = frozenset(names)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._other(scope, receive, send)
+            return
+        # The http path is written out in one frame: it runs on every request.
+        observer = self.observer
+        envelope = self.envelope
+        started = 0.0
+        request_id = ""
+        stamp: Header | None = None
+        if observer is not None:
+            started = time.perf_counter()
+            request_id = observer.begin(scope)
+            # Published for the hooks inside (the failure log line names it).
+            scope["bastion.request_id"] = request_id
+            stamp = (observer.header, request_id.encode("latin-1"))
+        rejection: Rejection | None = None
+        added = self._plain
+        if envelope is not None:
+            https, rejection, resolved = envelope.screen(scope)
+            if resolved is not None:  # in place, as in _resolve (inlined: every request)
+                scope["client"], scope["scheme"] = resolved
+            if https:
+                added = self._secure
+        names = self.header_names
+        status = 500  # what the server answers if the app fails before responding
+        answered = False
+
+        async def send_once(message: Message) -> None:
+            nonlocal status, answered
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                answered = True
+                headers = add_missing(message.get("headers", ()), added, names, stamp)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            if rejection is not None:
+                assert envelope is not None
+                await envelope.refuse(scope, send_once, rejection)
+                return
+            try:
+                await self.app(scope, receive, send_once)
+            except Exception as exc:
+                if self.failures is None:
+                    raise
+                recorded, answer = self.failures.on_error(scope, exc, answered)
+                if recorded is not None:
+                    status = recorded
+                if answer is not None:
+                    await send_refusal(scope, send_once, answer, page=self.error_page)
+        finally:
+            if observer is not None:
+                observer.end(scope, status, time.perf_counter() - started, request_id)
+
+    async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A websocket is screened, then handed over untouched; anything else passes through."""
+        envelope = self.envelope
+        if scope["type"] == "websocket" and envelope is not None:
+            _, rejection, resolved = envelope.screen(scope)
+            if resolved is not None:
+                _resolve(scope, resolved)
+            if rejection is not None:
+                await envelope.refuse(scope, send, rejection)
+                return
+        await self.app(scope, receive, send)
+
+
+def _resolve(scope: Scope, resolved: Resolved) -> None:
+    """Write the resolved client and scheme in place, as uvicorn's proxy-headers middleware does.
+
+    In place rather than in a copy, so that everything after (the access line,
+    the app) sees the real client.
+    """
+    scope["client"], scope["scheme"] = resolved
+
+
+def add_missing(
+    headers: Iterable[Header],
+    added: tuple[Header, ...],
+    names: frozenset[bytes],
+    stamp: Header | None = None,
+) -> list[Header]:
+    """``headers`` plus each of ``added`` and ``stamp`` whose name the app did not set itself.
+
+    ``names`` holds every name ``added`` and ``stamp`` may carry, lower case.
+    One pass over the app's few headers; in the usual case none of them is
+    among ``names``, and all go in as they are.
+    """
+    result = list(headers)
+    for name, _ in result:
+        if name.lower() in names:
+            break
+    else:
+        result.extend(added)
+        if stamp is not None:
+            result.append(stamp)
+        return result
+    present = {name.lower() for name, _ in result}
+    result.extend(h for h in added if h[0] not in present)
+    if stamp is not None and stamp[0] not in present:
+        result.append(stamp)
+    return result
