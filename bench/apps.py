@@ -4,6 +4,11 @@ Every contender answers the same two requests: ``GET /json`` -> ``{"ok": true}``
 and a same-origin ``POST /submit`` that drains its body -> ``{"ok": true}``. They
 differ only in what stands in front of the route, which is what is measured.
 
+They import only bastion's public calls at the top (``bastion.protect``,
+``bastion.load_settings``, ``bastion.ops.metrics.Metrics``), the rest inside
+the factory that needs it, because a before/after run serves ``protected_app``
+and ``bare_app`` on another revision's bastion too.
+
 The URL comes from ``BENCH_APP_URL`` because a server calls a factory without
 arguments, and the protections must know their own origin and host (the port
 is picked at run time) to let the benchmark's same-origin POST through.
@@ -26,13 +31,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bastion.cache import Cache, cache_get, set_cache
-from bastion.config import Settings, load_settings
-from bastion.hardening import envelope
-from bastion.hardening.headers import DEFAULT_SECURITY_HEADERS
-from bastion.ops.logs import configure_logging
+from bastion import Settings, load_settings, protect
 from bastion.ops.metrics import Metrics
-from bastion.stack import protect
 
 __all__ = [
     "APP_URL_VARIABLE",
@@ -125,6 +125,8 @@ def headers_app() -> ASGIApp:
     server (uvicorn validates and serialises each header in Python) from what
     bastion's own per-request logic costs.
     """
+    from bastion.hardening.headers import DEFAULT_SECURITY_HEADERS
+
     inner = bare_app()
     fixed = [
         *((name.encode(), value.encode()) for name, value in DEFAULT_SECURITY_HEADERS.items()),
@@ -143,7 +145,9 @@ def headers_app() -> ASGIApp:
 
 
 def envelope_app() -> ASGIApp:
-    """The envelope alone (no request observer, no metrics): ``bench.envelope_overhead``'s."""
+    """The envelope alone (no request observer, no metrics)."""
+    from bastion.hardening import envelope
+
     return envelope(bare_app(), bench_settings())
 
 
@@ -164,6 +168,8 @@ def protected_logging_app() -> ASGIApp:
     JSON lines because ``APP_ENV=production``, at INFO, to stderr (which the
     harness sends to a file, as a container runtime drains it into its log).
     """
+    from bastion.ops.logs import configure_logging
+
     settings = bench_settings()
     configure_logging(json_lines=settings.is_production)
     return protect(bare_app(), settings, metrics=Metrics())
@@ -207,6 +213,8 @@ def litestar_app() -> ASGIApp:
     from litestar.datastructures import ResponseHeader
     from litestar.middleware.rate_limit import RateLimitConfig
 
+    from bastion.hardening.headers import DEFAULT_SECURITY_HEADERS
+
     @get("/json")
     async def json_route() -> dict[str, bool]:
         return {"ok": True}
@@ -248,6 +256,8 @@ def cached_app() -> ASGIApp:
     deployment. ``GET /cached`` answers whether it found the value; it is 200
     either way, since a cache failure is a miss, never an error.
     """
+    from bastion.cache import Cache, cache_get, set_cache
+
     if VALKEY_URL_VARIABLE not in os.environ:
         raise RuntimeError(f"{VALKEY_URL_VARIABLE} must be set (empty: no cache at all)")
     valkey_url = os.environ[VALKEY_URL_VARIABLE].strip()

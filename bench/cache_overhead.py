@@ -31,13 +31,16 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import uvloop
 import valkey.asyncio as valkey_asyncio
+from harness.servers import ValkeyServer
 
 from bastion.cache import Cache, ValkeyOptions, cache_get, set_cache
+from bench.results import Context
 
-__all__ = ["Result", "main", "measure", "run"]
+__all__ = ["Result", "main", "measure", "run", "scenario"]
 
 VALUE = b'{"user":1,"roles":["a","b"]}'
 
@@ -144,8 +147,24 @@ def run(url: str, rounds: int, ops: int) -> Result:
     return uvloop.run(measure(url, rounds, ops))
 
 
+def scenario(context: Context) -> dict[str, Any]:
+    """Scenario 3 of ``python -m bench``: µs per call of each, the ratios, and misses."""
+    result = run(context.valkey_url, context.options.cache_rounds, context.options.cache_ops)
+    if result.misses:
+        context.problems.append(f"cache: {result.misses} wrapped reads missed")
+    return {
+        "rounds": result.rounds,
+        "ops": result.ops,
+        "raw_us": result.raw_per_op * 1e6,
+        "bare_us": result.bare_per_op * 1e6,
+        "wrapped_us": result.wrapped_per_op * 1e6,
+        "ratio": result.ratio,
+        "ratio_to_bare": result.ratio_to_bare,
+        "misses": result.misses,
+    }
+
+
 def main(argv: list[str] | None = None) -> Result:
-    from tests.support.servers import ValkeyServer
 
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rounds", type=int, default=30)

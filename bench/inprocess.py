@@ -24,8 +24,11 @@ Figures are microseconds per request. ``parts`` (current bastion only) times
 the pieces of ``protect()``'s one pass on their own, in the same process.
 
 It runs in a fresh process (``python -m bench.inprocess`` prints JSON), so
-that the harness can run it against an older bastion too, by putting that
-one's ``src`` first on PYTHONPATH.
+that the harness can run it against another revision too, by putting that
+one's ``src`` first on PYTHONPATH (``bench.layers``). It is written against
+bastion's public calls only (``bastion.protect``, ``bastion.load_settings``,
+``bastion.ops.metrics.Metrics``), so that any revision can run it; a layer
+whose API a revision lacks is left out rather than failing the run.
 """
 
 from __future__ import annotations
@@ -40,12 +43,12 @@ import tempfile
 import time
 import timeit
 from collections.abc import Callable, Iterator, Mapping
-from typing import IO
+from typing import IO, Any
 
 import uvloop
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["LAYERS", "measure", "run"]
+__all__ = ["LAYERS", "measure", "per_request", "run"]
 
 LAYERS = (
     "bare",
@@ -87,7 +90,7 @@ def _scope(method: str, path: str, extra: list[tuple[bytes, bytes]]) -> Scope:
     }
 
 
-async def _per_request(  # noqa: PLR0917 - the request's shape
+async def per_request(  # noqa: PLR0917 - the request's shape
     app: ASGIApp,
     method: str,
     path: str,
@@ -124,21 +127,25 @@ async def _per_request(  # noqa: PLR0917 - the request's shape
 
 def _apps() -> Mapping[str, ASGIApp]:
     os.environ["BENCH_APP_URL"] = _URL
-    from bastion.hardening import envelope
+    from bastion import protect
     from bastion.ops.metrics import Metrics
-    from bastion.stack import protect
     from bench.apps import bare_app, bench_settings
 
     settings = bench_settings()
-    return {
-        "bare": bare_app(),
-        "pass-through": _pass_through(bare_app()),
-        "envelope": envelope(bare_app(), settings),
-        "protect": protect(bare_app(), settings),
-        "protect+metrics": protect(bare_app(), settings, metrics=Metrics()),
-        "protect+metrics via proxy": protect(bare_app(), settings, metrics=Metrics()),
-        _LOGGED: protect(bare_app(), settings, metrics=Metrics()),
-    }
+    apps: dict[str, ASGIApp] = {"bare": bare_app(), "pass-through": _pass_through(bare_app())}
+    with contextlib.suppress(ImportError):
+        from bastion.hardening import envelope
+
+        if callable(envelope):  # a revision where it names the module does not have it
+            apps["envelope"] = envelope(bare_app(), settings)
+    apps["protect"] = protect(bare_app(), settings)
+    for name in ("protect+metrics", "protect+metrics via proxy"):
+        apps[name] = protect(bare_app(), settings, metrics=Metrics())
+    with contextlib.suppress(ImportError):
+        from bastion.ops.logs import configure_logging  # noqa: F401 - the layer needs it
+
+        apps[_LOGGED] = protect(bare_app(), settings, metrics=Metrics())
+    return apps
 
 
 def _pass_through(app: ASGIApp) -> ASGIApp:
@@ -175,11 +182,11 @@ async def _layer(  # noqa: PLR0917 - the request's shape, plus where the log goe
     name: str, app: ASGIApp, method: str, path: str, count: int, log: IO[str]
 ) -> float:
     if name != _LOGGED:
-        return await _per_request(app, method, path, count, "proxy" in name)
+        return await per_request(app, method, path, count, "proxy" in name)
     with _access_log(log):
         # The lines noted during the run are logged at the end of the loop's turn, which
         # this loop of awaits never reaches: log them inside the timed run.
-        return await _per_request(app, method, path, count, finish=_drain_access_lines())
+        return await per_request(app, method, path, count, finish=_drain_access_lines())
 
 
 def _drain_access_lines() -> Callable[[], object] | None:
@@ -187,7 +194,8 @@ def _drain_access_lines() -> Callable[[], object] | None:
         from bastion.ops.logs import access_lines
     except ImportError:  # an older bastion logs each line at once
         return None
-    return access_lines.drain
+    drain: Callable[[], object] = access_lines.drain
+    return drain
 
 
 async def measure(rounds: int, count: int) -> dict[str, dict[str, float]]:
@@ -202,7 +210,7 @@ async def measure(rounds: int, count: int) -> dict[str, dict[str, float]]:
             bare: list[float] = []
             over: dict[str, list[float]] = {name: [] for name in apps if name != "bare"}
             for _ in range(rounds):
-                base = await _per_request(apps["bare"], method, path, count)
+                base = await per_request(apps["bare"], method, path, count)
                 bare.append(base)
                 for name, differences in over.items():
                     spent = await _layer(name, apps[name], method, path, count, log)
@@ -220,16 +228,23 @@ async def measure(rounds: int, count: int) -> dict[str, dict[str, float]]:
 
 
 def _parts() -> dict[str, float]:
-    """µs per call of each piece of ``protect()``'s one pass (bastion.ops.onepass), best of 5."""
+    """µs per call of each piece of ``protect()``'s one pass (bastion.ops.onepass), best of 5.
+
+    Only a revision with the one pass has these pieces; any other gives none.
+    """
     try:
-        from bastion.ops.onepass import OnePass
-    except ImportError:  # an older bastion (--baseline) has no one pass
+        return _one_pass_parts()
+    except (ImportError, AttributeError, AssertionError):
         return {}
+
+
+def _one_pass_parts() -> dict[str, float]:
+    from bastion import protect
     from bastion.ops.metrics import Metrics
-    from bastion.stack import protect
+    from bastion.ops.onepass import OnePass  # type: ignore[import-not-found,unused-ignore]
     from bench.apps import bare_app, bench_settings
 
-    stack = protect(bare_app(), bench_settings(), metrics=Metrics())
+    stack: Any = protect(bare_app(), bench_settings(), metrics=Metrics())
     assert isinstance(stack, OnePass)
     get, post = _scope("GET", "/json", []), _scope("POST", "/submit", _POST_HEADERS)
     headers = [(b"content-length", b"11"), (b"content-type", b"application/json")]

@@ -20,14 +20,12 @@ from pathlib import Path
 from typing import IO, Literal
 
 import httpx
-from tests.support.servers import terminate
+from harness.servers import ROOT, terminate
 
 from bastion.config import Settings
 from bench.apps import APP_URL_VARIABLE
 
-__all__ = ["ROOT", "AppProcess", "Server", "running", "server_command"]
-
-ROOT = Path(__file__).resolve().parents[1]
+__all__ = ["AppProcess", "Server", "running", "server_command"]
 
 Server = Literal["uvicorn", "granian"]
 
@@ -193,7 +191,7 @@ class AppProcess:
 
 
 @contextlib.contextmanager
-def running(apps: Sequence[AppProcess], timeout: float = 60.0) -> Iterator[Sequence[AppProcess]]:
+def running(apps: Sequence[AppProcess], timeout: float = 120.0) -> Iterator[Sequence[AppProcess]]:
     """Start every process at once, wait until each answers, stop them all on the way out."""
     for app, port in zip(apps, _free_ports(len(apps)), strict=True):
         app.port = port
