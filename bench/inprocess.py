@@ -1,34 +1,16 @@
 """Where the envelope's time goes: each layer called in-process, without a server or a socket.
 
-wrk measures what a client sees, but the server's own work (HTTP parsing,
-the event loop, the socket) dwarfs and blurs the envelope's. Here the same
-ASGI app is called directly with a ready-made scope, layer by layer:
-
-- ``bare``: the Starlette app alone
-- ``pass-through``: a middleware that does nothing but wrap ``send``: the
-  floor of any ASGI middleware that touches the response (one call, one
-  closure, one coroutine per message)
-- ``envelope``: + the envelope (proxy, hosts, CSRF, security headers)
-- ``protect``: + the request observer (request id, access log), no metrics
-- ``protect+metrics``: the full stack as ``protect(app, settings, metrics=Metrics())``
-- ``protect+metrics via proxy``: the same, for a request relayed by a trusted
-  proxy (``X-Forwarded-For``/``-Proto`` from 127.0.0.1), as behind Caddy
-- ``protect+metrics+access log``: the full stack with production's default
-  logging on (``configure_logging(json_lines=True)``), writing one JSON line
-  per request to a file
-
-Every round runs bare first and then each layer, and a layer's figure is the
-bare median plus the median of its per-round differences from bare (paired,
-so that a slow moment of a shared machine hits both sides of a difference).
-Figures are microseconds per request. ``parts`` (current bastion only) times
-the pieces of ``protect()``'s one pass on their own, in the same process.
-
-It runs in a fresh process (``python -m bench.inprocess`` prints JSON), so
-that the harness can run it against another revision too, by putting that
-one's ``src`` first on PYTHONPATH (``bench.layers``). It is written against
-bastion's public calls only (``bastion.protect``, ``bastion.load_settings``,
-``bastion.ops.metrics.Metrics``), so that any revision can run it; a layer
-whose API a revision lacks is left out rather than failing the run.
+wrk measures what a client sees, and the server's own work blurs the
+envelope's; here the app is called with a ready-made scope, layer by layer:
+``bare``, ``pass-through`` (a middleware that only wraps ``send``: the floor of
+any that sees the response), ``envelope``, ``protect`` (no metrics),
+``protect+metrics``, the same ``via proxy``, and ``+access log`` (production's
+JSON line, to a file). Each round runs bare and then each layer; a layer's
+figure is the bare median plus the median of its per-round differences, so a
+slow moment of a shared machine hits both sides. ``parts`` times the one
+pass's pieces alone. It runs as ``python -m bench.inprocess`` (JSON out) on
+the bastion its PYTHONPATH picks (``bench.layers``), using only public calls
+(``bastion.protect``, ``bastion.ops.metrics.Metrics``) so any revision runs it.
 """
 
 from __future__ import annotations
@@ -48,17 +30,6 @@ from typing import IO, Any
 import uvloop
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["LAYERS", "measure", "per_request", "run"]
-
-LAYERS = (
-    "bare",
-    "pass-through",
-    "envelope",
-    "protect",
-    "protect+metrics",
-    "protect+metrics via proxy",
-    "protect+metrics+access log",
-)
 _LOGGED = "protect+metrics+access log"
 _URL = "http://127.0.0.1:8001"
 _BODY = b'{"note": "bench"}'

@@ -1,12 +1,9 @@
 """Scenario 5, in-process layers: this tree's stack, and another revision's in the same run.
 
-``bench.inprocess`` runs in a child process whose ``PYTHONPATH`` picks the
-bastion it measures: the working tree's, or a baseline's ``src`` put first
-(``--baseline PATH``, or ``--before REV``, which :func:`export` takes from git
-with ``git archive``). The children alternate, this tree then the baseline,
-several times, and each layer's figure is the median over the children: a
-slow stretch of a shared machine falls on both revisions alike, so the two
-columns of RESULTS.md compare like with like.
+``bench.inprocess`` runs in child processes, this tree's and the baseline's
+(``--baseline PATH`` or ``--before REV``, exported by :func:`export`) in turn,
+several times; each figure is the median over the children, so a slow stretch
+of a shared machine falls on both revisions alike.
 """
 
 from __future__ import annotations
@@ -21,9 +18,9 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-from bench.results import ROOT, Context, say
+from harness.servers import ROOT
 
-__all__ = ["export", "inprocess", "scenario"]
+from bench.results import Context, say
 
 
 def export(revision: str, directory: Path) -> Path:

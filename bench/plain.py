@@ -1,11 +1,7 @@
 """Scenario 1, plain requests: ``GET /json`` and a same-origin ``POST /submit`` under wrk.
 
-Bare Starlette (also with the envelope's response headers and no logic),
-Starlette behind ``protect()`` (also without metrics, and with production's
-JSON access log), FastAPI behind ``protect()``, Django, Litestar, and
-``protect()`` under granian (its defaults, and ``--backpressure 8``); with a
-baseline, the same ``protect()`` app on an older bastion. Each contender is
-first asked what its figures rely on: answers, headers, refusals.
+Every contender of ``bench.apps`` (and, with a baseline, ``protect()`` on the
+older bastion), each first asked what its figures rely on.
 """
 
 from __future__ import annotations
@@ -20,8 +16,6 @@ from harness.wrk import static_script
 
 from bench.results import OK_BODY, Cell, Check, Context, answer, measure, paired, say, summary
 from bench.servers import AppProcess, Server, running
-
-__all__ = ["ENDPOINTS", "KEYS", "POST_BODY", "Contender", "contenders", "scenario"]
 
 POST_BODY = '{"note": "bench"}'
 ENDPOINTS = ("GET /json", "POST /submit")
@@ -69,14 +63,8 @@ class Contender:
         return self.app.url
 
     def bootstrap(self) -> None:
-        """Get a CSRF token the way a browser gets one, once, from the running server.
-
-        Django: ``GET /csrf`` runs ``get_token``, which sets the ``csrftoken``
-        cookie and returns the masked token for ``X-CSRFToken``. Litestar: any
-        GET without the cookie sets ``csrftoken``; the same value goes back in
-        ``x-csrftoken``. bastion needs neither: it reads the ``Origin`` and
-        ``Sec-Fetch-Site`` a browser sends anyway.
-        """
+        """Get a CSRF token once, as a browser does: Django's ``GET /csrf`` (``get_token``), or the
+        cookie Litestar sets on any GET. bastion needs none: it reads Origin and Sec-Fetch-Site."""
         if self.protection in ("django", "litestar"):
             path = "/csrf" if self.protection == "django" else "/json"
             response = httpx.get(self.url + path, timeout=5)

@@ -1,12 +1,6 @@
 """Profile bastion's per-request stack with pyinstrument, in-process, without a server.
 
-The same ready-made requests as ``bench.inprocess`` go through
-``protect(app, settings, metrics=Metrics())`` many times under pyinstrument,
-so the report shows where the envelope's own time goes, undiluted by HTTP
-parsing and socket writes (profile a live server with py-spy for those:
-``py-spy record -p <pid>`` while wrk runs).
-
-    uv run python -m bench.profile [--requests 20000] [--proxied] [--html out.html]
+uv run python -m bench.profile [--requests 20000] [--proxied] [--html out.html]
 """
 
 from __future__ import annotations
@@ -19,8 +13,6 @@ import uvloop
 from pyinstrument import Profiler
 
 from bench.inprocess import per_request
-
-__all__ = ["main"]
 
 
 async def _drive(requests: int, proxied: bool) -> Profiler:

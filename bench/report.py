@@ -1,12 +1,9 @@
 """RESULTS.md from the JSON results: ``bench/RESULTS.md.j2`` holds every sentence.
 
-The template reads each scenario's JSON (a missing one leaves its section and
-its goals out), writes the goals in one table from the figures, and keeps the
-prose, including the measured reasons behind a missed goal; this module only
-loads the data and gives the template a few number formats.
+A missing scenario JSON leaves its section and goals out; this module only
+loads the data and gives the template a few formats.
 
-    uv run python -m bench.report                       # bench/results -> bench/RESULTS.md
-    uv run python -m bench.report --results DIR --output -
+    uv run python -m bench.report [--results bench/results] [--output bench/RESULTS.md]
 """
 
 from __future__ import annotations
@@ -23,8 +20,6 @@ from pathlib import Path
 import jinja2
 
 from bench.results import RESULTS_DIR, RESULTS_MD, read_results, say
-
-__all__ = ["TEMPLATE", "main", "render"]
 
 TEMPLATE = Path(__file__).with_name("RESULTS.md.j2")
 #: The file name of a scenario's JSON -> the name the template knows it by.

@@ -31,14 +31,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from harness.servers import ValkeyServer
+from harness.servers import ROOT, ValkeyServer
 from harness.wrk import CONNECTIONS, THREADS, TIMEOUT_SECONDS, find_wrk
 
 from bench import cache_overhead, hold, layers, plain, report, signin
-from bench.results import RESULTS_DIR, RESULTS_MD, ROOT, Context, Options, say, write_results
+from bench.results import RESULTS_DIR, RESULTS_MD, Context, Options, say, write_results
 from bench.servers import server_command
-
-__all__ = ["SCENARIOS", "machine", "main", "parse_options"]
 
 SCENARIOS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "plain": plain.scenario,
@@ -170,10 +168,10 @@ def parse_options(argv: Sequence[str], tmp: Path) -> Options:
     )
     add("--only", action="append", choices=list(SCENARIOS), help="only this scenario (repeatable)")
     add("--contender", action="append", choices=plain.KEYS, help="only this plain contender")
-    add("--results", type=Path, help="directory of the JSON results (default bench/results; a "
-        "fresh temporary one with --quick or --smoke)")  # fmt: skip
+    add("--results", type=Path, help="directory of the JSON results (default bench/results; "
+        "a temporary one with --quick, --smoke or --contender)")  # fmt: skip
     add("--output", type=Path, help="RESULTS.md to render, - for stdout (default "
-        "bench/RESULTS.md; stdout with --quick or --smoke)")  # fmt: skip
+        "bench/RESULTS.md; stdout with --quick, --smoke or --contender)")  # fmt: skip
     before = parser.add_mutually_exclusive_group()
     before.add_argument("--before", metavar="REV", help="git revision whose src/ runs beside "
         "this tree's in the plain and in-process scenarios (git archive)")  # fmt: skip
@@ -186,8 +184,10 @@ def parse_options(argv: Sequence[str], tmp: Path) -> Options:
         baseline, name = layers.export(args.before, tmp), args.before
     if baseline is not None and not (baseline / "bastion" / "__init__.py").is_file():
         parser.error(f"{baseline}: expected a src/ directory holding bastion/")
-    results: Path = args.results or (RESULTS_DIR if mode == "full" else tmp / "results")
-    output: Path | None = args.output or (RESULTS_MD if mode == "full" else None)
+    # A short run, or one without every plain contender, must not replace the committed figures.
+    committed = mode == "full" and not args.contender
+    results: Path = args.results or (RESULTS_DIR if committed else tmp / "results")
+    output: Path | None = args.output or (RESULTS_MD if committed else None)
     short = mode != "full"
     return Options(
         rounds=1 if short else args.rounds,

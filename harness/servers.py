@@ -27,6 +27,7 @@ __all__ = [
     "HungServer",
     "ValkeyServer",
     "free_port",
+    "free_ports",
     "refused_url",
     "run_cli",
     "terminate",
@@ -36,11 +37,26 @@ __all__ = [
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports on loopback, all held open until every one is chosen.
+
+    Servers that start side by side cannot pick their ports one at a time: the
+    kernel could hand the same free port out twice.
+    """
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    return free_ports(1)[0]
 
 
 def terminate(process: subprocess.Popen[bytes] | None, grace: float = 5.0) -> None:

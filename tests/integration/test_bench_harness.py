@@ -15,7 +15,7 @@ import math
 from typing import Any
 
 import pytest
-from bench import cache_overhead, envelope_overhead, hold, plain, report, run, signin
+from bench import cache_overhead, hold, plain, report, run, signin
 from bench.results import RESULTS_MD
 from harness.wrk import parse_done, signin_script, static_script
 
@@ -179,7 +179,7 @@ def test_the_report_names_every_scenario_and_the_goals(smoke: tuple[Results, str
     assert goals.startswith("\n\n| goal | this run | met | why |")
     for goal in (
         "protect+metrics ≤ +2.0 µs over bare",
-        "in-process, after ≤ before",
+        "in-process, after ≤ before + 0.5 µs",
         "0.95 x bare + the same headers",
         "3 x Django",
         "`cache_get` ≤ 1.10",
@@ -230,10 +230,9 @@ def test_loop_lag_histograms_subtract_add_and_bound() -> None:
 
 def test_the_older_entry_points_still_run() -> None:
     result = cache_overhead.main(["--rounds", "1", "--ops", "20"])
-    assert result.raw_per_op > 0
-    assert result.misses == 0
+    assert result["raw_us"] > 0
+    assert result["misses"] == 0
     committed = RESULTS_MD.read_text()
-    plain_run = envelope_overhead.main(["--rounds", "1", "--seconds", "1", "--warmup", "0"])
-    assert set(plain_run["figures"]["GET /json"]) == {"bare", "envelope"}
-    assert all(c["expected"] == c["got"] for c in plain_run["checks"])
-    assert RESULTS_MD.read_text() == committed
+    only = ["--only", "plain", "--contender", "bare", "--contender", "envelope", "--rounds", "1"]
+    assert run.main([*only, "--seconds", "1", "--warmup", "0"]) == 0
+    assert RESULTS_MD.read_text() == committed, "a run of some contenders leaves RESULTS.md alone"
