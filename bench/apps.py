@@ -1,14 +1,11 @@
 """The plain contenders of ``python -m bench``, as ASGI factories (uvicorn and granian call them).
 
-Every contender answers the same two requests: ``GET /json`` -> ``{"ok": true}``
-and a same-origin ``POST /submit`` that drains its body -> ``{"ok": true}``. They
-differ only in what stands in front of the route, which is what is measured.
-
-The URL comes from ``BENCH_APP_URL`` because a server calls a factory without
-arguments, and the protections must know their own origin and host (the port
-is picked at run time) to let the benchmark's same-origin POST through.
-
-    BENCH_APP_URL=http://127.0.0.1:8001 uvicorn --factory bench.apps:protected_app
+Each answers ``GET /json`` and a same-origin ``POST /submit`` (body drained) with
+``{"ok": true}``; they differ only in what stands in front of the route. Only
+bastion's public calls are imported at the top, the rest in the factory that
+needs it, since a before/after run serves ``protected_app`` on another
+revision's bastion. The URL comes from ``BENCH_APP_URL``: a server calls a
+factory without arguments, and the protections must know their own origin.
 """
 
 from __future__ import annotations
@@ -26,31 +23,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bastion.cache import Cache, cache_get, set_cache
-from bastion.config import Settings, load_settings
-from bastion.hardening import envelope
-from bastion.hardening.headers import DEFAULT_SECURITY_HEADERS
-from bastion.ops.logs import configure_logging
+from bastion import Settings, load_settings, protect
 from bastion.ops.metrics import Metrics
-from bastion.stack import protect
-
-__all__ = [
-    "APP_URL_VARIABLE",
-    "CACHED_KEY",
-    "VALKEY_URL_VARIABLE",
-    "app_url",
-    "bare_app",
-    "bench_settings",
-    "cached_app",
-    "django_app",
-    "envelope_app",
-    "fastapi_app",
-    "headers_app",
-    "litestar_app",
-    "protected_app",
-    "protected_logging_app",
-    "protected_nometrics_app",
-]
 
 APP_URL_VARIABLE = "BENCH_APP_URL"
 VALKEY_URL_VARIABLE = "BENCH_VALKEY_URL"
@@ -73,12 +47,8 @@ def app_host() -> str:
 
 
 def bench_settings(**overrides: Any) -> Settings:
-    """bastion as a production deployment configures it: one allowed host, its own origin.
-
-    The same host list is given to Django's ``ALLOWED_HOSTS`` and Litestar's
-    ``AllowedHostsConfig``, so every contender checks the Host against the
-    same one name.
-    """
+    """bastion as a production deployment configures it: one allowed host (the same one Django
+    and Litestar are given), its own origin."""
     return load_settings(
         APP_ENV="production",
         SECRET_KEY=BENCH_SECRET,
@@ -107,24 +77,19 @@ def _routes() -> list[Route]:
 
 
 def bare_app() -> Starlette:
-    """The ceiling: Starlette with nothing in front of it.
-
-    It checks ``BENCH_APP_URL`` too, although it has no use for it, so that
-    every contender is started by the harness in exactly the same way.
-    """
+    """The ceiling: Starlette with nothing in front (``BENCH_APP_URL`` checked all the same)."""
     app_url()
     return Starlette(routes=_routes())
 
 
 def headers_app() -> ASGIApp:
-    """The bare app answering with the same response headers as the envelope, and nothing else.
+    """The bare app sending the envelope's eight response headers, and doing nothing else.
 
-    No checks, no request id logic, no metrics: eight fixed headers appended
-    to every response (the seven security headers and an ``x-request-id`` of
-    the same length). It separates what *sending* those headers costs the
-    server (uvicorn validates and serialises each header in Python) from what
-    bastion's own per-request logic costs.
+    It separates what *sending* those headers costs the server (uvicorn checks
+    and serialises each in Python) from what bastion's per-request logic costs.
     """
+    from bastion.hardening.headers import DEFAULT_SECURITY_HEADERS
+
     inner = bare_app()
     fixed = [
         *((name.encode(), value.encode()) for name, value in DEFAULT_SECURITY_HEADERS.items()),
@@ -142,11 +107,6 @@ def headers_app() -> ASGIApp:
     return app
 
 
-def envelope_app() -> ASGIApp:
-    """The envelope alone (no request observer, no metrics): ``bench.envelope_overhead``'s."""
-    return envelope(bare_app(), bench_settings())
-
-
 def protected_app() -> ASGIApp:
     """The same app behind the whole per-request stack, as the brief's deployment wraps it."""
     return protect(bare_app(), bench_settings(), metrics=Metrics())
@@ -158,12 +118,9 @@ def protected_nometrics_app() -> ASGIApp:
 
 
 def protected_logging_app() -> ASGIApp:
-    """The full stack with production's default logging: one JSON access line per request.
+    """The full stack with production's logging: one JSON access line per request to stderr."""
+    from bastion.ops.logs import configure_logging
 
-    As the example app and the Dockerfile run it: ``configure_logging`` with
-    JSON lines because ``APP_ENV=production``, at INFO, to stderr (which the
-    harness sends to a file, as a container runtime drains it into its log).
-    """
     settings = bench_settings()
     configure_logging(json_lines=settings.is_production)
     return protect(bare_app(), settings, metrics=Metrics())
@@ -188,24 +145,17 @@ def fastapi_app() -> ASGIApp:
 
 
 def litestar_app() -> ASGIApp:
-    """Litestar with its own protections configured to match bastion's as closely as it can.
-
-    - ``CSRFConfig``: a signed double-submit token (cookie ``csrftoken`` plus
-      header ``x-csrftoken``); Litestar has no Origin / Sec-Fetch-Site check.
-    - ``AllowedHostsConfig``: the one host bastion allows.
-    - ``response_headers``: bastion's seven security headers, since Litestar
-      has no security-headers middleware of its own.
-    - ``RateLimitConfig``: installed as an app would install it for its
-      sign-in route, with the two plain paths excluded, because bastion does
-      not rate-limit plain routes either. The per-request cost of deciding to
-      skip them (a path match) is measured; the counting itself is measured
-      in the sign-in scenario.
+    """Litestar with its own protections matched to bastion's (see RESULTS.md, *What each
+    contender does*): CSRF token, allowed hosts, bastion's security headers, and a rate
+    limit installed with the two plain paths excluded (the skip is what is measured).
     """
     from litestar import Litestar, get, post
     from litestar.config.allowed_hosts import AllowedHostsConfig
     from litestar.config.csrf import CSRFConfig
     from litestar.datastructures import ResponseHeader
     from litestar.middleware.rate_limit import RateLimitConfig
+
+    from bastion.hardening.headers import DEFAULT_SECURITY_HEADERS
 
     @get("/json")
     async def json_route() -> dict[str, bool]:
@@ -241,13 +191,10 @@ def django_app() -> ASGIApp:
 
 
 def cached_app() -> ASGIApp:
-    """A cache-reading endpoint behind the whole stack, on ``BENCH_VALKEY_URL`` (empty: no cache).
+    """``GET /cached`` (a ``cache_get``, 200 hit or miss) behind the stack, on ``BENCH_VALKEY_URL``
+    (empty: no cache), with bastion's cache defaults; ``GET /stats`` counts its cache events."""
+    from bastion.cache import Cache, cache_get, set_cache
 
-    The cache keeps bastion's defaults (50 ms command deadline, breaker of 5
-    failures and 5 s cooldown), because those are what a sick Valkey costs a
-    deployment. ``GET /cached`` answers whether it found the value; it is 200
-    either way, since a cache failure is a miss, never an error.
-    """
     if VALKEY_URL_VARIABLE not in os.environ:
         raise RuntimeError(f"{VALKEY_URL_VARIABLE} must be set (empty: no cache at all)")
     valkey_url = os.environ[VALKEY_URL_VARIABLE].strip()

@@ -1,20 +1,9 @@
-"""The example app as the "sign-in flood" scenario serves it: its own routes plus one bare POST.
+"""The example app as the sign-in flood serves it: its own routes plus one bare POST.
 
-A refused sign-in is only cheap or dear *relative to something*; the fairest
-yardstick is the cheapest unsafe request the same process can answer, through
-the same server, the same ``protect()`` stack (request observer, metrics,
-trusted proxies, hosts, CSRF, security headers) and the same access log. So
-this factory is ``bastion_example:create_app`` line for line, with one route
-added to the example's routes before the stack is wrapped around them::
-
-    POST /bench/post  -> drains the body -> {"ok": true}
-
-Everything else (settings from the environment, ``METRICS_ENABLED``, the
-:class:`~bastion.Bastion` that owns the limiter, sign-in guard, audit tallies
-and metrics, logging) is the example app's own.
-
-    APP_URL=http://127.0.0.1:8001 METRICS_ENABLED=true \\
-        uvicorn --factory bench.example_apps:example_with_bare_post
+A refused sign-in is cheap or dear only relative to something: the fairest
+yardstick is the cheapest unsafe request the same process answers through the
+same server, ``protect()`` stack and access log, ``POST /bench/post`` (drains
+its body, answers ``{"ok": true}``). Everything else is ``create_app``'s own.
 """
 
 from __future__ import annotations
@@ -27,8 +16,6 @@ from bastion import Bastion
 from bastion.config import get_settings
 from bastion.ops import configure_logging
 from bastion_example.app import create_routes_app
-
-__all__ = ["BARE_POST_PATH", "example_with_bare_post"]
 
 BARE_POST_PATH = "/bench/post"
 

@@ -1,31 +1,16 @@
 """Where the envelope's time goes: each layer called in-process, without a server or a socket.
 
-wrk measures what a client sees, but the server's own work (HTTP parsing,
-the event loop, the socket) dwarfs and blurs the envelope's. Here the same
-ASGI app is called directly with a ready-made scope, layer by layer:
-
-- ``bare``: the Starlette app alone
-- ``pass-through``: a middleware that does nothing but wrap ``send``: the
-  floor of any ASGI middleware that touches the response (one call, one
-  closure, one coroutine per message)
-- ``envelope``: + the envelope (proxy, hosts, CSRF, security headers)
-- ``protect``: + the request observer (request id, access log), no metrics
-- ``protect+metrics``: the full stack as ``protect(app, settings, metrics=Metrics())``
-- ``protect+metrics via proxy``: the same, for a request relayed by a trusted
-  proxy (``X-Forwarded-For``/``-Proto`` from 127.0.0.1), as behind Caddy
-- ``protect+metrics+access log``: the full stack with production's default
-  logging on (``configure_logging(json_lines=True)``), writing one JSON line
-  per request to a file
-
-Every round runs bare first and then each layer, and a layer's figure is the
-bare median plus the median of its per-round differences from bare (paired,
-so that a slow moment of a shared machine hits both sides of a difference).
-Figures are microseconds per request. ``parts`` (current bastion only) times
-the pieces of ``protect()``'s driver on their own, in the same process.
-
-It runs in a fresh process (``python -m bench.inprocess`` prints JSON), so
-that the harness can run it against an older bastion too, by putting that
-one's ``src`` first on PYTHONPATH.
+wrk measures what a client sees, and the server's own work blurs the
+envelope's; here the app is called with a ready-made scope, layer by layer:
+``bare``, ``pass-through`` (a middleware that only wraps ``send``: the floor of
+any that sees the response), ``envelope``, ``protect`` (no metrics),
+``protect+metrics``, the same ``via proxy``, and ``+access log`` (production's
+JSON line, to a file). Each round runs bare and then each layer; a layer's
+figure is the bare median plus the median of its per-round differences, so a
+slow moment of a shared machine hits both sides. ``parts`` times the
+driver's pieces alone. It runs as ``python -m bench.inprocess`` (JSON out) on
+the bastion its PYTHONPATH picks (``bench.layers``), using only public calls
+(``bastion.protect``, ``bastion.ops.metrics.Metrics``) so any revision runs it.
 """
 
 from __future__ import annotations
@@ -45,17 +30,6 @@ from typing import IO
 import uvloop
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["LAYERS", "measure", "run"]
-
-LAYERS = (
-    "bare",
-    "pass-through",
-    "envelope",
-    "protect",
-    "protect+metrics",
-    "protect+metrics via proxy",
-    "protect+metrics+access log",
-)
 _LOGGED = "protect+metrics+access log"
 _URL = "http://127.0.0.1:8001"
 _BODY = b'{"note": "bench"}'
@@ -87,7 +61,7 @@ def _scope(method: str, path: str, extra: list[tuple[bytes, bytes]]) -> Scope:
     }
 
 
-async def _per_request(  # noqa: PLR0917 - the request's shape
+async def per_request(  # noqa: PLR0917 - the request's shape
     app: ASGIApp,
     method: str,
     path: str,
@@ -124,21 +98,25 @@ async def _per_request(  # noqa: PLR0917 - the request's shape
 
 def _apps() -> Mapping[str, ASGIApp]:
     os.environ["BENCH_APP_URL"] = _URL
-    from bastion.hardening import envelope
+    from bastion import protect
     from bastion.ops.metrics import Metrics
-    from bastion.stack import protect
     from bench.apps import bare_app, bench_settings
 
     settings = bench_settings()
-    return {
-        "bare": bare_app(),
-        "pass-through": _pass_through(bare_app()),
-        "envelope": envelope(bare_app(), settings),
-        "protect": protect(bare_app(), settings),
-        "protect+metrics": protect(bare_app(), settings, metrics=Metrics()),
-        "protect+metrics via proxy": protect(bare_app(), settings, metrics=Metrics()),
-        _LOGGED: protect(bare_app(), settings, metrics=Metrics()),
-    }
+    apps: dict[str, ASGIApp] = {"bare": bare_app(), "pass-through": _pass_through(bare_app())}
+    with contextlib.suppress(ImportError):
+        from bastion.hardening import envelope
+
+        if callable(envelope):  # a revision where it names the module does not have it
+            apps["envelope"] = envelope(bare_app(), settings)
+    apps["protect"] = protect(bare_app(), settings)
+    for name in ("protect+metrics", "protect+metrics via proxy"):
+        apps[name] = protect(bare_app(), settings, metrics=Metrics())
+    with contextlib.suppress(ImportError):
+        from bastion.ops.logs import configure_logging  # noqa: F401 - the layer needs it
+
+        apps[_LOGGED] = protect(bare_app(), settings, metrics=Metrics())
+    return apps
 
 
 def _pass_through(app: ASGIApp) -> ASGIApp:
@@ -175,11 +153,11 @@ async def _layer(  # noqa: PLR0917 - the request's shape, plus where the log goe
     name: str, app: ASGIApp, method: str, path: str, count: int, log: IO[str]
 ) -> float:
     if name != _LOGGED:
-        return await _per_request(app, method, path, count, "proxy" in name)
+        return await per_request(app, method, path, count, "proxy" in name)
     with _access_log(log):
         # The lines noted during the run are logged at the end of the loop's turn, which
         # this loop of awaits never reaches: log them inside the timed run.
-        return await _per_request(app, method, path, count, finish=_drain_access_lines())
+        return await per_request(app, method, path, count, finish=_drain_access_lines())
 
 
 def _drain_access_lines() -> Callable[[], object] | None:
@@ -187,7 +165,8 @@ def _drain_access_lines() -> Callable[[], object] | None:
         from bastion.ops.logs import access_lines
     except ImportError:  # an older bastion logs each line at once
         return None
-    return access_lines.drain
+    drain: Callable[[], object] = access_lines.drain
+    return drain
 
 
 async def measure(rounds: int, count: int) -> dict[str, dict[str, float]]:
@@ -202,7 +181,7 @@ async def measure(rounds: int, count: int) -> dict[str, dict[str, float]]:
             bare: list[float] = []
             over: dict[str, list[float]] = {name: [] for name in apps if name != "bare"}
             for _ in range(rounds):
-                base = await _per_request(apps["bare"], method, path, count)
+                base = await per_request(apps["bare"], method, path, count)
                 bare.append(base)
                 for name, differences in over.items():
                     spent = await _layer(name, apps[name], method, path, count, log)
@@ -220,13 +199,20 @@ async def measure(rounds: int, count: int) -> dict[str, dict[str, float]]:
 
 
 def _parts() -> dict[str, float]:
-    """µs per call of each piece of ``protect()``'s driver (bastion._driver), best of 5."""
+    """µs per call of each piece of ``protect()``'s driver (``bastion._driver``), best of 5.
+
+    Only a revision with the driver has these pieces; any other gives none.
+    """
     try:
-        from bastion._driver import Driver, add_missing
-    except ImportError:  # an older bastion (--baseline) has no driver
+        return _driver_parts()
+    except (ImportError, AttributeError, AssertionError):
         return {}
+
+
+def _driver_parts() -> dict[str, float]:
+    from bastion import protect
+    from bastion._driver import Driver, add_missing
     from bastion.ops.metrics import Metrics
-    from bastion.stack import protect
     from bench.apps import bare_app, bench_settings
 
     stack = protect(bare_app(), bench_settings(), metrics=Metrics())

@@ -1,12 +1,6 @@
 """Profile bastion's per-request stack with pyinstrument, in-process, without a server.
 
-The same ready-made requests as ``bench.inprocess`` go through
-``protect(app, settings, metrics=Metrics())`` many times under pyinstrument,
-so the report shows where the envelope's own time goes, undiluted by HTTP
-parsing and socket writes (profile a live server with py-spy for those:
-``py-spy record -p <pid>`` while wrk runs).
-
-    uv run python -m bench.profile [--requests 20000] [--proxied] [--html out.html]
+uv run python -m bench.profile [--requests 20000] [--proxied] [--html out.html]
 """
 
 from __future__ import annotations
@@ -18,23 +12,21 @@ from pathlib import Path
 import uvloop
 from pyinstrument import Profiler
 
-from bench.inprocess import _per_request
-
-__all__ = ["main"]
+from bench.inprocess import per_request
 
 
 async def _drive(requests: int, proxied: bool) -> Profiler:
     os.environ["BENCH_APP_URL"] = "http://127.0.0.1:8001"
+    from bastion import protect
     from bastion.ops.metrics import Metrics
-    from bastion.stack import protect
     from bench.apps import bare_app, bench_settings
 
     app = protect(bare_app(), bench_settings(), metrics=Metrics())
-    await _per_request(app, "GET", "/json", 500, proxied)  # warm the caches first
+    await per_request(app, "GET", "/json", 500, proxied)  # warm the caches first
     profiler = Profiler(interval=0.0001, async_mode="disabled")
     profiler.start()
-    await _per_request(app, "GET", "/json", requests // 2, proxied)
-    await _per_request(app, "POST", "/submit", requests // 2, proxied)
+    await per_request(app, "GET", "/json", requests // 2, proxied)
+    await per_request(app, "POST", "/submit", requests // 2, proxied)
     profiler.stop()
     return profiler
 

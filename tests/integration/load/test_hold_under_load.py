@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from bench.wrk import WrkRun
+from harness.wrk import WrkRun
 
 from tests.support.load import scrape, total, wrk
 from tests.support.servers import AppServer, HungServer, run_cli
