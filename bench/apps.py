@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bastion import Settings, load_settings, protect
+from bastion import Settings, load_settings
 from bastion.ops.metrics import Metrics
 
 APP_URL_VARIABLE = "BENCH_APP_URL"
@@ -32,6 +32,25 @@ VALKEY_URL_VARIABLE = "BENCH_VALKEY_URL"
 CACHED_KEY = "bench:item"
 #: A fixed secret: the benchmark has nothing to protect, and a fixed value keeps runs alike.
 BENCH_SECRET = "bench-secret-key-not-for-production-0123456789abcdef"
+
+
+def _stack_builder() -> Callable[..., ASGIApp]:
+    """The stack builder of the bastion on the path: private now, public in an older one.
+
+    ``--before`` runs this code against an older revision's ``src/``, where it
+    was ``bastion.protect``.
+    """
+    try:
+        from bastion._stack import build_stack
+    except ImportError:
+        from bastion import protect  # type: ignore[attr-defined]
+
+        return protect  # type: ignore[no-any-return]
+    return build_stack
+
+
+#: ``protect(app, settings, metrics=...)``: the per-request stack of the bastion on the path.
+protect = _stack_builder()
 
 
 def app_url() -> str:

@@ -10,7 +10,7 @@ figure is the bare median plus the median of its per-round differences, so a
 slow moment of a shared machine hits both sides. ``parts`` times the
 driver's pieces alone. It runs as ``python -m bench.inprocess`` (JSON out) on
 the bastion its PYTHONPATH picks (``bench.layers``), using only public calls
-(``bastion.protect``, ``bastion.ops.metrics.Metrics``) so any revision runs it.
+(the stack builder, ``bastion.ops.metrics.Metrics``) so any revision runs it.
 """
 
 from __future__ import annotations
@@ -98,9 +98,8 @@ async def per_request(  # noqa: PLR0917 - the request's shape
 
 def _apps() -> Mapping[str, ASGIApp]:
     os.environ["BENCH_APP_URL"] = _URL
-    from bastion import protect
     from bastion.ops.metrics import Metrics
-    from bench.apps import bare_app, bench_settings
+    from bench.apps import bare_app, bench_settings, protect
 
     settings = bench_settings()
     apps: dict[str, ASGIApp] = {"bare": bare_app(), "pass-through": _pass_through(bare_app())}
@@ -210,8 +209,8 @@ def _parts() -> dict[str, float]:
 
 
 def _driver_parts() -> dict[str, float]:
-    from bastion import protect
     from bastion._driver import Driver, add_missing
+    from bastion._stack import build_stack as protect
     from bastion.ops.metrics import Metrics
     from bench.apps import bare_app, bench_settings
 

@@ -9,8 +9,9 @@ What an adopter needs is here::
     app = b.protect(app, logins=[bastion.LoginRoute("/auth/jwt/login")])
 
 :class:`Bastion` builds and owns the database, cache, sign-in limiter and
-guard, metrics and the loop-lag monitor; :func:`protect` is the per-request
-stack alone (observer and envelope) for an app that needs nothing else. Each
+guard, metrics and the loop-lag monitor, and :meth:`Bastion.protect` puts an
+app inside the whole per-request stack; an app that wants only the envelope
+calls :func:`bastion.hardening.envelope`. Each
 block keeps its own public API in its package: :mod:`bastion.cache`,
 :mod:`bastion.hardening`, :mod:`bastion.guard`, :mod:`bastion.ratelimit`,
 :mod:`bastion.audit`, :mod:`bastion.auth`, :mod:`bastion.ops`, :mod:`bastion.db`,
@@ -22,7 +23,6 @@ from __future__ import annotations
 from bastion.config import ConfigError, Settings, get_settings, load_settings
 from bastion.guard import LoginGuard, LoginRoute, SignInGuard
 from bastion.runtime import OPERATIONS_PATHS, Bastion
-from bastion.stack import protect
 
 __all__ = [
     "OPERATIONS_PATHS",
@@ -35,7 +35,6 @@ __all__ = [
     "__version__",
     "get_settings",
     "load_settings",
-    "protect",
 ]
 
 __version__ = "0.1.0"

@@ -15,7 +15,7 @@ of its own:
 call per request, one ``send`` wrapper and one pass over the app's response
 headers: the security headers the app did not set itself, and the request
 id. So there is one implementation of every rule, wherever the stack is
-built (``bastion.protect``, ``Bastion.protect``, ``bastion.hardening.envelope``).
+built (``bastion._stack.build_stack`` for ``Bastion.protect``, and ``bastion.hardening.envelope``).
 
 A websocket is screened (a refusal is a close with code 1008) and otherwise
 handed to the app untouched; lifespan passes through. This module sits below

@@ -13,7 +13,7 @@ it in the right order (the guard's last audit tallies before the database).
     app = bastion.protect(app, logins=[LoginRoute("/auth/jwt/login")])
 
 Nothing here is framework-specific: :meth:`Bastion.protect` returns the
-pure ASGI driver of :mod:`bastion.stack` around the app, and the operations
+pure ASGI driver of :mod:`bastion._stack` around the app, and the operations
 endpoints are answered inside it, so Starlette, FastAPI and Litestar get the
 same ``/api/health``, ``/api/health/live`` and ``/api/metrics``.
 """
@@ -28,6 +28,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from bastion._stack import build_stack
 from bastion.cache import Cache, set_cache
 from bastion.config import Settings, get_settings
 from bastion.db import Database
@@ -40,7 +41,6 @@ from bastion.ops.looplag import LoopLagMonitor
 from bastion.ops.metrics import Metrics
 from bastion.ops.metrics_route import metrics_routes
 from bastion.ratelimit import SignInLimiter
-from bastion.stack import protect
 
 __all__ = ["OPERATIONS_PATHS", "Bastion"]
 
@@ -94,10 +94,10 @@ class Bastion:
     ) -> ASGIApp:
         """``app`` inside the whole per-request stack, with this object's metrics.
 
-        request -> driver (observer, envelope, failure rule: :func:`bastion.stack.protect`)
+        request -> driver (observer, envelope, failure rule: :func:`bastion._stack.build_stack`)
                 -> operations endpoints -> login guard -> ``app``
 
-        The driver is the same one :func:`bastion.stack.protect` builds: its
+        The driver is the same one :func:`bastion._stack.build_stack` builds: its
         hooks name, screen and record every request, and whatever the
         operations endpoints, the guard or ``app`` answer passes through its
         one ``send`` wrapper (security headers, request id). The guard's
@@ -115,7 +115,7 @@ class Bastion:
             inner = AfterResponse(inner)  # inline jobs start once their response is sent
         if operations:
             inner = _Operations(inner, self.operations_app())
-        return protect(inner, self.settings, metrics=self.metrics, **envelope_options)
+        return build_stack(inner, self.settings, metrics=self.metrics, **envelope_options)
 
     def operations_routes(self) -> list[Route]:
         """``/api/health``, ``/api/health/live`` and ``/api/metrics``, as Starlette routes."""

@@ -24,10 +24,10 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from bastion._stack import build_stack
 from bastion.body import read_body
 from bastion.config import get_settings
 from bastion.ops import Metrics, configure_logging, metrics_routes
-from bastion.stack import protect
 
 FACTORY = "tests.support.failing_app:create_app"
 SECRET = "postgresql://app:hunter2-not-for-logs@db/prod"
@@ -80,4 +80,4 @@ def create_app() -> ASGIApp:
         else:
             await app(scope, receive, send)
 
-    return protect(dispatch, settings, metrics=metrics)
+    return build_stack(dispatch, settings, metrics=metrics)

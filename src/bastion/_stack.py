@@ -1,4 +1,4 @@
-"""``protect(app)``: the whole per-request stack in one call, in the one right order.
+"""``build_stack(app)``: the whole per-request stack in one call, in the one right order.
 
     request -> observer      begin: the request id (a trusted proxy's, or a new one)
             -> envelope      screen: proxy resolver -> hosts -> CSRF; a refusal is answered here
@@ -16,8 +16,13 @@ request. The observer comes first and ends last, so refused requests are
 logged and counted too, with the client IP the envelope resolved; the
 failure rule's 500 is sent through the same wrapper, so it gets the
 security headers and the request id. ``bastion.hardening.envelope()`` is the
-same driver with the envelope's hooks alone, and :meth:`bastion.Bastion.protect`
-calls this function.
+same driver with the envelope's hooks alone.
+
+Private on purpose: an app meets the stack through the one public
+``protect``, :meth:`bastion.Bastion.protect`, which calls this function with
+its own metrics and adds the operations endpoints, the login guard and the
+inline jobs. An app that wants the envelope alone calls
+:func:`bastion.hardening.envelope`.
 """
 
 from __future__ import annotations
@@ -33,10 +38,10 @@ from bastion.ops.failures import FailureRule
 from bastion.ops.metrics import Metrics
 from bastion.ops.observe import RequestObserver
 
-__all__ = ["protect"]
+__all__ = ["build_stack"]
 
 
-def protect(
+def build_stack(
     app: ASGIApp,
     settings: Settings | None = None,
     *,
