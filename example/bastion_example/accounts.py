@@ -34,7 +34,7 @@ from bastion.auth import (
 )
 from bastion.body import BadRequest
 from bastion.config import Settings
-from bastion.db.models import User
+from bastion.db._models import User
 from bastion.ratelimit import rate_limit_headers
 from bastion.redirects import next_for, safe_next
 from bastion_example.forms import form_page

@@ -20,9 +20,9 @@ and :mod:`bastion.redirects` (a ``?next=`` that can never leave the site).
 
 from __future__ import annotations
 
+from bastion._runtime import OPERATIONS_PATHS, Bastion
 from bastion.config import ConfigError, Settings, get_settings, load_settings
 from bastion.guard import LoginGuard, LoginRoute, SignInGuard
-from bastion.runtime import OPERATIONS_PATHS, Bastion
 
 __all__ = [
     "OPERATIONS_PATHS",

@@ -493,7 +493,7 @@ def test_inline_jobs_in_production_warn(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_worker_heartbeat_rule_is_pure_and_needs_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
-    from bastion.deploy.checks import worker_heartbeat
+    from bastion.deploy._checks import worker_heartbeat
 
     settings = settings_from(monkeypatch, GOOD_ENV)
     assert [f.id for f in worker_heartbeat(settings, None)] == ["bastion.W060"]

@@ -7,8 +7,8 @@ forge an entry in either place.
 
 from __future__ import annotations
 
-from bastion.audit.blocked import BlockedAttempts
-from bastion.audit.log import (
+from bastion.audit._blocked import BlockedAttempts
+from bastion.audit._log import (
     SIGN_IN_BLOCKED,
     SIGN_IN_FAILED,
     SIGN_IN_RATE_LIMITED,

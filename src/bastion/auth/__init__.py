@@ -6,11 +6,11 @@ envelope wraps; build the service with ``AuthService.from_settings``.
 
 from __future__ import annotations
 
-from bastion.auth.api import FAILED_SIGN_IN, auth_routes, client_of, read_credentials
-from bastion.auth.cookies import clear_session_cookie, read_session_cookie, set_session_cookie
-from bastion.auth.emails import InvalidEmail, normalise_email
-from bastion.auth.passwords import Passwords, Verification
-from bastion.auth.service import (
+from bastion.auth._api import FAILED_SIGN_IN, auth_routes, client_of, read_credentials
+from bastion.auth._cookies import clear_session_cookie, read_session_cookie, set_session_cookie
+from bastion.auth._emails import InvalidEmail, normalise_email
+from bastion.auth._passwords import Passwords, Verification
+from bastion.auth._service import (
     AuthService,
     Client,
     EmailTaken,
@@ -19,7 +19,7 @@ from bastion.auth.service import (
     SignInResult,
     SignUpLimited,
 )
-from bastion.auth.sessions import COOKIE_NAME, SECURE_COOKIE_NAME, SessionPolicy, Sessions
+from bastion.auth._sessions import COOKIE_NAME, SECURE_COOKIE_NAME, SessionPolicy, Sessions
 
 __all__ = [
     "COOKIE_NAME",

@@ -11,10 +11,10 @@ password hasher.
 
 from __future__ import annotations
 
-from bastion.body.errors import BadRequest, InvalidJson
-from bastion.body.jsontext import DEFAULT_MAX_DEPTH, nested_deeper_than, parse_json
-from bastion.body.media import media_type
-from bastion.body.read import (
+from bastion.body._errors import BadRequest, InvalidJson
+from bastion.body._jsontext import DEFAULT_MAX_DEPTH, nested_deeper_than, parse_json
+from bastion.body._media import media_type
+from bastion.body._read import (
     DEFAULT_MAX_BODY,
     MAX_FORM_FIELDS,
     parse_form,

@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from bastion.cache.breaker import BreakerState, CircuitBreaker
-from bastion.cache.connection import ValkeyConnection, ValkeyOptions
-from bastion.cache.json_store import JSON, JsonCache
-from bastion.cache.singleflight import SingleFlight
+from bastion.cache._breaker import BreakerState, CircuitBreaker
+from bastion.cache._connection import ValkeyConnection, ValkeyOptions
+from bastion.cache._json_store import JSON, JsonCache
+from bastion.cache._singleflight import SingleFlight
 from bastion.config import Settings, get_settings
 
 __all__ = [

@@ -6,11 +6,11 @@
 
 from __future__ import annotations
 
-from bastion.db.engine import DATABASE_ERRORS, Database, DatabaseUnavailable
-from bastion.db.migrate import migrate
-from bastion.db.models import AuditLog, Base, JobRun, User, UserSession
-from bastion.db.types import UTCDateTime, utcnow
-from bastion.db.url import to_async_url
+from bastion.db._engine import DATABASE_ERRORS, Database, DatabaseUnavailable
+from bastion.db._migrate import migrate
+from bastion.db._models import AuditLog, Base, JobRun, User, UserSession
+from bastion.db._types import UTCDateTime, utcnow
+from bastion.db._url import to_async_url
 
 __all__ = [
     "DATABASE_ERRORS",

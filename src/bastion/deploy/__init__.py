@@ -10,9 +10,9 @@ and other tooling can call them directly.
 
 from __future__ import annotations
 
-from bastion.deploy.bundle import Bundle, BundleError, build_bundle, default_output, find_project
-from bastion.deploy.checks import CHECKS, format_text, registry, run_checks
-from bastion.deploy.registry import (
+from bastion.deploy._bundle import Bundle, BundleError, build_bundle, default_output, find_project
+from bastion.deploy._checks import CHECKS, format_text, registry, run_checks
+from bastion.deploy._registry import (
     CheckRegistry,
     CheckResult,
     CheckSpec,

@@ -11,13 +11,7 @@ outside a request (the resolver for an audit row, the CSRF check in a test).
 
 from __future__ import annotations
 
-from bastion.hardening.chain import DEV_HOSTS, Envelope, EnvelopeConfig, RejectHook, envelope
-from bastion.hardening.csrf import SAFE_METHODS, Reason
-from bastion.hardening.csrf import check as check_csrf
-from bastion.hardening.headers import DEFAULT_HSTS, DEFAULT_SECURITY_HEADERS, SecurityHeaders
-from bastion.hardening.hosts import AllowedHosts, HostReason
-from bastion.hardening.proxy import Resolution, TrustedProxies, client_key, parse_ip
-from bastion.parse.origins import (
+from bastion._parse.origins import (
     HostError,
     Origin,
     ParsedHost,
@@ -26,6 +20,12 @@ from bastion.parse.origins import (
     parse_origin,
     parse_url_origin,
 )
+from bastion.hardening._chain import DEV_HOSTS, Envelope, EnvelopeConfig, RejectHook, envelope
+from bastion.hardening._csrf import SAFE_METHODS, Reason
+from bastion.hardening._csrf import check as check_csrf
+from bastion.hardening._headers import DEFAULT_HSTS, DEFAULT_SECURITY_HEADERS, SecurityHeaders
+from bastion.hardening._hosts import AllowedHosts, HostReason
+from bastion.hardening._proxy import Resolution, TrustedProxies, client_key, parse_ip
 
 __all__ = [
     "DEFAULT_HSTS",

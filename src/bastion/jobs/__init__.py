@@ -9,17 +9,17 @@ the same on both: JSON arguments, retries with backoff by procrastinate's
 failure that never reaches the request that deferred the job.
 
 A worker imports the task modules that apps register under the
-``bastion.tasks`` entry point group (see :mod:`bastion.plugins`).
+``bastion.tasks`` entry point group (see :mod:`bastion._plugins`).
 """
 
 from __future__ import annotations
 
-from bastion.jobs.builtin import builtin_tasks
-from bastion.jobs.current import current_jobs
-from bastion.jobs.engine import Jobs
-from bastion.jobs.info import JobInfo, JobStatus, WorkerInfo
-from bastion.jobs.inline import AfterResponse
-from bastion.jobs.tasks import DEFAULT_QUEUE, JobContext, Task, registered_tasks, task
+from bastion.jobs._builtin import builtin_tasks
+from bastion.jobs._current import current_jobs
+from bastion.jobs._engine import Jobs
+from bastion.jobs._info import JobInfo, JobStatus, WorkerInfo
+from bastion.jobs._inline import AfterResponse
+from bastion.jobs._tasks import DEFAULT_QUEUE, JobContext, Task, registered_tasks, task
 
 __all__ = [
     "DEFAULT_QUEUE",
