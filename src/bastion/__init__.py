@@ -20,18 +20,15 @@ and :mod:`bastion.redirects` (a ``?next=`` that can never leave the site).
 
 from __future__ import annotations
 
-from bastion._runtime import OPERATIONS_PATHS, Bastion
+from bastion._runtime import Bastion
 from bastion.config import ConfigError, Settings, get_settings, load_settings
-from bastion.guard import LoginGuard, LoginRoute, SignInGuard
+from bastion.guard import LoginRoute
 
 __all__ = [
-    "OPERATIONS_PATHS",
     "Bastion",
     "ConfigError",
-    "LoginGuard",
     "LoginRoute",
     "Settings",
-    "SignInGuard",
     "__version__",
     "get_settings",
     "load_settings",

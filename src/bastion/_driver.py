@@ -34,18 +34,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bastion.responses import ErrorPage, Refusal, send_refusal
 
-__all__ = [
-    "Driver",
-    "EnvelopeHooks",
-    "FailureHooks",
-    "Header",
-    "ObserverHooks",
-    "Rejection",
-    "Resolved",
-    "Screening",
-    "add_missing",
-]
-
 Header = tuple[bytes, bytes]
 
 

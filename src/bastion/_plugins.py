@@ -25,16 +25,6 @@ from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any
 
-__all__ = [
-    "APPS",
-    "CHECKS",
-    "TASKS",
-    "app_target",
-    "load_app_factory",
-    "load_check_plugins",
-    "load_task_modules",
-]
-
 APPS = "bastion.apps"
 CHECKS = "bastion.checks"
 TASKS = "bastion.tasks"

@@ -24,8 +24,6 @@ import re
 from collections.abc import Iterable
 from urllib.parse import quote, unquote
 
-__all__ = ["MASK", "RedactingFormatter", "forget", "redact", "redact_url", "remember"]
-
 MASK = "***"
 #: Shorter strings are too likely to occur by chance in an innocent message.
 _MIN_SECRET = 4

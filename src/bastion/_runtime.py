@@ -33,16 +33,15 @@ from bastion.cache import Cache, set_cache
 from bastion.config import Settings, get_settings
 from bastion.db import Database
 from bastion.guard import LoginGuard, LoginRoute, SignInGuard
-from bastion.jobs import AfterResponse, Jobs
+from bastion.jobs import Jobs
 from bastion.jobs._current import set_jobs
+from bastion.jobs._inline import AfterResponse
 from bastion.jobs._metrics import JobMetrics
 from bastion.ops._health import health_routes
 from bastion.ops._looplag import LoopLagMonitor
 from bastion.ops._metrics import Metrics
 from bastion.ops._metrics_route import metrics_routes
 from bastion.ratelimit import SignInLimiter
-
-__all__ = ["OPERATIONS_PATHS", "Bastion"]
 
 #: Where :meth:`Bastion.protect` answers the operations endpoints.
 OPERATIONS_PATHS = ("/api/health", "/api/health/live", "/api/metrics")

@@ -33,12 +33,10 @@ from starlette.types import ASGIApp
 
 from bastion._driver import Driver
 from bastion.config import Settings, get_settings
-from bastion.hardening import Envelope, EnvelopeConfig
+from bastion.hardening._chain import Envelope, EnvelopeConfig
 from bastion.ops._failures import FailureRule
 from bastion.ops._metrics import Metrics
 from bastion.ops._observe import RequestObserver
-
-__all__ = ["build_stack"]
 
 
 def build_stack(

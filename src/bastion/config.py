@@ -27,7 +27,13 @@ from bastion._parse.schedule import cron_for
 from bastion._parse.urls import POSTGRES_SCHEMES, database_url, valkey_url
 from bastion._redact import redact, redact_url, remember
 
-__all__ = ["ConfigError", "Settings", "get_settings", "load_settings", "reset_settings"]
+__all__ = [
+    "ConfigError",
+    "Settings",
+    "get_settings",
+    "load_settings",
+    "reset_settings",
+]
 
 #: Used only in development so that a laptop needs no configuration. Production
 #: refuses to start without a real key (see ``_check_production``).

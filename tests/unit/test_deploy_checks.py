@@ -18,16 +18,9 @@ from collections.abc import Iterator, Mapping
 import pytest
 
 from bastion.config import ConfigError, Settings, load_settings
-from bastion.deploy import (
-    CHECKS,
-    CheckRegistry,
-    CheckResult,
-    CheckSpec,
-    Finding,
-    registry,
-    run_checks,
-)
+from bastion.deploy import CheckRegistry, CheckResult, CheckSpec, Finding, run_checks
 from bastion.deploy import finding as make_finding
+from bastion.deploy._checks import CHECKS, registry
 
 GOOD_KEY = "k7Qm2vX9pL4sT8wB1nR6yH3jF5dG0aZc-E_uIoKxVbNqMtWlYs"  # 50 random characters
 

@@ -21,7 +21,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bastion._driver import Driver, add_missing
 from bastion._stack import build_stack as protect
 from bastion.config import Settings, load_settings
-from bastion.hardening import EnvelopeConfig, envelope
+from bastion.hardening import envelope
+from bastion.hardening._chain import EnvelopeConfig
 from bastion.ops._failures import FailureRule
 from bastion.ops._logs import AccessRecord, access_lines
 from bastion.ops._metrics import Metrics

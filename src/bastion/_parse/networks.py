@@ -13,8 +13,6 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["UNIX", "IPNetwork", "ProxyNetworks", "parse_proxies"]
-
 #: The entry that trusts peers on a unix socket.
 UNIX = "unix"
 

@@ -23,17 +23,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-__all__ = [
-    "DEFAULT_PORTS",
-    "HostError",
-    "Origin",
-    "ParsedHost",
-    "TrustedOrigins",
-    "parse_host",
-    "parse_origin",
-    "parse_url_origin",
-]
-
 DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 _LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)")

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from limits import RateLimitItem, parse_many
 
-__all__ = ["MAX_PER_WINDOW", "NAMESPACE", "parse_rate_limit"]
-
 #: Replaces limits' default "LIMITER" namespace, so keys read ``signin/ip/...``.
 NAMESPACE = "signin"
 

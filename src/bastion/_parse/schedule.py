@@ -11,8 +11,6 @@ by the settings (``JOBS_SESSION_CLEANUP_SECONDS``) at start-up, and by
 
 from __future__ import annotations
 
-__all__ = ["cron_for"]
-
 _MINUTE = 60
 _HOUR = 3_600
 _DAY = 86_400

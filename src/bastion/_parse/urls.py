@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-__all__ = ["DATABASE_SCHEMES", "POSTGRES_SCHEMES", "VALKEY_SCHEMES", "database_url", "valkey_url"]
-
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 DATABASE_SCHEMES = ("sqlite", *POSTGRES_SCHEMES)
 VALKEY_SCHEMES = ("redis", "rediss", "valkey", "valkeys", "unix")

@@ -7,7 +7,6 @@ forge an entry in either place.
 
 from __future__ import annotations
 
-from bastion.audit._blocked import BlockedAttempts
 from bastion.audit._log import (
     SIGN_IN_BLOCKED,
     SIGN_IN_FAILED,
@@ -20,7 +19,6 @@ from bastion.audit._log import (
     count,
     recent,
     record,
-    record_many,
     stream,
     to_json,
 )
@@ -33,12 +31,10 @@ __all__ = [
     "SIGN_OUT",
     "SIGN_UP",
     "AuditEntry",
-    "BlockedAttempts",
     "Outcome",
     "count",
     "recent",
     "record",
-    "record_many",
     "stream",
     "to_json",
 ]

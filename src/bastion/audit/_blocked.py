@@ -32,8 +32,6 @@ from bastion.db import DATABASE_ERRORS, Database
 from bastion.db._types import utcnow
 from bastion.hardening._proxy import client_key
 
-__all__ = ["BlockedAttempts"]
-
 logger = logging.getLogger("bastion.audit")
 
 #: The pair that takes refusals once ``max_keys`` pairs are being tallied.

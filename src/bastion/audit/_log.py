@@ -15,23 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bastion.db._models import AuditLog
 from bastion.db._types import utcnow
 
-__all__ = [
-    "SIGN_IN_BLOCKED",
-    "SIGN_IN_FAILED",
-    "SIGN_IN_RATE_LIMITED",
-    "SIGN_IN_SUCCEEDED",
-    "SIGN_OUT",
-    "SIGN_UP",
-    "AuditEntry",
-    "Outcome",
-    "count",
-    "recent",
-    "record",
-    "record_many",
-    "stream",
-    "to_json",
-]
-
 logger = logging.getLogger("bastion.audit")
 
 SIGN_IN_FAILED = "auth.sign_in.failed"

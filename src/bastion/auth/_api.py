@@ -20,20 +20,17 @@ from bastion.auth._emails import InvalidEmail, normalise_email
 from bastion.auth._passwords import MAX_PASSWORD
 from bastion.auth._service import (
     AuthService,
-    Client,
     EmailTaken,
-    FailReason,
     InvalidPassword,
     SignInResult,
     SignUpLimited,
 )
-from bastion.body import BadRequest, media_type, read_form, read_json
+from bastion.body import BadRequest, read_form, read_json
+from bastion.body._media import media_type
 from bastion.db._models import User
-from bastion.guard import rate_limited
+from bastion.guard import Client, FailReason, rate_limited
 from bastion.ratelimit import rate_limit_headers
 from bastion.responses import NO_STORE, RefusalResponse
-
-__all__ = ["FAILED_SIGN_IN", "auth_routes", "client_of", "read_credentials"]
 
 MAX_AUTH_BODY = 8 * 1024
 FAILED_SIGN_IN = "invalid email or password"

@@ -11,8 +11,6 @@ from starlette.responses import Response
 
 from bastion.auth._sessions import COOKIE_NAME, SECURE_COOKIE_NAME
 
-__all__ = ["clear_session_cookie", "read_session_cookie", "set_session_cookie"]
-
 
 def _is_https(request: HTTPConnection) -> bool:
     return request.url.scheme in ("https", "wss")

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["MAX_EMAIL", "InvalidEmail", "normalise_email"]
-
 MAX_EMAIL = 254
 _SHAPE = re.compile(r"[^@\s]{1,64}@[^@\s.][^@\s]*\.[^@\s]+")
 

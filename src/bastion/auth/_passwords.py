@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-__all__ = ["MAX_PASSWORD", "MIN_PASSWORD", "Passwords", "Verification"]
-
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1024  # argon2 takes any length; a cap stops multi-megabyte hashing requests
 

@@ -31,16 +31,6 @@ from bastion.db._types import utcnow
 from bastion.guard import Client, FailReason, SignInGuard
 from bastion.ratelimit import Decision, SignInLimiter
 
-__all__ = [
-    "AuthService",
-    "Client",
-    "EmailTaken",
-    "FailReason",
-    "InvalidPassword",
-    "SignInResult",
-    "SignUpLimited",
-]
-
 
 class InvalidPassword(ValueError):
     """The password breaks a length rule; the message is safe to show."""

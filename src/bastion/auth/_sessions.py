@@ -19,15 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bastion.db._models import User, UserSession
 from bastion.db._types import utcnow
 
-__all__ = [
-    "COOKIE_NAME",
-    "SECURE_COOKIE_NAME",
-    "SessionPolicy",
-    "Sessions",
-    "delete_expired",
-    "hash_token",
-]
-
 COOKIE_NAME = "bastion_session"
 #: Over https: the __Host- prefix makes browsers refuse the cookie unless it is
 #: Secure, host-only and Path=/, so a sibling subdomain cannot plant one.

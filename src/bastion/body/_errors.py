@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from bastion.responses import Refusal
 
-__all__ = ["BadRequest", "InvalidJson"]
-
 #: Per status: the refusal's title, its stable reason name, and what to do about it.
 _REFUSALS = {
     400: ("Bad Request", "INVALID_BODY", "fix the body and send it again"),

@@ -34,8 +34,6 @@ from typing import Any
 from bastion.body._errors import BadRequest, InvalidJson
 from bastion.body._text import check_document, has_bad_text
 
-__all__ = ["DEFAULT_MAX_DEPTH", "nested_deeper_than", "parse_json"]
-
 DEFAULT_MAX_DEPTH = 32
 
 #: A whole string, escapes included (an unterminated one runs to the end of the text).

@@ -11,8 +11,6 @@ from starlette.datastructures import Headers
 
 from bastion.body._errors import BadRequest
 
-__all__ = ["media_type", "require_media_type"]
-
 _UTF8 = frozenset({"utf-8", "utf8"})
 
 

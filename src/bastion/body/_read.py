@@ -24,15 +24,6 @@ from bastion.body._jsontext import DEFAULT_MAX_DEPTH, parse_json
 from bastion.body._media import require_media_type
 from bastion.body._text import check_fields, field_path
 
-__all__ = [
-    "DEFAULT_MAX_BODY",
-    "MAX_FORM_FIELDS",
-    "parse_form",
-    "read_body",
-    "read_form",
-    "read_json",
-]
-
 DEFAULT_MAX_BODY = 64 * 1024
 MAX_FORM_FIELDS = 64
 #: More digits than this is more than any cap we would set (and int() has limits).

@@ -20,8 +20,6 @@ from typing import Any
 
 from bastion.body._errors import BadRequest
 
-__all__ = ["check_document", "check_fields", "field_path", "has_bad_text"]
-
 #: A NUL or any surrogate code point (paired ones never survive decoding as two).
 _BAD = re.compile("[\x00\ud800-\udfff]")
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]{1,40}")

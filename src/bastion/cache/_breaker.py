@@ -29,8 +29,6 @@ import logging
 import time
 from collections.abc import Callable
 
-__all__ = ["BreakerState", "CircuitBreaker"]
-
 logger = logging.getLogger("bastion.cache")
 
 #: Buckets per window: the window slides in steps of a tenth of its length.

@@ -24,8 +24,6 @@ from bastion.cache._breaker import BreakerState, CircuitBreaker
 from bastion.cache._deadline import SharedDeadline
 from bastion.config import Settings
 
-__all__ = ["FAILED", "Failed", "ValkeyConnection", "ValkeyOptions"]
-
 logger = logging.getLogger("bastion.cache")
 
 T = TypeVar("T")

@@ -52,8 +52,6 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
-__all__ = ["SharedDeadline"]
-
 #: Ticks per deadline: how finely the deadline tells an on-time loop from a late one.
 _TICKS = 5
 #: Time left below this is none: sums of float seconds land a hair short of the deadline.

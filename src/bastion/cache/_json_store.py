@@ -17,8 +17,6 @@ import valkey.asyncio as valkey_asyncio
 from bastion.cache._connection import FAILED, ValkeyConnection
 from bastion.cache._singleflight import SingleFlight
 
-__all__ = ["JSON", "JsonCache"]
-
 logger = logging.getLogger("bastion.cache")
 
 JSON: TypeAlias = dict[str, "JSON"] | list["JSON"] | str | int | float | bool | None

@@ -22,7 +22,9 @@ from bastion.cli._command import Command
 from bastion.cli._errors import describe_database_error, from_database
 from bastion.config import ConfigError, Settings, load_settings
 
-__all__ = ["COMMANDS", "main"]
+__all__ = [
+    "main",
+]
 
 #: The subcommands, in the order ``bastion --help`` lists them.
 COMMANDS: tuple[Command, ...] = (

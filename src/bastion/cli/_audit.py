@@ -13,8 +13,6 @@ from bastion.cli._command import Command, instant, positive
 if TYPE_CHECKING:
     from bastion.config import Settings
 
-__all__ = ["COMMAND"]
-
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output")

@@ -13,8 +13,6 @@ from bastion.cli._command import Command
 if TYPE_CHECKING:
     from bastion.config import Settings
 
-__all__ = ["COMMAND"]
-
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -30,7 +28,8 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    from bastion.deploy import BundleError, build_bundle, find_project
+    from bastion.deploy import BundleError, build_bundle
+    from bastion.deploy._bundle import find_project
 
     def progress(line: str) -> None:
         print(f"bastion bundle: {line}", file=sys.stderr, flush=True)

@@ -18,8 +18,6 @@ if TYPE_CHECKING:
     from bastion.config import Settings
     from bastion.deploy import Finding
 
-__all__ = ["COMMAND"]
-
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(

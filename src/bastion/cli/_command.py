@@ -18,8 +18,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from bastion.config import Settings
 
-__all__ = ["Command", "instant", "positive"]
-
 
 def _no_arguments(parser: argparse.ArgumentParser) -> None:
     """A command that takes no option of its own."""

@@ -9,8 +9,6 @@ or a full disk.
 
 from __future__ import annotations
 
-__all__ = ["DATABASE_MODULES", "describe_database_error", "from_database"]
-
 #: Code whose OSError or TimeoutError means "the database is unavailable".
 DATABASE_MODULES = (
     "sqlalchemy",

@@ -11,8 +11,6 @@ from bastion.cli._command import Command
 if TYPE_CHECKING:
     from bastion.config import Settings
 
-__all__ = ["COMMAND"]
-
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     from bastion.db import migrate

@@ -16,8 +16,6 @@ from bastion.cli._command import Command, positive
 if TYPE_CHECKING:
     from bastion.config import Settings
 
-__all__ = ["COMMAND"]
-
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(

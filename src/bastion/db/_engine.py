@@ -29,8 +29,6 @@ from sqlalchemy.ext.asyncio import (
 from bastion.config import Settings
 from bastion.db._url import to_async_url
 
-__all__ = ["DATABASE_ERRORS", "Database", "DatabaseUnavailable"]
-
 
 class DatabaseUnavailable(ConnectionError):
     """The database could not be reached, said by code that does not speak SQLAlchemy.

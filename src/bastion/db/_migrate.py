@@ -15,8 +15,6 @@ from sqlalchemy.engine import Connection
 
 from bastion.db._engine import Database
 
-__all__ = ["MIGRATIONS", "alembic_config", "migrate"]
-
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 

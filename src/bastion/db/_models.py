@@ -14,8 +14,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bastion.db._types import UTCDateTime, utcnow
 
-__all__ = ["AuditLog", "Base", "JobRun", "User", "UserSession"]
-
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a real BIGINT.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 

@@ -9,8 +9,6 @@ from sqlalchemy import DateTime
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["UTCDateTime", "utcnow"]
-
 
 def utcnow() -> datetime:
     return datetime.now(UTC)

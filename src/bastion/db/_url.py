@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from sqlalchemy.engine import URL, make_url
 
-__all__ = ["to_async_url"]
-
 _SSLMODES = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}
 
 

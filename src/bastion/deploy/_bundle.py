@@ -43,8 +43,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-__all__ = ["Bundle", "BundleError", "build_bundle", "default_output", "find_project"]
-
 PROJECT_NAME = "bastion"
 #: Build steps can download (uv's build backend, PyPI wheels); a stuck mirror must not hang CI.
 _STEP_TIMEOUT = 900

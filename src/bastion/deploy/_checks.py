@@ -34,8 +34,6 @@ from bastion._plugins import load_check_plugins
 from bastion.config import DEV_SECRET_KEY, Settings
 from bastion.deploy._registry import CheckRegistry, CheckResult, CheckSpec, Finding, finding
 
-__all__ = ["CHECKS", "format_text", "registry", "run_checks", "worker_heartbeat"]
-
 #: Django's thresholds for a usable secret: long enough, and not a handful of characters.
 MIN_SECRET_LENGTH = 50
 MIN_SECRET_DISTINCT = 5

@@ -28,17 +28,6 @@ from bastion._redact import redact
 if TYPE_CHECKING:
     from bastion.config import Settings
 
-__all__ = [
-    "CheckRegistry",
-    "CheckResult",
-    "CheckSpec",
-    "Finding",
-    "Level",
-    "Rule",
-    "finding",
-    "level_of",
-]
-
 Level = Literal["error", "warning"]
 
 

@@ -42,15 +42,13 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bastion.body import BadRequest, media_type, parse_form, parse_json, read_body
-from bastion.body._media import require_media_type
+from bastion.body import BadRequest, parse_form, parse_json, read_body
+from bastion.body._media import media_type, require_media_type
 from bastion.body._text import check_fields
 from bastion.db import DATABASE_ERRORS
 from bastion.guard._core import Client, FailReason, SignInGuard, rate_limited
 from bastion.ratelimit import Decision, rate_limit_headers
 from bastion.responses import encode_headers, send_refusal
-
-__all__ = ["LoginGuard", "LoginRoute", "default_failed"]
 
 logger = logging.getLogger("bastion.guard")
 

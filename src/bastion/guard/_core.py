@@ -25,15 +25,13 @@ from bastion.audit import (
     SIGN_IN_RATE_LIMITED,
     SIGN_IN_SUCCEEDED,
     AuditEntry,
-    BlockedAttempts,
     Outcome,
     record,
 )
+from bastion.audit._blocked import BlockedAttempts
 from bastion.db import Database
 from bastion.ratelimit import Decision, SignInLimiter
 from bastion.responses import Refusal
-
-__all__ = ["TOO_MANY_SIGN_INS", "Client", "FailReason", "SignInGuard", "rate_limited"]
 
 logger = logging.getLogger("bastion.guard")
 

@@ -42,8 +42,6 @@ from bastion.hardening._proxy import Resolution, TrustedProxies
 from bastion.hardening._refusals import csrf_refusal, host_refusal
 from bastion.responses import ErrorPage, send_refusal
 
-__all__ = ["DEV_HOSTS", "Envelope", "EnvelopeConfig", "RejectHook", "envelope"]
-
 logger = logging.getLogger("bastion.hardening")
 
 DEV_HOSTS = ("localhost", "127.0.0.1", "[::1]", ".localhost")

@@ -26,8 +26,6 @@ import enum
 
 from bastion._parse.origins import Origin, TrustedOrigins, parse_origin, parse_url_origin
 
-__all__ = ["SAFE_METHODS", "Reason", "check"]
-
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 

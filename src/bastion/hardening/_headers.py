@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 
 from bastion._driver import add_missing
 
-__all__ = ["DEFAULT_HSTS", "DEFAULT_SECURITY_HEADERS", "SecurityHeaders"]
-
 DEFAULT_SECURITY_HEADERS: Mapping[str, str] = {
     "x-content-type-options": "nosniff",
     "x-frame-options": "DENY",

@@ -13,8 +13,6 @@ from collections.abc import Iterable
 
 from bastion._parse.origins import ParsedHost
 
-__all__ = ["AllowedHosts", "HostReason"]
-
 
 class HostReason(enum.Enum):
     """Why a request's Host was refused: the name is logged and counted, the value shown.

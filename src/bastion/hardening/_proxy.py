@@ -20,8 +20,6 @@ from typing import Literal
 
 from bastion._parse.networks import parse_proxies
 
-__all__ = ["IPAddress", "ProxyHeaders", "Resolution", "TrustedProxies", "client_key", "parse_ip"]
-
 logger = logging.getLogger("bastion.hardening")
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address

@@ -15,8 +15,6 @@ from bastion.hardening._csrf import Reason
 from bastion.hardening._hosts import HostReason
 from bastion.responses import Refusal
 
-__all__ = ["csrf_refusal", "host_refusal"]
-
 
 def csrf_refusal(reason: Reason, site: str) -> Refusal:
     if reason is Reason.BAD_HOST:

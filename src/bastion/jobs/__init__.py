@@ -14,24 +14,17 @@ A worker imports the task modules that apps register under the
 
 from __future__ import annotations
 
-from bastion.jobs._builtin import builtin_tasks
-from bastion.jobs._current import current_jobs
 from bastion.jobs._engine import Jobs
 from bastion.jobs._info import JobInfo, JobStatus, WorkerInfo
-from bastion.jobs._inline import AfterResponse
-from bastion.jobs._tasks import DEFAULT_QUEUE, JobContext, Task, registered_tasks, task
+from bastion.jobs._tasks import DEFAULT_QUEUE, JobContext, Task, task
 
 __all__ = [
     "DEFAULT_QUEUE",
-    "AfterResponse",
     "JobContext",
     "JobInfo",
     "JobStatus",
     "Jobs",
     "Task",
     "WorkerInfo",
-    "builtin_tasks",
-    "current_jobs",
-    "registered_tasks",
     "task",
 ]

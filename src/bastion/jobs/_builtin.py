@@ -16,8 +16,6 @@ from bastion.jobs._tasks import JobContext, Task
 if TYPE_CHECKING:
     from bastion.config import Settings
 
-__all__ = ["builtin_tasks"]
-
 logger = logging.getLogger("bastion.jobs")
 
 

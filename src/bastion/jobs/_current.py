@@ -12,8 +12,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from bastion.jobs._engine import Jobs
 
-__all__ = ["current_jobs", "set_jobs"]
-
 _current: Jobs | None = None
 
 

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
-from bastion.db import Database, JobRun
+from bastion.db import Database
+from bastion.db._models import JobRun
 from bastion.jobs._builtin import builtin_tasks
 from bastion.jobs._info import JobInfo, WorkerInfo
 from bastion.jobs._inline import InlineRunner
@@ -31,8 +32,6 @@ if TYPE_CHECKING:
 
     from bastion.config import Settings
     from bastion.jobs._metrics import JobMetrics
-
-__all__ = ["SAMPLE_INTERVAL", "Jobs"]
 
 logger = logging.getLogger("bastion.jobs")
 

@@ -33,8 +33,6 @@ if TYPE_CHECKING:
     from bastion.db import Database
     from bastion.jobs._metrics import JobMetrics
 
-__all__ = ["INLINE_GRACE", "INLINE_HISTORY", "AfterResponse", "InlineJob", "InlineRunner"]
-
 #: Inline jobs remembered for status look-ups (the oldest finished ones are forgotten).
 INLINE_HISTORY = 1_000
 #: How long shutdown waits for inline jobs already running.

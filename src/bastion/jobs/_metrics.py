@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-__all__ = ["JobMetrics"]
-
 
 class JobMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:

@@ -26,8 +26,6 @@ if TYPE_CHECKING:
     from bastion.db import Database
     from bastion.jobs._metrics import JobMetrics
 
-__all__ = ["ProcrastinateQueue"]
-
 #: procrastinate's statuses, in the four words of the contract.
 _STATUS: dict[str, JobStatus] = {
     "todo": "waiting",

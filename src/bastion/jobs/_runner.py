@@ -13,15 +13,14 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from bastion.db import DATABASE_ERRORS, Database, JobRun
+from bastion.db import DATABASE_ERRORS, Database
+from bastion.db._models import JobRun
 from bastion.db._types import utcnow
 from bastion.jobs._tasks import JobContext, Task
 
 if TYPE_CHECKING:
     from bastion.config import Settings
     from bastion.jobs._metrics import JobMetrics
-
-__all__ = ["run_attempt"]
 
 logger = logging.getLogger("bastion.jobs")
 

@@ -12,8 +12,6 @@ import time
 
 from croniter import croniter
 
-__all__ = ["seconds_until_next"]
-
 
 def seconds_until_next(cron: str, now: float | None = None) -> float:
     """Seconds from ``now`` (wall clock) to the next instant ``cron`` fires."""

@@ -46,8 +46,6 @@ if TYPE_CHECKING:
     from bastion.config import Settings
     from bastion.db import Database
 
-__all__ = ["DEFAULT_QUEUE", "JobContext", "Task", "TaskBody", "registered_tasks", "task"]
-
 DEFAULT_QUEUE = "default"
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]{0,127}")
 

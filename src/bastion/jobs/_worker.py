@@ -39,8 +39,6 @@ from bastion.config import Settings
 from bastion.db import Database
 from bastion.jobs._engine import Jobs
 
-__all__ = ["run_worker"]
-
 logger = logging.getLogger("bastion.jobs.worker")
 
 #: Longest pause between probes of a database that is away.

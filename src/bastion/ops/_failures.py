@@ -35,8 +35,6 @@ from starlette.types import Scope
 
 from bastion.responses import Refusal
 
-__all__ = ["CLIENT_GONE", "INTERNAL_ERROR", "FailureRule", "log_failure"]
-
 logger = logging.getLogger("bastion.errors")
 
 #: The status recorded for a request whose client went away before the answer (nginx's 499).

@@ -23,8 +23,6 @@ from bastion.db import Database
 from bastion.ops._metrics import Metrics
 from bastion.responses import NO_STORE
 
-__all__ = ["health_routes"]
-
 
 def health_routes(
     database: Database,

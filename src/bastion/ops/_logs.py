@@ -37,15 +37,6 @@ from typing import Any, ClassVar
 
 from bastion._redact import RedactingFormatter, redact
 
-__all__ = [
-    "AccessLines",
-    "AccessRecord",
-    "JsonFormatter",
-    "LineWriter",
-    "access_lines",
-    "configure_logging",
-]
-
 #: Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 

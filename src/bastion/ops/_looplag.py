@@ -19,8 +19,6 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
-__all__ = ["LoopLagMonitor"]
-
 
 class LoopLagMonitor:
     """Samples the running loop's lag; ``on_sample`` hears each sample in seconds."""

@@ -21,7 +21,6 @@ import os
 from collections.abc import Callable
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -32,8 +31,6 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from bastion.cache import BreakerState
 from bastion.ops._series import PlainCounter, RequestSeries
-
-__all__ = ["CONTENT_TYPE_LATEST", "Metrics", "multiprocess_enabled"]
 
 #: Bound on remembered (route, method, status) children; see ``observe_request``.
 _MAX_CACHED = 4096

@@ -5,14 +5,13 @@ Meant to be scraped from inside the network; the front door refuses it.
 
 from __future__ import annotations
 
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bastion.ops._metrics import CONTENT_TYPE_LATEST, Metrics
+from bastion.ops._metrics import Metrics
 from bastion.responses import NO_STORE
-
-__all__ = ["metrics_routes"]
 
 
 def metrics_routes(metrics: Metrics | None) -> list[Route]:

@@ -23,8 +23,6 @@ from bastion.hardening._proxy import TrustedProxies
 from bastion.ops._logs import access_lines
 from bastion.ops._metrics import Metrics
 
-__all__ = ["REJECTED", "UNMATCHED", "RequestObserver"]
-
 logger = logging.getLogger("bastion.access")
 
 UNMATCHED = "<unmatched>"

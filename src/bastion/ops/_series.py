@@ -24,8 +24,6 @@ from collections.abc import Iterator, Sequence
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-__all__ = ["PlainCounter", "RequestSeries"]
-
 Labels = tuple[str, ...]
 
 

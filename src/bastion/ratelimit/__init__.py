@@ -17,18 +17,11 @@ fails or stalls a sign-in (see :mod:`bastion.ratelimit._limiter`).
 
 from __future__ import annotations
 
-from bastion._parse.ratelimit import parse_rate_limit
-from bastion.ratelimit._decision import Decision, Scope, rate_limit_headers
-from bastion.ratelimit._limiter import EventHook, RateLimitEvent, SignInLimiter
-from bastion.ratelimit._rules import account_key
+from bastion.ratelimit._decision import Decision, rate_limit_headers
+from bastion.ratelimit._limiter import SignInLimiter
 
 __all__ = [
     "Decision",
-    "EventHook",
-    "RateLimitEvent",
-    "Scope",
     "SignInLimiter",
-    "account_key",
-    "parse_rate_limit",
     "rate_limit_headers",
 ]

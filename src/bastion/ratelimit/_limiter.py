@@ -54,8 +54,6 @@ from bastion.ratelimit._remote import decide_remote, forget_remote, peek_remote
 from bastion.ratelimit._rules import account_key
 from bastion.ratelimit._window import Check, LocalWindows, Verdict
 
-__all__ = ["EventHook", "RateLimitEvent", "SignInLimiter"]
-
 logger = logging.getLogger("bastion.ratelimit")
 
 #: "hit": an attempt was refused. "fallback": the local limiter decided because Valkey failed.

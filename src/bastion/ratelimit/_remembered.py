@@ -20,8 +20,6 @@ from collections.abc import Callable
 
 from bastion.ratelimit._decision import Decision
 
-__all__ = ["Refusals"]
-
 
 class Refusals:
     """client key -> (refusal, monotonic time it ends)."""

@@ -27,8 +27,6 @@ from bastion.ratelimit._window import (
     script_args,
 )
 
-__all__ = ["decide_remote", "forget_remote", "peek_remote"]
-
 
 async def decide_remote(
     connection: ValkeyConnection, checks: Sequence[Check], member: str

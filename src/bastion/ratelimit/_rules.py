@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 
-__all__ = ["account_key"]
-
 
 def account_key(account: str) -> str:
     """The per-account identifier: a digest of the normalised email.

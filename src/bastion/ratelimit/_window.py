@@ -34,18 +34,6 @@ from limits import RateLimitItem
 
 from bastion.ratelimit._decision import Scope
 
-__all__ = [
-    "PEEK_SCRIPT",
-    "SCRIPT",
-    "SCRIPT_SHA",
-    "Check",
-    "LocalWindows",
-    "Verdict",
-    "parse_reply",
-    "peek_verdicts",
-    "script_args",
-]
-
 #: The scopes' order in a decision, and their numbers in the script's reply.
 SCOPES: tuple[Scope, ...] = ("ip", "account")
 
