@@ -12,20 +12,29 @@ Scope = Literal["ip", "account"]
 class Decision:
     """Whether one attempt may proceed, and the numbers for the RateLimit headers.
 
-    ``limit`` and ``remaining`` describe the tightest limit: the one that
-    blocked, or, when allowed, the one with the fewest attempts left.
-    ``reset_after`` is the number of seconds until that limit's window frees a
-    slot (at least 1). ``scope`` says which limit blocked (None when allowed).
-    ``degraded`` is True when Valkey failed and the in-process fallback
-    decided, so the count was this process's alone.
+    One record from the window's arithmetic to the HTTP answer: the Lua
+    script's reply, the in-memory twin and a remembered refusal all produce
+    it. ``limit`` and ``remaining`` describe the tightest limit: the one that
+    refused, or, when allowed, the one with the fewest attempts left.
+    ``reset_ms`` is how long until that limit's window frees a slot, as the
+    window measured it; :attr:`reset_after` is the same in whole seconds (at
+    least 1), for the headers. ``scope`` says which limit refused (None when
+    allowed; for :meth:`~bastion.ratelimit.SignInLimiter.peek`, the scope
+    read). ``degraded`` is True when Valkey failed and the in-process
+    fallback decided, so the count was this process's alone.
     """
 
     allowed: bool
+    scope: Scope | None
     limit: int
     remaining: int
-    reset_after: int
-    scope: Scope | None = None
+    reset_ms: int
     degraded: bool = False
+
+    @property
+    def reset_after(self) -> int:
+        """Seconds until a slot frees, rounded up, at least 1 (``Retry-After``)."""
+        return max(1, -(-self.reset_ms // 1000))
 
 
 def rate_limit_headers(decision: Decision) -> dict[str, str]:

@@ -37,8 +37,8 @@ failing and lets one probe through after each ``CACHE_BREAKER_COOLDOWN_MS``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
-import math
 import os
 from collections.abc import Callable, Sequence
 from typing import Literal
@@ -49,10 +49,10 @@ from bastion.cache._connection import FAILED, ValkeyConnection, ValkeyOptions
 from bastion.config import Settings
 from bastion.hardening._proxy import client_key
 from bastion.ratelimit._decision import Decision, Scope
-from bastion.ratelimit._remembered import Refusals
+from bastion.ratelimit._remembered import RememberedRefusals
 from bastion.ratelimit._remote import decide_remote, forget_remote, peek_remote
 from bastion.ratelimit._rules import account_key
-from bastion.ratelimit._window import Check, LocalWindows, Verdict
+from bastion.ratelimit._window import Check, LocalWindows
 
 logger = logging.getLogger("bastion.ratelimit")
 
@@ -84,7 +84,7 @@ class SignInLimiter:
         self.key_prefix = key_prefix
         self.on_event = on_event
         self._local = LocalWindows()
-        self._refusals = Refusals()
+        self._refusals = RememberedRefusals()
         self._turns: dict[str, _Turn] = {}
         # Consulted only when there is a Valkey; without one it simply stays closed.
         # This class logs one line per outage, so the breaker's own lines are off.
@@ -155,7 +155,7 @@ class SignInLimiter:
         """
         client = client_key(client_ip)  # IPv6 by its /64: one subscriber holds a /64
         if self._remote is None:
-            decision = _decision(self._local.decide(self._checks(client, account_key(account))))
+            decision = self._local.decide(self._checks(client, account_key(account)))
         else:
             remembered = self._refusals.get(client)
             if remembered is not None:
@@ -198,15 +198,14 @@ class SignInLimiter:
         """Valkey's decision, or the local fallback's when Valkey failed or the breaker is open."""
         assert self._remote is not None
         checks = self._checks(client, account)
-        verdict = await decide_remote(self._remote, checks, os.urandom(8).hex())
-        if verdict is FAILED:
+        decision = await decide_remote(self._remote, checks, os.urandom(8).hex())
+        if decision is FAILED:
             self._fell_back(self._remote.last_error)
             self._emit("fallback")
-            return _decision(self._local.decide(checks), degraded=True)
+            return dataclasses.replace(self._local.decide(checks), degraded=True)
         self._recovered()
-        decision = _decision(verdict)
-        if verdict.scope == "ip":
-            self._refusals.remember(client, decision, verdict.reset_ms / 1000)
+        if decision.scope == "ip":
+            self._refusals.remember(client, decision)
         return decision
 
     def _fell_back(self, reason: str) -> None:
@@ -245,13 +244,11 @@ class SignInLimiter:
         sign-in sandbox). Read from Valkey when it answers, else locally.
         """
         checks = self._checks(client_key(client_ip), account_key(account))
-        verdicts = None
         if self._remote is not None:
             remote = await peek_remote(self._remote, checks)
-            verdicts = None if remote is FAILED else remote
-        if verdicts is None:
-            verdicts = self._local.peek(checks)
-        return {scope: _decision(verdict) for scope, verdict in verdicts.items()}
+            if remote is not FAILED:
+                return remote
+        return self._local.peek(checks)
 
     async def reset(self, client_ip: str, account: str) -> None:
         """Forget the counts for this IP (its /64) and this account, in Valkey and locally.
@@ -285,14 +282,3 @@ class _Turn:
     def __init__(self) -> None:
         self.lock = asyncio.Lock()
         self.users = 0
-
-
-def _decision(verdict: Verdict, *, degraded: bool = False) -> Decision:
-    return Decision(
-        allowed=verdict.allowed,
-        limit=verdict.limit,
-        remaining=verdict.remaining,
-        reset_after=max(1, math.ceil(verdict.reset_ms / 1000)),
-        scope=verdict.scope,
-        degraded=degraded,
-    )

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from bastion.ratelimit._decision import Decision
 
 
-class Refusals:
+class RememberedRefusals:
     """client key -> (refusal, monotonic time it ends)."""
 
     def __init__(self, capacity: int = 65_536, clock: Callable[[], float] = time.monotonic) -> None:
@@ -42,12 +42,14 @@ class Refusals:
         if left <= 0:
             del self._entries[client]
             return None
-        reset_after = max(1, math.ceil(left))
-        if reset_after == decision.reset_after:
+        reset_ms = math.ceil(left * 1000)
+        if max(1, math.ceil(left)) == decision.reset_after:
             return decision
-        return dataclasses.replace(decision, reset_after=reset_after)
+        return dataclasses.replace(decision, reset_ms=reset_ms)
 
-    def remember(self, client: str, decision: Decision, seconds: float) -> None:
+    def remember(self, client: str, decision: Decision) -> None:
+        """Keep ``decision`` (a refusal by IP) until its window frees a slot."""
+        seconds = decision.reset_ms / 1000
         if seconds <= 0:
             return
         now = self._clock()

@@ -15,27 +15,26 @@ import valkey.asyncio as valkey_asyncio
 from valkey.exceptions import NoScriptError
 
 from bastion.cache._connection import Failed, ValkeyConnection
-from bastion.ratelimit._decision import Scope
+from bastion.ratelimit._decision import Decision, Scope
 from bastion.ratelimit._window import (
     PEEK_SCRIPT,
     SCRIPT,
     SCRIPT_SHA,
     Check,
-    Verdict,
     parse_reply,
-    peek_verdicts,
+    peek_decisions,
     script_args,
 )
 
 
 async def decide_remote(
     connection: ValkeyConnection, checks: Sequence[Check], member: str
-) -> Verdict | Failed:
+) -> Decision | Failed:
     """Check and record ``checks`` atomically; ``member`` names this attempt in every window."""
     keys, args = script_args(checks, member)
     words = [*keys, *map(str, args)]
 
-    async def run(client: valkey_asyncio.Valkey) -> Verdict:
+    async def run(client: valkey_asyncio.Valkey) -> Decision:
         try:
             reply = await cast("Awaitable[object]", client.evalsha(SCRIPT_SHA, len(keys), *words))
         except NoScriptError:  # first call on this Valkey (or after SCRIPT FLUSH): load it
@@ -54,18 +53,18 @@ async def forget_remote(connection: ValkeyConnection, keys: Sequence[str]) -> in
 
 async def peek_remote(
     connection: ValkeyConnection, checks: Sequence[Check]
-) -> dict[Scope, Verdict] | Failed:
+) -> dict[Scope, Decision] | Failed:
     """The windows of ``checks`` as they stand, read in one call; nothing is recorded."""
     keys = [check.key for check in checks]
     windows = [str(check.window_ms) for check in checks]
 
-    async def run(client: valkey_asyncio.Valkey) -> dict[Scope, Verdict]:
+    async def run(client: valkey_asyncio.Valkey) -> dict[Scope, Decision]:
         reply = await cast(
             "Awaitable[object]", client.eval(PEEK_SCRIPT, len(keys), *keys, *windows)
         )
         if not isinstance(reply, list) or len(reply) != 2 * len(checks):
             raise ValueError(f"unexpected rate-limit peek reply: {reply!r}")
         pairs = [(int(reply[i]), int(reply[i + 1])) for i in range(0, len(reply), 2)]
-        return peek_verdicts(checks, pairs)
+        return peek_decisions(checks, pairs)
 
     return await connection.call("ratelimit_peek", run)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from limits import RateLimitItem
 
-from bastion.ratelimit._decision import Scope
+from bastion.ratelimit._decision import Decision, Scope
 
 #: The scopes' order in a decision, and their numbers in the script's reply.
 SCOPES: tuple[Scope, ...] = ("ip", "account")
@@ -56,20 +56,6 @@ class Check:
             item.amount,
             item.get_expiry() * 1000,
         )
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """The decision's numbers: for a refusal, the refusing limit; else the tightest one.
-
-    ``reset_ms`` is how long until that limit's window frees a slot.
-    """
-
-    allowed: bool
-    scope: Scope | None
-    limit: int
-    remaining: int
-    reset_ms: int
 
 
 SCRIPT = """
@@ -135,16 +121,16 @@ return out
 """
 
 
-def peek_verdicts(
+def peek_decisions(
     checks: Sequence[Check], counts: Sequence[tuple[int, int]]
-) -> dict[Scope, Verdict]:
+) -> dict[Scope, Decision]:
     """Per scope, the tightest limit's numbers, from each check's (count, reset_ms)."""
-    best: dict[Scope, Verdict] = {}
+    best: dict[Scope, Decision] = {}
     for check, (count, reset_ms) in zip(checks, counts, strict=True):
         remaining = max(0, check.amount - count)
-        verdict = Verdict(remaining > 0, check.scope, check.amount, remaining, max(0, reset_ms))
+        decision = Decision(remaining > 0, check.scope, check.amount, remaining, max(0, reset_ms))
         if check.scope not in best or remaining < best[check.scope].remaining:
-            best[check.scope] = verdict
+            best[check.scope] = decision
     return best
 
 
@@ -157,12 +143,12 @@ def script_args(checks: Sequence[Check], member: str) -> tuple[list[str], list[s
     return keys, args
 
 
-def parse_reply(reply: object) -> Verdict:
+def parse_reply(reply: object) -> Decision:
     """The script's ``{allowed, scope, limit, remaining, reset_ms}``; ValueError if malformed."""
     if not isinstance(reply, list) or len(reply) != 5 or not all(isinstance(v, int) for v in reply):
         raise ValueError(f"unexpected rate-limit script reply: {reply!r}")
     allowed, scope, limit, remaining, reset_ms = reply
-    return Verdict(
+    return Decision(
         allowed=bool(allowed),
         scope=SCOPES[scope - 1] if scope else None,
         limit=limit,
@@ -200,29 +186,29 @@ class LocalWindows:
             window.popleft()
         return window
 
-    def decide(self, checks: Sequence[Check]) -> Verdict:
+    def decide(self, checks: Sequence[Check]) -> Decision:
         now = self._clock()
         self._until_sweep -= 1
         if self._until_sweep <= 0:
             self._sweep(now)
-        best: Verdict | None = None
+        best: Decision | None = None
         for scope in SCOPES:
             scoped = [(check, self._live(check, now)) for check in checks if check.scope == scope]
             for check, window in scoped:
                 if len(window) >= check.amount:
                     reset = window[0] + check.window_ms / 1000 - now
-                    return Verdict(False, scope, check.amount, 0, _ms(reset))
+                    return Decision(False, scope, check.amount, 0, _ms(reset))
             for check, window in scoped:
                 window.append(now)
                 self._expires[check.key] = now + check.window_ms / 1000
                 remaining = check.amount - len(window)
                 if best is None or remaining < best.remaining:
                     reset = window[0] + check.window_ms / 1000 - now
-                    best = Verdict(True, None, check.amount, remaining, _ms(reset))
+                    best = Decision(True, None, check.amount, remaining, _ms(reset))
         assert best is not None, "a decision needs at least one check"
         return best
 
-    def peek(self, checks: Sequence[Check]) -> dict[Scope, Verdict]:
+    def peek(self, checks: Sequence[Check]) -> dict[Scope, Decision]:
         """What :meth:`decide` would see, per scope, without recording an attempt."""
         now = self._clock()
         counts = []
@@ -230,7 +216,7 @@ class LocalWindows:
             window = self._live(check, now)
             reset = window[0] + check.window_ms / 1000 - now if window else check.window_ms / 1000
             counts.append((len(window), _ms(reset)))
-        return peek_verdicts(checks, counts)
+        return peek_decisions(checks, counts)
 
     def clear(self, keys: Sequence[str]) -> None:
         for key in keys:
