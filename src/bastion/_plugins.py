@@ -25,14 +25,14 @@ from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any
 
-APPS = "bastion.apps"
-CHECKS = "bastion.checks"
-TASKS = "bastion.tasks"
+APPS_GROUP = "bastion.apps"
+CHECKS_GROUP = "bastion.checks"
+TASKS_GROUP = "bastion.tasks"
 
 
 def app_target(name: str = "demo") -> str | None:
-    """``module:factory`` registered as ``name`` in :data:`APPS`, or None."""
-    for point in entry_points(group=APPS, name=name):
+    """``module:factory`` registered as ``name`` in :data:`APPS_GROUP`, or None."""
+    for point in entry_points(group=APPS_GROUP, name=name):
         return str(point.value)
     return None
 
@@ -53,18 +53,18 @@ def load_app_factory(target: str) -> Callable[..., Any]:
 
 
 def load_check_plugins() -> list[Any]:
-    """Every object registered in :data:`CHECKS` (each a ``CheckRegistry``), loaded."""
-    return [point.load() for point in entry_points(group=CHECKS)]
+    """Every object registered in :data:`CHECKS_GROUP` (each a ``CheckRegistry``), loaded."""
+    return [point.load() for point in entry_points(group=CHECKS_GROUP)]
 
 
 def load_task_modules() -> list[str]:
-    """Import every module registered in :data:`TASKS` (importing declares the tasks).
+    """Import every module registered in :data:`TASKS_GROUP` (importing declares the tasks).
 
     ``bastion worker`` runs only tasks it knows by name, so it imports these
     before fetching its first job; returns the modules' names.
     """
     names: list[str] = []
-    for point in entry_points(group=TASKS):
+    for point in entry_points(group=TASKS_GROUP):
         module = point.value.partition(":")[0]
         importlib.import_module(module)
         names.append(module)

@@ -42,7 +42,7 @@ FAILED: Final = _Failed.FAILED
 #: The type of :data:`FAILED`, for callers' annotations (``T | Failed``).
 Failed = Literal[_Failed.FAILED]
 
-Command = Callable[[valkey_asyncio.Valkey], Awaitable[T]]
+ValkeyCall = Callable[[valkey_asyncio.Valkey], Awaitable[T]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +140,7 @@ class ValkeyConnection:
             self._loop = loop
         return self._client
 
-    async def call(self, name: str, command: Command[T]) -> T | Failed:
+    async def call(self, name: str, command: ValkeyCall[T]) -> T | Failed:
         """Run one command under the deadline and the breaker; never raise.
 
         The deadline is the outer bound: socket timeouts alone would let a

@@ -57,7 +57,7 @@ MAX_LOGIN_BODY = 16 * 1024
 #: How much of an error response the failure predicate gets to see.
 _PEEK = 4096
 _FORM = "application/x-www-form-urlencoded"
-_JSON = "application/json"
+_JSON_MEDIA = "application/json"
 _MULTIPART = "multipart/form-data"
 
 
@@ -186,8 +186,8 @@ def _account(headers: Headers, body: bytes, name: str) -> str:
     if kind == _FORM:
         require_media_type(headers, _FORM, "an urlencoded form")
         value = parse_form(body).get(name)
-    elif kind == _JSON:
-        require_media_type(headers, _JSON, "Content-Type: application/json")
+    elif kind == _JSON_MEDIA:
+        require_media_type(headers, _JSON_MEDIA, "Content-Type: application/json")
         parsed = parse_json(body)
         value = parsed.get(name) if isinstance(parsed, dict) else None
     elif kind == _MULTIPART:
