@@ -9,7 +9,7 @@
 
 The three concerns are hook objects with no ASGI ``__call__`` of their own
 (:class:`~bastion.ops._observe.RequestObserver`,
-:class:`~bastion.hardening.Envelope`, :class:`~bastion.ops._failures.FailureRule`),
+:class:`~bastion.hardening._chain.Envelope`, :class:`~bastion.ops._failures.FailureRule`),
 and one small pure-ASGI driver (:class:`bastion._driver.Driver`) runs them:
 one call, one ``send`` wrapper and one pass over the response headers per
 request. The observer comes first and ends last, so refused requests are
@@ -48,7 +48,7 @@ def build_stack(
 ) -> Driver:
     """Wrap ``app``; pass ``metrics`` to count every decision (None: no metrics work at all).
 
-    ``envelope_options`` go to :meth:`~bastion.hardening.EnvelopeConfig.from_settings`
+    ``envelope_options`` go to :meth:`~bastion.hardening._chain.EnvelopeConfig.from_settings`
     (exempt paths, header overrides, HSTS value, a rejection hook, an error
     page; the page renders the failure rule's 500 for browsers too).
     """

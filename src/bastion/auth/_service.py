@@ -6,7 +6,7 @@ body, same hashing time) whatever their reason; only the audit row says why.
 
 An attempt the rate limit refuses costs no database work at all: it is
 answered from the limiter's decision and tallied in memory by
-:class:`~bastion.audit.BlockedAttempts`, which writes one
+:class:`~bastion.audit._blocked.BlockedAttempts`, which writes one
 ``auth.sign_in.blocked`` row per client, account and few seconds. A flood is
 then cheap to answer, and the attempts that reach the password check (one
 audit row each) are bounded by the limit.

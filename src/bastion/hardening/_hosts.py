@@ -17,7 +17,7 @@ from bastion._parse.origins import ParsedHost
 class HostReason(enum.Enum):
     """Why a request's Host was refused: the name is logged and counted, the value shown.
 
-    Stable names, like :class:`bastion.hardening.Reason` for CSRF: metrics
+    Stable names, like :class:`bastion.hardening._csrf.Reason` for CSRF: metrics
     labels, log lines and the 400 body all carry the name.
     """
 

@@ -1,6 +1,6 @@
 """bastion's own periodic work, declared like any app's task.
 
-Blocked sign-in counts are not here: :class:`~bastion.audit.BlockedAttempts`
+Blocked sign-in counts are not here: :class:`~bastion.audit._blocked.BlockedAttempts`
 flushes them in the app itself, every 5 s and at shutdown, because a job would
 add a queue round trip and lose nothing less at a crash.
 """

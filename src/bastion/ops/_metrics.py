@@ -12,7 +12,7 @@ the series count.
 Several worker processes: set ``PROMETHEUS_MULTIPROC_DIR`` to an empty,
 writable directory before the workers start (and clear it on deploy). Each
 process then writes its samples there, and a scrape of any worker aggregates
-all of them (see :func:`render`).
+all of them (see :meth:`Metrics.render`).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ every ``inc`` and ``observe``; a histogram observation also walks its
 buckets in Python. On the request path that was microseconds per request,
 about as much as the whole envelope. Here a sample is list arithmetic on the
 event loop's own thread, and the Prometheus families are built only when
-somebody scrapes (:meth:`collect`), from the same numbers, so the scrape is
+somebody scrapes (:meth:`RequestSeries.collect`), from the same numbers, so the scrape is
 exact. The exposition is still prometheus_client's (these are collectors on
 its registry), with the names, labels and buckets that were documented.
 
