@@ -24,7 +24,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bastion import Settings, load_settings
-from bastion.ops.metrics import Metrics
+from bastion.ops import Metrics
 
 APP_URL_VARIABLE = "BENCH_APP_URL"
 VALKEY_URL_VARIABLE = "BENCH_VALKEY_URL"
@@ -107,7 +107,7 @@ def headers_app() -> ASGIApp:
     It separates what *sending* those headers costs the server (uvicorn checks
     and serialises each in Python) from what bastion's per-request logic costs.
     """
-    from bastion.hardening.headers import DEFAULT_SECURITY_HEADERS
+    from bastion.hardening import DEFAULT_SECURITY_HEADERS
 
     inner = bare_app()
     fixed = [
@@ -138,7 +138,7 @@ def protected_nometrics_app() -> ASGIApp:
 
 def protected_logging_app() -> ASGIApp:
     """The full stack with production's logging: one JSON access line per request to stderr."""
-    from bastion.ops.logs import configure_logging
+    from bastion.ops import configure_logging
 
     settings = bench_settings()
     configure_logging(json_lines=settings.is_production)
@@ -174,7 +174,7 @@ def litestar_app() -> ASGIApp:
     from litestar.datastructures import ResponseHeader
     from litestar.middleware.rate_limit import RateLimitConfig
 
-    from bastion.hardening.headers import DEFAULT_SECURITY_HEADERS
+    from bastion.hardening import DEFAULT_SECURITY_HEADERS
 
     @get("/json")
     async def json_route() -> dict[str, bool]:

@@ -10,7 +10,7 @@ figure is the bare median plus the median of its per-round differences, so a
 slow moment of a shared machine hits both sides. ``parts`` times the
 driver's pieces alone. It runs as ``python -m bench.inprocess`` (JSON out) on
 the bastion its PYTHONPATH picks (``bench.layers``), using only public calls
-(the stack builder, ``bastion.ops.metrics.Metrics``) so any revision runs it.
+(the stack builder, ``bastion.ops.Metrics``) so any revision runs it.
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ async def per_request(  # noqa: PLR0917 - the request's shape
 
 def _apps() -> Mapping[str, ASGIApp]:
     os.environ["BENCH_APP_URL"] = _URL
-    from bastion.ops.metrics import Metrics
+    from bastion.ops import Metrics
     from bench.apps import bare_app, bench_settings, protect
 
     settings = bench_settings()
@@ -112,7 +112,7 @@ def _apps() -> Mapping[str, ASGIApp]:
     for name in ("protect+metrics", "protect+metrics via proxy"):
         apps[name] = protect(bare_app(), settings, metrics=Metrics())
     with contextlib.suppress(ImportError):
-        from bastion.ops.logs import configure_logging  # noqa: F401 - the layer needs it
+        from bastion.ops import configure_logging  # noqa: F401 - the layer needs it
 
         apps[_LOGGED] = protect(bare_app(), settings, metrics=Metrics())
     return apps
@@ -133,7 +133,7 @@ def _pass_through(app: ASGIApp) -> ASGIApp:
 @contextlib.contextmanager
 def _access_log(stream: IO[str]) -> Iterator[None]:
     """Production's logging (JSON lines at INFO) into ``stream``, for one layer's run only."""
-    from bastion.ops.logs import configure_logging
+    from bastion.ops import configure_logging
 
     configure_logging(json_lines=True)
     root = logging.getLogger("bastion")
@@ -161,9 +161,12 @@ async def _layer(  # noqa: PLR0917 - the request's shape, plus where the log goe
 
 def _drain_access_lines() -> Callable[[], object] | None:
     try:
-        from bastion.ops.logs import access_lines
-    except ImportError:  # an older bastion logs each line at once
-        return None
+        from bastion.ops._logs import access_lines
+    except ImportError:
+        try:
+            from bastion.ops.logs import access_lines  # type: ignore[import-not-found,no-redef,unused-ignore]
+        except ImportError:  # an older bastion logs each line at once
+            return None
     drain: Callable[[], object] = access_lines.drain
     return drain
 
@@ -211,7 +214,7 @@ def _parts() -> dict[str, float]:
 def _driver_parts() -> dict[str, float]:
     from bastion._driver import Driver, add_missing
     from bastion._stack import build_stack as protect
-    from bastion.ops.metrics import Metrics
+    from bastion.ops import Metrics
     from bench.apps import bare_app, bench_settings
 
     stack = protect(bare_app(), bench_settings(), metrics=Metrics())

@@ -17,7 +17,7 @@ from bench.inprocess import per_request
 
 async def _drive(requests: int, proxied: bool) -> Profiler:
     os.environ["BENCH_APP_URL"] = "http://127.0.0.1:8001"
-    from bastion.ops.metrics import Metrics
+    from bastion.ops import Metrics
     from bench.apps import bare_app, bench_settings, protect
 
     app = protect(bare_app(), bench_settings(), metrics=Metrics())

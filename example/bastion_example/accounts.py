@@ -23,7 +23,6 @@ from bastion.audit import count, recent
 from bastion.auth import (
     AuthService,
     EmailTaken,
-    FailReason,
     InvalidPassword,
     SignUpLimited,
     clear_session_cookie,
@@ -34,7 +33,8 @@ from bastion.auth import (
 )
 from bastion.body import BadRequest
 from bastion.config import Settings
-from bastion.db.models import User
+from bastion.db import User
+from bastion.guard import FailReason
 from bastion.ratelimit import rate_limit_headers
 from bastion.redirects import next_for, safe_next
 from bastion_example.forms import form_page

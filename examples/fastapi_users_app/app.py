@@ -26,13 +26,13 @@ __all__ = ["create_app"]
 
 
 def create_app() -> ASGIApp:
-    bastion = Bastion()  # bastion: everything, from the environment
-    database = bastion.database  # the app may share bastion's engine or keep its own
-    users, jwt, cookie = build_users(database.sessions, bastion.settings.SECRET_KEY)
+    security = Bastion()  # bastion: everything, from the environment
+    database = security.database  # the app may share bastion's engine or keep its own
+    users, jwt, cookie = build_users(database.sessions, security.settings.SECRET_KEY)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with bastion.lifespan(app):  # bastion: opens and closes with the app
+        async with security.lifespan(app):  # bastion: opens and closes with the app
             async with database.engine.begin() as connection:
                 await connection.run_sync(Base.metadata.create_all)
             yield
@@ -45,6 +45,6 @@ def create_app() -> ASGIApp:
     )
 
     # bastion: the envelope, the guard on routes we did not write, /api/health and /api/metrics.
-    return bastion.protect(
+    return security.protect(
         app, logins=[LoginRoute("/auth/jwt/login"), LoginRoute("/auth/cookie/login")]
     )

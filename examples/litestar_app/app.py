@@ -38,7 +38,7 @@ async def index() -> dict[str, str]:
 
 
 def create_app() -> ASGIApp:
-    bastion = Bastion()
-    app = Litestar(route_handlers=[index, login], lifespan=[bastion.lifespan])
+    security = Bastion()
+    app = Litestar(route_handlers=[index, login], lifespan=[security.lifespan])
     # Litestar types its ASGI callable more narrowly than the ASGI spec; it is one.
-    return bastion.protect(cast("ASGIApp", app), logins=[LoginRoute("/login")])
+    return security.protect(cast("ASGIApp", app), logins=[LoginRoute("/login")])

@@ -4,12 +4,12 @@ Each concern of the stack is an object with hooks and no ASGI ``__call__``
 of its own:
 
 - the observer (:class:`ObserverHooks`: ``begin`` names the request, ``end``
-  records it), see :mod:`bastion.ops.observe`;
+  records it), see :mod:`bastion.ops._observe`;
 - the envelope (:class:`EnvelopeHooks`: ``screen`` decides, ``refuse`` answers a
-  refusal), see :mod:`bastion.hardening.chain`;
+  refusal), see :mod:`bastion.hardening._chain`;
 - the failure rule (:class:`FailureHooks`: ``on_error`` turns what escapes
   the app into a status and, if nothing was sent yet, an answer), see
-  :mod:`bastion.ops.failures`.
+  :mod:`bastion.ops._failures`.
 
 :class:`Driver` runs whichever of them it is given, in that order, with one
 call per request, one ``send`` wrapper and one pass over the app's response
@@ -33,18 +33,6 @@ from typing import Protocol
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bastion.responses import ErrorPage, Refusal, send_refusal
-
-__all__ = [
-    "Driver",
-    "EnvelopeHooks",
-    "FailureHooks",
-    "Header",
-    "ObserverHooks",
-    "Rejection",
-    "Resolved",
-    "Screening",
-    "add_missing",
-]
 
 Header = tuple[bytes, bytes]
 

@@ -8,8 +8,8 @@
             <- observer      end: the access line and the request metrics
 
 The three concerns are hook objects with no ASGI ``__call__`` of their own
-(:class:`~bastion.ops.observe.RequestObserver`,
-:class:`~bastion.hardening.Envelope`, :class:`~bastion.ops.failures.FailureRule`),
+(:class:`~bastion.ops._observe.RequestObserver`,
+:class:`~bastion.hardening._chain.Envelope`, :class:`~bastion.ops._failures.FailureRule`),
 and one small pure-ASGI driver (:class:`bastion._driver.Driver`) runs them:
 one call, one ``send`` wrapper and one pass over the response headers per
 request. The observer comes first and ends last, so refused requests are
@@ -33,12 +33,10 @@ from starlette.types import ASGIApp
 
 from bastion._driver import Driver
 from bastion.config import Settings, get_settings
-from bastion.hardening import Envelope, EnvelopeConfig
-from bastion.ops.failures import FailureRule
-from bastion.ops.metrics import Metrics
-from bastion.ops.observe import RequestObserver
-
-__all__ = ["build_stack"]
+from bastion.hardening._chain import Envelope, EnvelopeConfig
+from bastion.ops._failures import FailureRule
+from bastion.ops._metrics import Metrics
+from bastion.ops._observe import RequestObserver
 
 
 def build_stack(
@@ -50,7 +48,7 @@ def build_stack(
 ) -> Driver:
     """Wrap ``app``; pass ``metrics`` to count every decision (None: no metrics work at all).
 
-    ``envelope_options`` go to :meth:`~bastion.hardening.EnvelopeConfig.from_settings`
+    ``envelope_options`` go to :meth:`~bastion.hardening._chain.EnvelopeConfig.from_settings`
     (exempt paths, header overrides, HSTS value, a rejection hook, an error
     page; the page renders the failure rule's 500 for browsers too).
     """

@@ -5,7 +5,7 @@ environment alone and a wrong value is caught once, at start-up, with a message
 an operator can act on, instead of surfacing later as a 500 on some request.
 
 This is the bottom of the house: every block imports it, so it imports only
-leaves (:mod:`bastion.redact` and the parsers in :mod:`bastion.parse`, which
+leaves (:mod:`bastion._redact` and the parsers in :mod:`bastion._parse`, which
 the blocks use too, so a value accepted here parses the same way there).
 Loading settings runs no plugin: whether ``SILENCED_CHECKS`` names real
 checks is a finding of ``bastion check`` (``bastion.W005``), which knows them.
@@ -20,14 +20,20 @@ from urllib.parse import urlsplit
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from bastion.parse.networks import parse_proxies
-from bastion.parse.origins import TrustedOrigins
-from bastion.parse.ratelimit import parse_rate_limit
-from bastion.parse.schedule import cron_for
-from bastion.parse.urls import POSTGRES_SCHEMES, database_url, valkey_url
-from bastion.redact import redact, redact_url, remember
+from bastion._parse.networks import parse_proxies
+from bastion._parse.origins import TrustedOrigins
+from bastion._parse.ratelimit import parse_rate_limit
+from bastion._parse.schedule import cron_for
+from bastion._parse.urls import POSTGRES_SCHEMES, database_url, valkey_url
+from bastion._redact import redact, redact_url, remember
 
-__all__ = ["ConfigError", "Settings", "get_settings", "load_settings", "reset_settings"]
+__all__ = [
+    "ConfigError",
+    "Settings",
+    "get_settings",
+    "load_settings",
+    "reset_settings",
+]
 
 #: Used only in development so that a laptop needs no configuration. Production
 #: refuses to start without a real key (see ``_check_production``).

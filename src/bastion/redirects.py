@@ -30,7 +30,10 @@ from urllib.parse import quote, unquote, urlsplit
 
 from starlette.requests import HTTPConnection
 
-__all__ = ["MAX_NEXT_LENGTH", "next_for", "safe_next"]
+__all__ = [
+    "next_for",
+    "safe_next",
+]
 
 #: Longer than any path this site links to; a longer ``next`` is refused, not cut.
 MAX_NEXT_LENGTH = 2048

@@ -36,14 +36,9 @@ from starlette.types import Receive, Scope, Send
 
 __all__ = [
     "NO_STORE",
-    "ErrorPage",
     "Refusal",
     "RefusalResponse",
-    "encode_headers",
-    "negotiate",
-    "render",
     "send_refusal",
-    "send_small",
 ]
 
 NO_STORE: Mapping[str, str] = MappingProxyType({"Cache-Control": "no-store"})

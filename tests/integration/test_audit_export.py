@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import insert
 
 from bastion.db import Database, migrate
-from bastion.db.models import AuditLog
+from bastion.db._models import AuditLog
 from tests.support.servers import ROOT
 
 ROWS = 200_000

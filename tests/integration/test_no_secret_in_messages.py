@@ -16,9 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bastion._redact import forget, redact, redact_url
 from bastion.cli import main
 from bastion.config import Settings
-from bastion.redact import forget, redact, redact_url
 from tests.support.servers import AppServer, free_port
 
 PASSWORD = "Hunter2Pw-7xq"

@@ -17,12 +17,8 @@ import pytest
 import valkey
 
 from bastion.config import Settings, load_settings
-from bastion.ratelimit import (
-    Decision,
-    RateLimitEvent,
-    SignInLimiter,
-    rate_limit_headers,
-)
+from bastion.ratelimit import Decision, SignInLimiter, rate_limit_headers
+from bastion.ratelimit._limiter import RateLimitEvent
 from tests.support.servers import HungServer, ValkeyServer, refused_url
 
 LOGGER = "bastion.ratelimit"

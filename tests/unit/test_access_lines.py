@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bastion.ops.logs import AccessLines, AccessRecord
+from bastion.ops._logs import AccessLines, AccessRecord
 
 
 class Collecting(logging.Handler):

@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bastion.ops.logs import AccessRecord, JsonFormatter, _timestamp, configure_logging
-from bastion.redact import RedactingFormatter
+from bastion._redact import RedactingFormatter
+from bastion.ops._logs import AccessRecord, JsonFormatter, _timestamp, configure_logging
 
 Case = tuple[str, str, str, int, float, str | None, str]
 

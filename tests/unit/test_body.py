@@ -18,14 +18,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from bastion.body import (
-    DEFAULT_MAX_DEPTH,
-    BadRequest,
-    InvalidJson,
-    nested_deeper_than,
-    parse_form,
-    parse_json,
-)
+from bastion.body import BadRequest, InvalidJson, parse_form, parse_json
+from bastion.body._jsontext import DEFAULT_MAX_DEPTH, nested_deeper_than
 
 PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

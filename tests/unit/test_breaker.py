@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from bastion.cache import BreakerState, CircuitBreaker
+from bastion.cache import BreakerState
+from bastion.cache._breaker import CircuitBreaker
 
 
 class Clock:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 import uvloop
 
-from bastion.cache.deadline import SharedDeadline
+from bastion.cache._deadline import SharedDeadline
 
 SECONDS = 0.05
 #: Generous: a loaded machine may run the timer late, never early; 10 s is the failure.

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import pytest
 import uvloop
 
-from bastion.cache.deadline import SharedDeadline
+from bastion.cache._deadline import SharedDeadline
 
 SECONDS = 0.05
 

@@ -9,17 +9,19 @@ import sys
 
 import bastion.cli
 from bastion.cli import COMMANDS
-from bastion.cli.command import Command
+from bastion.cli._command import Command
 
 
 def test_every_command_module_defines_the_command_it_is_named_after() -> None:
-    helpers = {"command", "errors", "__main__"}
+    helpers = {"_command", "_errors", "__main__"}
     modules = sorted(
-        info.name for info in pkgutil.iter_modules(bastion.cli.__path__) if info.name not in helpers
+        info.name.removeprefix("_")
+        for info in pkgutil.iter_modules(bastion.cli.__path__)
+        if info.name not in helpers
     )
     assert modules == sorted(command.name for command in COMMANDS)
     for name in modules:
-        command = importlib.import_module(f"bastion.cli.{name}").COMMAND
+        command = importlib.import_module(f"bastion.cli._{name}").COMMAND
         assert isinstance(command, Command)
         assert command.name == name
     assert [command.name for command in COMMANDS] == [
@@ -39,7 +41,7 @@ def test_the_parser_loads_no_command_s_dependencies() -> None:
         "import sys\n"
         "from bastion.cli import _parser\n"
         "_parser().parse_args(['check', '--deploy'])\n"
-        "heavy = ('uvicorn', 'bastion.jobs.worker', 'bastion.deploy', 'bastion.auth')\n"
+        "heavy = ('uvicorn', 'bastion.jobs._worker', 'bastion.deploy', 'bastion.auth')\n"
         "print(sorted(m for m in sys.modules if m.startswith(heavy)))\n"
     )
     result = subprocess.run(

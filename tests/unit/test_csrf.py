@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bastion.hardening import Origin, Reason, TrustedOrigins, check_csrf, parse_origin
+from bastion._parse.origins import Origin, TrustedOrigins, parse_origin
+from bastion.hardening._csrf import Reason
+from bastion.hardening._csrf import check as check_csrf
 
 SITE = Origin("https", "app.example.com", 443)
 TRUSTED = TrustedOrigins(["https://admin.example.com", "https://*.partner.example:8443"])

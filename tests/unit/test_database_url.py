@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bastion.config import ConfigError, load_settings
-from bastion.db import to_async_url
+from bastion.db._url import to_async_url
 
 
 @pytest.mark.parametrize(

@@ -18,16 +18,9 @@ from collections.abc import Iterator, Mapping
 import pytest
 
 from bastion.config import ConfigError, Settings, load_settings
-from bastion.deploy import (
-    CHECKS,
-    CheckRegistry,
-    CheckResult,
-    CheckSpec,
-    Finding,
-    registry,
-    run_checks,
-)
+from bastion.deploy import CheckRegistry, CheckResult, CheckSpec, Finding, run_checks
 from bastion.deploy import finding as make_finding
+from bastion.deploy._checks import CHECKS, registry
 
 GOOD_KEY = "k7Qm2vX9pL4sT8wB1nR6yH3jF5dG0aZc-E_uIoKxVbNqMtWlYs"  # 50 random characters
 
@@ -493,7 +486,7 @@ def test_inline_jobs_in_production_warn(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_worker_heartbeat_rule_is_pure_and_needs_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
-    from bastion.deploy.checks import worker_heartbeat
+    from bastion.deploy._checks import worker_heartbeat
 
     settings = settings_from(monkeypatch, GOOD_ENV)
     assert [f.id for f in worker_heartbeat(settings, None)] == ["bastion.W060"]

@@ -21,11 +21,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bastion._driver import Driver, add_missing
 from bastion._stack import build_stack as protect
 from bastion.config import Settings, load_settings
-from bastion.hardening import EnvelopeConfig, envelope
-from bastion.ops.failures import FailureRule
-from bastion.ops.logs import AccessRecord, access_lines
-from bastion.ops.metrics import Metrics
-from bastion.ops.observe import RequestObserver
+from bastion.hardening import envelope
+from bastion.hardening._chain import EnvelopeConfig
+from bastion.ops._failures import FailureRule
+from bastion.ops._logs import AccessRecord, access_lines
+from bastion.ops._metrics import Metrics
+from bastion.ops._observe import RequestObserver
 
 SITE = "https://app.example.com"
 HOST = ("host", "app.example.com")

@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bastion.config import load_settings
-from bastion.hardening import Envelope, EnvelopeConfig, TrustedProxies
+from bastion.hardening._chain import Envelope, EnvelopeConfig
+from bastion.hardening._proxy import TrustedProxies
 
 CONFIG = EnvelopeConfig.from_settings(
     load_settings(

@@ -8,13 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from bastion.hardening import (
-    DEFAULT_HSTS,
-    DEFAULT_SECURITY_HEADERS,
-    Origin,
-    SecurityHeaders,
-    parse_url_origin,
-)
+from bastion._parse.origins import Origin, parse_url_origin
+from bastion.hardening import DEFAULT_SECURITY_HEADERS
+from bastion.hardening._headers import DEFAULT_HSTS, SecurityHeaders
 
 Headers = list[tuple[bytes, bytes]]
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bastion.hardening import AllowedHosts, HostError, ParsedHost, parse_host
+from bastion._parse.origins import HostError, ParsedHost, parse_host
+from bastion.hardening._hosts import AllowedHosts
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import threading
 
-from bastion.ops.logs import LineWriter
+from bastion.ops._logs import LineWriter
 
 
 class Recording:

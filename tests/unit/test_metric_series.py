@@ -1,6 +1,6 @@
 """bastion's plain series against prometheus_client's own: the same samples, the same scrape.
 
-The request path counts with list arithmetic (bastion.ops.series) instead of
+The request path counts with list arithmetic (bastion.ops._series) instead of
 prometheus_client's children; these tests feed both the same observations and
 compare what a scrape shows, bucket by bucket.
 """
@@ -13,8 +13,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
-from bastion.ops.metrics import DURATION, LATENCY_BUCKETS, REQUEST_LABELS, REQUESTS
-from bastion.ops.series import PlainCounter, RequestSeries
+from bastion.ops._metrics import DURATION, LATENCY_BUCKETS, REQUEST_LABELS, REQUESTS
+from bastion.ops._series import PlainCounter, RequestSeries
 
 Sample = tuple[str, tuple[tuple[str, str], ...], float]
 

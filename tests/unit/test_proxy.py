@@ -6,7 +6,8 @@ import logging
 
 import pytest
 
-from bastion.hardening import TrustedProxies, client_key, parse_ip
+from bastion.hardening import client_key
+from bastion.hardening._proxy import TrustedProxies, parse_ip
 
 PROXIES = TrustedProxies(["10.0.0.0/8", "2001:db8:ffff::/48"])
 

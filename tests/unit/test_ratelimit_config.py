@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from bastion._parse.ratelimit import parse_rate_limit
 from bastion.config import ConfigError, load_settings
 from bastion.hardening import client_key
-from bastion.ratelimit import account_key, parse_rate_limit
+from bastion.ratelimit._rules import account_key
 
 
 @pytest.fixture(autouse=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bastion import redact as redact_module
-from bastion.redact import MASK, redact
+from bastion import _redact as redact_module
+from bastion._redact import MASK, redact
 
 
 @pytest.fixture(autouse=True)

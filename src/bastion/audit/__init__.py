@@ -7,8 +7,7 @@ forge an entry in either place.
 
 from __future__ import annotations
 
-from bastion.audit.blocked import BlockedAttempts
-from bastion.audit.log import (
+from bastion.audit._log import (
     SIGN_IN_BLOCKED,
     SIGN_IN_FAILED,
     SIGN_IN_RATE_LIMITED,
@@ -20,7 +19,6 @@ from bastion.audit.log import (
     count,
     recent,
     record,
-    record_many,
     stream,
     to_json,
 )
@@ -33,12 +31,10 @@ __all__ = [
     "SIGN_OUT",
     "SIGN_UP",
     "AuditEntry",
-    "BlockedAttempts",
     "Outcome",
     "count",
     "recent",
     "record",
-    "record_many",
     "stream",
     "to_json",
 ]

@@ -6,41 +6,27 @@ envelope wraps; build the service with ``AuthService.from_settings``.
 
 from __future__ import annotations
 
-from bastion.auth.api import FAILED_SIGN_IN, auth_routes, client_of, read_credentials
-from bastion.auth.cookies import clear_session_cookie, read_session_cookie, set_session_cookie
-from bastion.auth.emails import InvalidEmail, normalise_email
-from bastion.auth.passwords import Passwords, Verification
-from bastion.auth.service import (
+from bastion.auth._api import auth_routes, client_of, read_credentials
+from bastion.auth._cookies import clear_session_cookie, read_session_cookie, set_session_cookie
+from bastion.auth._emails import InvalidEmail
+from bastion.auth._service import (
     AuthService,
-    Client,
     EmailTaken,
-    FailReason,
     InvalidPassword,
     SignInResult,
     SignUpLimited,
 )
-from bastion.auth.sessions import COOKIE_NAME, SECURE_COOKIE_NAME, SessionPolicy, Sessions
 
 __all__ = [
-    "COOKIE_NAME",
-    "FAILED_SIGN_IN",
-    "SECURE_COOKIE_NAME",
     "AuthService",
-    "Client",
     "EmailTaken",
-    "FailReason",
     "InvalidEmail",
     "InvalidPassword",
-    "Passwords",
-    "SessionPolicy",
-    "Sessions",
     "SignInResult",
     "SignUpLimited",
-    "Verification",
     "auth_routes",
     "clear_session_cookie",
     "client_of",
-    "normalise_email",
     "read_credentials",
     "read_session_cookie",
     "set_session_cookie",

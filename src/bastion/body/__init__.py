@@ -11,26 +11,13 @@ password hasher.
 
 from __future__ import annotations
 
-from bastion.body.errors import BadRequest, InvalidJson
-from bastion.body.jsontext import DEFAULT_MAX_DEPTH, nested_deeper_than, parse_json
-from bastion.body.media import media_type
-from bastion.body.read import (
-    DEFAULT_MAX_BODY,
-    MAX_FORM_FIELDS,
-    parse_form,
-    read_body,
-    read_form,
-    read_json,
-)
+from bastion.body._errors import BadRequest, InvalidJson
+from bastion.body._jsontext import parse_json
+from bastion.body._read import parse_form, read_body, read_form, read_json
 
 __all__ = [
-    "DEFAULT_MAX_BODY",
-    "DEFAULT_MAX_DEPTH",
-    "MAX_FORM_FIELDS",
     "BadRequest",
     "InvalidJson",
-    "media_type",
-    "nested_deeper_than",
     "parse_form",
     "parse_json",
     "read_body",

@@ -14,19 +14,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from bastion.cache.breaker import BreakerState, CircuitBreaker
-from bastion.cache.connection import ValkeyConnection, ValkeyOptions
-from bastion.cache.json_store import JSON, JsonCache
-from bastion.cache.singleflight import SingleFlight
+from bastion.cache._breaker import BreakerState
+from bastion.cache._connection import ValkeyConnection, ValkeyOptions
+from bastion.cache._json_store import JSON, JsonCache
 from bastion.config import Settings, get_settings
 
 __all__ = [
     "JSON",
     "BreakerState",
     "Cache",
-    "CircuitBreaker",
-    "JsonCache",
-    "SingleFlight",
     "ValkeyOptions",
     "cache_delete",
     "cache_get",

@@ -2,10 +2,10 @@
 
 ``demo``, ``migrate``, ``createuser``, ``audit``, ``check``, ``worker`` and
 ``bundle`` each live in a module of this package that defines one
-:class:`~bastion.cli.command.Command` and imports what it needs only when it
+:class:`~bastion.cli._command.Command` and imports what it needs only when it
 runs. Configuration errors end the process with one readable line and exit
 status 2, never a traceback; dependency failures (database down) end with one
-line and exit status 1 (:mod:`bastion.cli.errors`).
+line and exit status 1 (:mod:`bastion.cli._errors`).
 """
 
 from __future__ import annotations
@@ -16,23 +16,25 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 
-from bastion.cli import audit, bundle, check, createuser, demo, migrate, worker
-from bastion.cli.command import Command
-from bastion.cli.errors import describe_database_error, from_database
+from bastion._redact import redact
+from bastion.cli import _audit, _bundle, _check, _createuser, _demo, _migrate, _worker
+from bastion.cli._command import Command
+from bastion.cli._errors import describe_database_error, from_database
 from bastion.config import ConfigError, Settings, load_settings
-from bastion.redact import redact
 
-__all__ = ["COMMANDS", "main"]
+__all__ = [
+    "main",
+]
 
 #: The subcommands, in the order ``bastion --help`` lists them.
 COMMANDS: tuple[Command, ...] = (
-    demo.COMMAND,
-    migrate.COMMAND,
-    createuser.COMMAND,
-    audit.COMMAND,
-    check.COMMAND,
-    worker.COMMAND,
-    bundle.COMMAND,
+    _demo.COMMAND,
+    _migrate.COMMAND,
+    _createuser.COMMAND,
+    _audit.COMMAND,
+    _check.COMMAND,
+    _worker.COMMAND,
+    _bundle.COMMAND,
 )
 
 

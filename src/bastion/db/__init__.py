@@ -6,23 +6,16 @@
 
 from __future__ import annotations
 
-from bastion.db.engine import DATABASE_ERRORS, Database, DatabaseUnavailable
-from bastion.db.migrate import migrate
-from bastion.db.models import AuditLog, Base, JobRun, User, UserSession
-from bastion.db.types import UTCDateTime, utcnow
-from bastion.db.url import to_async_url
+from bastion.db._engine import DATABASE_ERRORS, Database, DatabaseUnavailable
+from bastion.db._migrate import migrate
+from bastion.db._models import AuditLog, User, UserSession
 
 __all__ = [
     "DATABASE_ERRORS",
     "AuditLog",
-    "Base",
     "Database",
     "DatabaseUnavailable",
-    "JobRun",
-    "UTCDateTime",
     "User",
     "UserSession",
     "migrate",
-    "to_async_url",
-    "utcnow",
 ]

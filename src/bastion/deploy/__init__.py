@@ -10,33 +10,19 @@ and other tooling can call them directly.
 
 from __future__ import annotations
 
-from bastion.deploy.bundle import Bundle, BundleError, build_bundle, default_output, find_project
-from bastion.deploy.checks import CHECKS, format_text, registry, run_checks
-from bastion.deploy.registry import (
-    CheckRegistry,
-    CheckResult,
-    CheckSpec,
-    Finding,
-    Level,
-    Rule,
-    finding,
-)
+from bastion.deploy._bundle import Bundle, BundleError, build_bundle
+from bastion.deploy._checks import format_text, run_checks
+from bastion.deploy._registry import CheckRegistry, CheckResult, CheckSpec, Finding, finding
 
 __all__ = [
-    "CHECKS",
     "Bundle",
     "BundleError",
     "CheckRegistry",
     "CheckResult",
     "CheckSpec",
     "Finding",
-    "Level",
-    "Rule",
     "build_bundle",
-    "default_output",
-    "find_project",
     "finding",
     "format_text",
-    "registry",
     "run_checks",
 ]

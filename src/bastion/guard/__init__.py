@@ -13,16 +13,14 @@ it in front of a route whose handler you cannot edit.
 
 from __future__ import annotations
 
-from bastion.guard.asgi import LoginGuard, LoginRoute, default_failed
-from bastion.guard.core import TOO_MANY_SIGN_INS, Client, FailReason, SignInGuard, rate_limited
+from bastion.guard._asgi import LoginGuard, LoginRoute
+from bastion.guard._core import Client, FailReason, SignInGuard, rate_limited
 
 __all__ = [
-    "TOO_MANY_SIGN_INS",
     "Client",
     "FailReason",
     "LoginGuard",
     "LoginRoute",
     "SignInGuard",
-    "default_failed",
     "rate_limited",
 ]

@@ -5,51 +5,19 @@ for any ASGI app, as one pure ASGI middleware (the driver with the envelope's ho
     app = envelope(app)                      # settings from the environment
     app = envelope(app, settings, csrf_exempt_paths=["/api/webhooks/"])
 
-The decision functions are public too, for code that needs the same answers
-outside a request (the resolver for an audit row, the CSRF check in a test).
+:func:`client_key` is the key the sign-in limiter counts a client under (an
+IPv6 client by its /64), for code that keys its own counts the same way; the
+decisions themselves (proxies, hosts, CSRF) are the envelope's business.
 """
 
 from __future__ import annotations
 
-from bastion.hardening.chain import DEV_HOSTS, Envelope, EnvelopeConfig, RejectHook, envelope
-from bastion.hardening.csrf import SAFE_METHODS, Reason
-from bastion.hardening.csrf import check as check_csrf
-from bastion.hardening.headers import DEFAULT_HSTS, DEFAULT_SECURITY_HEADERS, SecurityHeaders
-from bastion.hardening.hosts import AllowedHosts, HostReason
-from bastion.hardening.proxy import Resolution, TrustedProxies, client_key, parse_ip
-from bastion.parse.origins import (
-    HostError,
-    Origin,
-    ParsedHost,
-    TrustedOrigins,
-    parse_host,
-    parse_origin,
-    parse_url_origin,
-)
+from bastion.hardening._chain import envelope
+from bastion.hardening._headers import DEFAULT_SECURITY_HEADERS
+from bastion.hardening._proxy import client_key
 
 __all__ = [
-    "DEFAULT_HSTS",
     "DEFAULT_SECURITY_HEADERS",
-    "DEV_HOSTS",
-    "SAFE_METHODS",
-    "AllowedHosts",
-    "Envelope",
-    "EnvelopeConfig",
-    "HostError",
-    "HostReason",
-    "Origin",
-    "ParsedHost",
-    "Reason",
-    "RejectHook",
-    "Resolution",
-    "SecurityHeaders",
-    "TrustedOrigins",
-    "TrustedProxies",
-    "check_csrf",
     "client_key",
     "envelope",
-    "parse_host",
-    "parse_ip",
-    "parse_origin",
-    "parse_url_origin",
 ]

@@ -1,37 +1,31 @@
 """bastion.jobs: background jobs on procrastinate (PostgreSQL), or inline without it.
 
 Declare a task once (:func:`task`), defer it from anywhere in the app
-(``await my_task.defer(...)``, or ``bastion.jobs.defer(my_task, ...)``), and
-let the settings decide who runs it: ``bastion worker`` processes when
-``JOBS_ENABLED=true``, the app's own event loop otherwise. The contract is
+(``await my_task.defer(...)``, or ``await jobs.defer(my_task, ...)`` on the
+app's :class:`Jobs`), and let the settings decide who runs it: ``bastion
+worker`` processes when ``JOBS_ENABLED=true``, the app's own event loop
+otherwise. The contract is
 the same on both: JSON arguments, retries with backoff by procrastinate's
 ``RetryStrategy``, periodic tasks every N seconds, a queue name, and a
 failure that never reaches the request that deferred the job.
 
 A worker imports the task modules that apps register under the
-``bastion.tasks`` entry point group (see :mod:`bastion.plugins`).
+``bastion.tasks`` entry point group (the README's jobs section shows how).
 """
 
 from __future__ import annotations
 
-from bastion.jobs.builtin import builtin_tasks
-from bastion.jobs.current import current_jobs
-from bastion.jobs.engine import Jobs
-from bastion.jobs.info import JobInfo, JobStatus, WorkerInfo
-from bastion.jobs.inline import AfterResponse
-from bastion.jobs.tasks import DEFAULT_QUEUE, JobContext, Task, registered_tasks, task
+from bastion.jobs._engine import Jobs
+from bastion.jobs._info import JobInfo, JobStatus, WorkerInfo
+from bastion.jobs._tasks import DEFAULT_QUEUE, JobContext, Task, task
 
 __all__ = [
     "DEFAULT_QUEUE",
-    "AfterResponse",
     "JobContext",
     "JobInfo",
     "JobStatus",
     "Jobs",
     "Task",
     "WorkerInfo",
-    "builtin_tasks",
-    "current_jobs",
-    "registered_tasks",
     "task",
 ]

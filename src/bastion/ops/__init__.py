@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-from bastion.ops.health import health_routes
-from bastion.ops.logs import JsonFormatter, configure_logging
-from bastion.ops.looplag import LoopLagMonitor
-from bastion.ops.metrics import Metrics, multiprocess_enabled
-from bastion.ops.metrics_route import metrics_routes
-from bastion.ops.observe import REJECTED, UNMATCHED, RequestObserver
+from bastion.ops._health import health_routes
+from bastion.ops._logs import configure_logging
+from bastion.ops._looplag import LoopLagMonitor
+from bastion.ops._metrics import Metrics
+from bastion.ops._metrics_route import metrics_routes
 
 __all__ = [
-    "REJECTED",
-    "UNMATCHED",
-    "JsonFormatter",
     "LoopLagMonitor",
     "Metrics",
-    "RequestObserver",
     "configure_logging",
     "health_routes",
     "metrics_routes",
-    "multiprocess_enabled",
 ]

@@ -12,23 +12,16 @@ Attempts are counted per client IP (IPv6 by its /64) under
 ``SIGN_IN_ACCOUNT_RATE_LIMIT``, in Valkey when ``VALKEY_URL`` is set so every
 instance shares one count, else in this process. A failing Valkey makes the
 limits per-process for a while; it never makes them disappear, and never
-fails or stalls a sign-in (see :mod:`bastion.ratelimit.limiter`).
+fails or stalls a sign-in (see :mod:`bastion.ratelimit._limiter`).
 """
 
 from __future__ import annotations
 
-from bastion.parse.ratelimit import parse_rate_limit
-from bastion.ratelimit.decision import Decision, Scope, rate_limit_headers
-from bastion.ratelimit.limiter import EventHook, RateLimitEvent, SignInLimiter
-from bastion.ratelimit.rules import account_key
+from bastion.ratelimit._decision import Decision, rate_limit_headers
+from bastion.ratelimit._limiter import SignInLimiter
 
 __all__ = [
     "Decision",
-    "EventHook",
-    "RateLimitEvent",
-    "Scope",
     "SignInLimiter",
-    "account_key",
-    "parse_rate_limit",
     "rate_limit_headers",
 ]

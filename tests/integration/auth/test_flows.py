@@ -12,9 +12,10 @@ from sqlalchemy import select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from bastion.audit import recent
-from bastion.auth import COOKIE_NAME, SECURE_COOKIE_NAME
+from bastion.auth._sessions import COOKIE_NAME, SECURE_COOKIE_NAME
 from bastion.config import Settings
-from bastion.db import AuditLog, User, UserSession, utcnow
+from bastion.db import AuditLog, User, UserSession
+from bastion.db._types import utcnow
 from tests.integration.auth.conftest import Browser
 
 PASSWORD = "correct horse battery"

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from bastion.auth import COOKIE_NAME
+from bastion.auth._sessions import COOKIE_NAME
 from tests.integration.auth.conftest import Browser
 from tests.unit.test_redirects import REFUSED
 

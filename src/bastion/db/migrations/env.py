@@ -1,11 +1,11 @@
-"""Alembic environment: runs on a connection handed over by bastion.db.migrate."""
+"""Alembic environment: runs on a connection handed over by bastion.db._migrate."""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from bastion.db.models import Base
+from bastion.db._models import Base
 
 connection: Connection | None = context.config.attributes.get("connection")
 if connection is None:

@@ -23,7 +23,7 @@ from alembic import op
 from procrastinate.schema import SchemaManager
 from sqlalchemy.util import await_only
 
-from bastion.db.types import UTCDateTime
+from bastion.db._types import UTCDateTime
 
 revision = "0002"
 down_revision = "0001"

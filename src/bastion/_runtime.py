@@ -1,0 +1,204 @@
+"""``Bastion``: everything bastion runs, built once from the settings and closed once.
+
+An app that adopts bastion keeps one of these. It builds, from one
+:class:`~bastion.config.Settings`, the database handle, the Valkey cache, the
+shared sign-in limiter, the sign-in guard (limit and audit trail), the
+Prometheus metrics with every block's hook wired in, and the event-loop lag
+monitor; :meth:`Bastion.lifespan` opens what needs opening and closes all of
+it in the right order (the guard's last audit tallies before the database).
+
+    bastion = Bastion()                      # settings from the environment
+    app = FastAPI(lifespan=bastion.lifespan)
+    ...
+    app = bastion.protect(app, logins=[LoginRoute("/auth/jwt/login")])
+
+Nothing here is framework-specific: :meth:`Bastion.protect` returns the
+pure ASGI driver of :mod:`bastion._stack` around the app, and the operations
+endpoints are answered inside it, so Starlette, FastAPI and Litestar get the
+same ``/api/health``, ``/api/health/live`` and ``/api/metrics``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from bastion._stack import build_stack
+from bastion.cache import Cache, set_cache
+from bastion.config import Settings, get_settings
+from bastion.db import Database
+from bastion.guard import LoginGuard, LoginRoute, SignInGuard
+from bastion.jobs import Jobs
+from bastion.jobs._current import set_jobs
+from bastion.jobs._inline import AfterResponse
+from bastion.jobs._metrics import JobMetrics
+from bastion.ops._health import health_routes
+from bastion.ops._looplag import LoopLagMonitor
+from bastion.ops._metrics import Metrics
+from bastion.ops._metrics_route import metrics_routes
+from bastion.ratelimit import SignInLimiter
+
+#: Where :meth:`Bastion.protect` answers the operations endpoints.
+OPERATIONS_PATHS = ("/api/health", "/api/health/live", "/api/metrics")
+
+
+class Bastion:
+    """The owner of every bastion block for one app (one per process)."""
+
+    def __init__(self, settings: Settings | None = None, *, metrics: Metrics | None = None) -> None:
+        """``metrics``: the series to count into; default, new ones if ``METRICS_ENABLED``."""
+        self.settings = settings = settings or get_settings()
+        if metrics is None and settings.METRICS_ENABLED:
+            metrics = Metrics()
+        self.metrics = metrics
+        self.cache = Cache.from_settings(settings, metrics.on_cache if metrics else None)
+        self.database = Database.from_settings(settings)
+        self.limiter = SignInLimiter.from_settings(
+            settings, on_event=metrics.on_rate_limit if metrics else None
+        )
+        self.sign_up_limiter = SignInLimiter.for_sign_up(
+            settings, on_event=metrics.on_sign_up_limit if metrics else None
+        )
+        self.guard = SignInGuard(
+            self.limiter,
+            self.database,
+            on_failure=metrics.on_sign_in_failure if metrics else None,
+        )
+        self.loop_lag = LoopLagMonitor(metrics.on_loop_lag if metrics else None)
+        #: Background jobs: procrastinate when JOBS_ENABLED, inline in this process otherwise.
+        self.jobs = Jobs(settings, self.database, JobMetrics(metrics.registry) if metrics else None)
+        if metrics is not None:
+            if self.cache.connection is not None:
+                self.cache.connection.breaker.listeners.append(metrics.on_breaker("valkey"))
+            self.limiter.breaker.listeners.append(metrics.on_breaker("ratelimit"))
+        # The module-level cache functions (cache_get, ...) use this app's cache,
+        # and Task.defer this app's jobs engine.
+        set_cache(self.cache)
+        set_jobs(self.jobs)
+
+    # -- per request -----------------------------------------------------------------------
+
+    def protect(
+        self,
+        app: ASGIApp,
+        *,
+        logins: Iterable[LoginRoute] = (),
+        operations: bool = True,
+        **envelope_options: Any,
+    ) -> ASGIApp:
+        """``app`` inside the whole per-request stack, with this object's metrics.
+
+        request -> driver (observer, envelope, failure rule: :func:`bastion._stack.build_stack`)
+                -> operations endpoints -> login guard -> ``app``
+
+        The driver is the same one :func:`bastion._stack.build_stack` builds: its
+        hooks name, screen and record every request, and whatever the
+        operations endpoints, the guard or ``app`` answer passes through its
+        one ``send`` wrapper (security headers, request id). The guard's
+        refusals are answered like the envelope's (:mod:`bastion.responses`).
+
+        ``logins`` are login routes of ``app`` to guard (see
+        :class:`~bastion.guard.LoginRoute`); ``operations=False`` leaves the
+        ``/api/health*`` and ``/api/metrics`` paths to ``app`` (mount
+        :meth:`operations_app` or :meth:`operations_routes` yourself).
+        ``envelope_options`` go to the envelope (exempt paths, headers).
+        """
+        routes = tuple(logins)
+        inner: ASGIApp = LoginGuard(app, self.guard, routes) if routes else app
+        if not self.jobs.enabled:
+            inner = AfterResponse(inner)  # inline jobs start once their response is sent
+        if operations:
+            inner = _Operations(inner, self.operations_app())
+        return build_stack(inner, self.settings, metrics=self.metrics, **envelope_options)
+
+    def operations_routes(self) -> list[Route]:
+        """``/api/health``, ``/api/health/live`` and ``/api/metrics``, as Starlette routes."""
+        return [
+            *health_routes(
+                self.database,
+                cache_enabled=lambda: self.cache.enabled,
+                metrics_enabled=self.metrics is not None,
+                jobs_enabled=self.jobs.ready,
+                metrics=self.metrics,
+            ),
+            *metrics_routes(self.metrics),
+        ]
+
+    def operations_app(self) -> ASGIApp:
+        """The operations endpoints as one ASGI app, to mount at ``/api`` in any framework.
+
+        It answers ``/health``, ``/health/live`` and ``/metrics`` below its
+        mount point, whichever way the framework hands a mounted app its path
+        (Starlette keeps the full path and sets ``root_path``; Litestar strips
+        the prefix and adds a slash), and the full ``/api/...`` paths when it
+        is not mounted at all.
+        """
+        return _OperationsApp(self.operations_routes())
+
+    # -- lifetime --------------------------------------------------------------------------
+
+    async def startup(self) -> None:
+        """Start the background work: the loop-lag monitor and the jobs engine."""
+        set_cache(self.cache)
+        set_jobs(self.jobs)
+        self.loop_lag.start()
+        await self.jobs.start()
+
+    async def shutdown(self) -> None:
+        """Stop and close everything, the last audit tallies before the database goes."""
+        await self.loop_lag.stop()
+        await self.jobs.stop()  # inline jobs may still write to the database
+        await self.guard.aclose()
+        await self.limiter.aclose()
+        await self.sign_up_limiter.aclose()
+        await self.database.dispose()
+        await self.cache.aclose()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: object = None) -> AsyncIterator[None]:
+        """A lifespan for Starlette, FastAPI (``lifespan=bastion.lifespan``) and Litestar."""
+        await self.startup()
+        try:
+            yield
+        finally:
+            await self.shutdown()
+
+
+class _OperationsApp:
+    """The three operations routes, found by their path below wherever this app is mounted."""
+
+    def __init__(self, routes: Iterable[Route]) -> None:
+        self.routes = {route.path.removeprefix("/api"): route for route in routes}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        root: str = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root) :]
+        path = path.rstrip("/").removeprefix("/api")
+        route = self.routes.get(path) if scope["type"] == "http" else None
+        if route is None:
+            await JSONResponse({"error": "not found"}, status_code=404)(scope, receive, send)
+            return
+        scope["route"] = route  # the template the request observer labels it with
+        await route.handle(scope, receive, send)
+
+
+class _Operations:
+    """Answers the operations paths itself; everything else goes to the app."""
+
+    def __init__(self, app: ASGIApp, endpoints: ASGIApp) -> None:
+        self.app = app
+        self.endpoints = endpoints
+        self.paths = frozenset(OPERATIONS_PATHS)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in self.paths:
+            await self.endpoints(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)

@@ -1,0 +1,256 @@
+"""Sign-up, sign-in and sign-out: the rules, independent of HTTP.
+
+Every outcome of a sign-in is audited with the client IP the trusted-proxy
+resolver produced. Failures look identical to the caller (same status, same
+body, same hashing time) whatever their reason; only the audit row says why.
+
+An attempt the rate limit refuses costs no database work at all: it is
+answered from the limiter's decision and tallied in memory by
+:class:`~bastion.audit._blocked.BlockedAttempts`, which writes one
+``auth.sign_in.blocked`` row per client, account and few seconds. A flood is
+then cheap to answer, and the attempts that reach the password check (one
+audit row each) are bounded by the limit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bastion.audit import SIGN_OUT, SIGN_UP, AuditEntry, Outcome, record
+from bastion.auth._emails import normalise_email
+from bastion.auth._passwords import MAX_PASSWORD, MIN_PASSWORD, Passwords
+from bastion.auth._sessions import SessionPolicy, Sessions
+from bastion.config import Settings
+from bastion.db import Database, User
+from bastion.db._types import utcnow
+from bastion.guard import Client, FailReason, SignInGuard
+from bastion.ratelimit import Decision, SignInLimiter
+
+
+class InvalidPassword(ValueError):
+    """The password breaks a length rule; the message is safe to show."""
+
+
+class EmailTaken(ValueError):
+    pass
+
+
+class SignUpLimited(Exception):
+    """This client created too many accounts lately (``SIGN_UP_RATE_LIMIT``); none was made."""
+
+    def __init__(self, decision: Decision) -> None:
+        super().__init__("too many sign-ups from this address; try again later")
+        self.decision = decision
+
+
+@dataclass(frozen=True, slots=True)
+class SignInResult:
+    user: User | None
+    token: str | None
+    reason: FailReason | None
+    decision: Decision
+
+    @property
+    def ok(self) -> bool:
+        return self.user is not None and self.token is not None
+
+
+def check_password_rules(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise InvalidPassword(f"password must be at least {MIN_PASSWORD} characters")
+    if len(password) > MAX_PASSWORD:
+        raise InvalidPassword(f"password must be at most {MAX_PASSWORD} characters")
+
+
+class AuthService:
+    """Accounts and sessions on one database, behind the shared sign-in guard."""
+
+    def __init__(
+        self,
+        database: Database,
+        guard: SignInGuard,
+        policy: SessionPolicy,
+        *,
+        passwords: Passwords | None = None,
+        sign_up_limiter: SignInLimiter | None = None,
+    ) -> None:
+        """``sign_up_limiter`` counts sign-ups per client IP (none: unlimited)."""
+        self.database = database
+        self.guard = guard
+        self.sign_up_limiter = sign_up_limiter
+        self.passwords = passwords or Passwords()
+        self.sessions = Sessions(policy)
+
+    @property
+    def limiter(self) -> SignInLimiter:
+        return self.guard.limiter
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        database: Database,
+        guard: SignInGuard,
+        sign_up_limiter: SignInLimiter | None = None,
+    ) -> AuthService:
+        policy = SessionPolicy(
+            max_age=timedelta(seconds=settings.SESSION_MAX_AGE),
+            idle_timeout=timedelta(seconds=settings.SESSION_IDLE_TIMEOUT),
+            secret=settings.SECRET_KEY.encode(),
+        )
+        return cls(database, guard, policy, sign_up_limiter=sign_up_limiter)
+
+    async def find_user(self, db: AsyncSession, email: str) -> User | None:
+        return await db.scalar(select(User).where(func.lower(User.email) == email.lower()))
+
+    async def create_user(
+        self, email: str, password: str, *, is_admin: bool = False, client: Client | None = None
+    ) -> User:
+        """Create an account (``bastion createuser``).
+
+        Raises InvalidEmail, InvalidPassword or EmailTaken.
+        """
+        user, _ = await self._create(email, password, is_admin=is_admin, client=client)
+        return user
+
+    async def sign_up(self, email: str, password: str, client: Client) -> tuple[User, str]:
+        """Create an account and its first session in one go: the password is hashed once.
+
+        Raises SignUpLimited, InvalidEmail, InvalidPassword or EmailTaken; on
+        any of them no account exists. Sign-ups have their own per-IP limit,
+        counted before anything else, and spend none of the sign-in budget.
+        The new session is audited as the sign-up's own.
+        """
+        if self.sign_up_limiter is not None:
+            decision = await self.sign_up_limiter.hit(client.ip or "unknown", "")
+            if not decision.allowed:
+                raise SignUpLimited(decision)
+        return await self._create(email, password, client=client, session=True)
+
+    async def _create(
+        self,
+        email: str,
+        password: str,
+        *,
+        is_admin: bool = False,
+        client: Client | None = None,
+        session: bool = False,
+    ) -> tuple[User, str]:
+        normalised = normalise_email(email)
+        check_password_rules(password)
+        password_hash = await self.passwords.hash(password)
+        async with self.database.session() as db:
+            if await self.find_user(db, normalised) is not None:
+                raise EmailTaken("an account with this email already exists")
+            user = User(email=normalised, password_hash=password_hash, is_admin=is_admin)
+            db.add(user)
+            try:
+                await db.commit()
+            except IntegrityError:
+                raise EmailTaken("an account with this email already exists") from None
+            await record(
+                db,
+                AuditEntry(
+                    SIGN_UP,
+                    Outcome.SUCCESS,
+                    subject=normalised,
+                    actor=normalised,
+                    client_ip=client.ip if client else None,
+                    user_agent=client.user_agent if client else None,
+                    # A sign-up that signs in says so here: no sign-in row follows it.
+                    details={"admin": is_admin, "signed_in": session},
+                ),
+            )
+            token = ""
+            if session:
+                token = await self.sessions.create(
+                    db, user, client.ip if client else None, client.user_agent if client else None
+                )
+            return user, token
+
+    async def sign_in(self, email: str, password: str, client: Client) -> SignInResult:
+        """Check the limit, then the password; audit the outcome either way.
+
+        ``email`` must already be normalised. The attempt counts against the
+        limit before the password is checked, so a correct guess made over the
+        limit is refused like any other; a refusal touches no database.
+        """
+        guard = self.guard
+        decision = await guard.attempt(client, email)
+        if not decision.allowed:
+            return SignInResult(None, None, FailReason.RATE_LIMITED, decision)
+        async with self.database.session() as db:
+            if decision.remaining == 0:
+                await guard.tripped(db, client, email, decision)
+            user = await self.find_user(db, email)
+            verification = await self.passwords.verify(
+                user.password_hash if user else None, password
+            )
+            reason: FailReason | None = None
+            if user is None:
+                reason = FailReason.UNKNOWN_USER
+            elif not verification.ok:
+                reason = FailReason.BAD_PASSWORD
+            elif not user.is_active:
+                reason = FailReason.DEACTIVATED
+            if reason is not None or user is None:
+                reason = reason or FailReason.UNKNOWN_USER
+                await guard.failed(client, email, reason, decision, db=db)
+                return SignInResult(None, None, reason, decision)
+            if verification.needs_rehash:
+                user.password_hash = await self.passwords.hash(password)
+                await db.commit()
+            token = await self.sessions.create(db, user, client.ip, client.user_agent)
+            await guard.succeeded(
+                client,
+                email,
+                actor=user.email,
+                details={"rehashed": verification.needs_rehash},
+                db=db,
+            )
+            return SignInResult(user, token, None, decision)
+
+    async def aclose(self) -> None:
+        """Write the last tallies of refused attempts (at shutdown, before the database goes)."""
+        await self.guard.aclose()
+
+    async def current(self, token: str | None) -> User | None:
+        """The signed-in user for a cookie value, or None."""
+        if not token:
+            return None
+        async with self.database.session() as db:
+            found = await self.sessions.resolve(db, token)
+            return found[1] if found else None
+
+    async def sign_out(self, token: str | None, client: Client) -> None:
+        if not token:
+            return
+        async with self.database.session() as db:
+            found = await self.sessions.resolve(db, token)
+            await self.sessions.end(db, token)
+            if found is not None:
+                await record(
+                    db,
+                    AuditEntry(
+                        SIGN_OUT,
+                        Outcome.SUCCESS,
+                        subject=found[1].email,
+                        actor=found[1].email,
+                        client_ip=client.ip,
+                        user_agent=client.user_agent,
+                    ),
+                )
+
+    async def deactivate(self, email: str) -> bool:
+        async with self.database.session() as db:
+            user = await self.find_user(db, normalise_email(email))
+            if user is None:
+                return False
+            user.deactivated_at = utcnow()
+            await db.commit()
+            return True

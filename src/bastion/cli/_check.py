@@ -1,0 +1,88 @@
+"""``bastion check [--deploy]``: the deployment checklist (see :mod:`bastion.deploy._checks`).
+
+Exit status 1 when a finding reaches ``--fail-level``, so CI and deploy
+scripts can gate on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import TYPE_CHECKING
+
+from bastion.cli._command import Command
+
+if TYPE_CHECKING:
+    from bastion.config import Settings
+    from bastion.deploy import Finding
+
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--deploy", action="store_true", help="also run the production deployment checks"
+    )
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument(
+        "--fail-level",
+        choices=("error", "warning"),
+        default="error",
+        help="lowest level that makes the exit status non-zero (default: error)",
+    )
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from bastion.deploy import format_text, run_checks
+
+    result = run_checks(settings, deploy=args.deploy, extra=_heartbeat_findings(args, settings))
+    if args.json:
+        print(json.dumps([finding.to_json() for finding in result.findings], indent=2))
+    else:
+        print(format_text(result, deploy=args.deploy))
+    return 1 if result.failed(args.fail_level) else 0
+
+
+def _heartbeat_findings(args: argparse.Namespace, settings: Settings) -> list[Finding]:
+    """W060 needs the database: read the heartbeats only with --deploy, jobs on, and a database
+    that answers within its timeout; otherwise the check is skipped, and says so on stderr."""
+    if not (args.deploy and settings.JOBS_ENABLED):
+        return []
+    from bastion.db import Database
+    from bastion.deploy._checks import worker_heartbeat
+    from bastion.jobs import Jobs
+
+    async def youngest() -> tuple[bool, float | None]:
+        database = Database.from_settings(settings)
+        jobs = Jobs(settings, database)
+        try:
+            if not await jobs.ready():
+                return False, None
+            ages = [worker.heartbeat_age for worker in await jobs.workers()]
+            return True, min(ages) if ages else None
+        except Exception:
+            return False, None
+        finally:
+            await jobs.stop()
+            await database.dispose()
+
+    reachable, age = asyncio.run(youngest())
+    if not reachable:
+        print(
+            "bastion check: bastion.W060 skipped (the job queue's database does not answer)",
+            file=sys.stderr,
+        )
+        return []
+    return list(worker_heartbeat(settings, age))
+
+
+COMMAND = Command(
+    "check",
+    "check the configuration; --deploy adds the production checklist",
+    _run,
+    _arguments,
+    description="Without --deploy only checks that hold in every environment run; "
+    "--deploy adds the production checklist (secret, https, hosts, proxies, ...). "
+    "Exit status 1 when a finding reaches --fail-level, 2 when the configuration "
+    "does not load. Silence IDs with SILENCED_CHECKS.",
+)

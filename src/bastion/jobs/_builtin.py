@@ -1,0 +1,37 @@
+"""bastion's own periodic work, declared like any app's task.
+
+Blocked sign-in counts are not here: :class:`~bastion.audit._blocked.BlockedAttempts`
+flushes them in the app itself, every 5 s and at shutdown, because a job would
+add a queue round trip and lose nothing less at a crash.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from bastion.jobs._tasks import JobContext, Task
+
+if TYPE_CHECKING:
+    from bastion.config import Settings
+
+logger = logging.getLogger("bastion.jobs")
+
+
+async def _clean_sessions(ctx: JobContext) -> None:
+    # Imported when the cleanup runs: importing bastion.jobs (every app, the worker)
+    # then does not load the accounts package, its routes and argon2.
+    from bastion.auth._sessions import delete_expired  # noqa: PLC0415
+
+    async with ctx.database.session() as db:
+        removed = await delete_expired(db, timedelta(seconds=ctx.settings.SESSION_IDLE_TIMEOUT))
+    if removed:
+        logger.info("jobs: removed %d expired or idle sessions", removed)
+
+
+def builtin_tasks(settings: Settings) -> list[Task]:
+    """The expired-session sweep, every ``JOBS_SESSION_CLEANUP_SECONDS``."""
+    return [
+        Task("bastion.sessions.clean", _clean_sessions, every=settings.JOBS_SESSION_CLEANUP_SECONDS)
+    ]

@@ -1,0 +1,72 @@
+"""The jobs' Prometheus series, on the app's registry (``Metrics.registry``).
+
+Kept apart from :mod:`bastion.ops._metrics` so the jobs engine owns its
+series. Counters are counted where a job runs (the app in inline mode, the
+worker process otherwise); the queue's state (depth, oldest waiting job,
+jobs by status, worker heartbeats) is sampled from the database by the app
+every few seconds, so an app's scrape shows what its workers did.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+
+class JobMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        r = registry
+        self.deferred = Counter(
+            "bastion_jobs_deferred_total", "Jobs deferred, by task.", ["task"], registry=r
+        )
+        self.succeeded = Counter(
+            "bastion_jobs_succeeded_total",
+            "Job runs that succeeded, by task.",
+            ["task"],
+            registry=r,
+        )
+        self.failed = Counter(
+            "bastion_jobs_failed_total",
+            "Job runs that failed with no retry left, by task.",
+            ["task"],
+            registry=r,
+        )
+        self.retried = Counter(
+            "bastion_jobs_retried_total",
+            "Job runs that failed and will be retried, by task.",
+            ["task"],
+            registry=r,
+        )
+        self.waiting = Gauge(
+            "bastion_jobs_waiting",
+            "Jobs due and waiting for a worker, by queue.",
+            ["queue"],
+            registry=r,
+            multiprocess_mode="max",
+        )
+        self.oldest_waiting = Gauge(
+            "bastion_jobs_oldest_waiting_seconds",
+            "Age of the oldest job due and waiting, by queue.",
+            ["queue"],
+            registry=r,
+            multiprocess_mode="max",
+        )
+        self.jobs = Gauge(
+            "bastion_jobs",
+            "Jobs in the queue by task and status.",
+            ["task", "status"],
+            registry=r,
+            multiprocess_mode="max",
+        )
+        self.heartbeat_age = Gauge(
+            "bastion_jobs_worker_heartbeat_age_seconds",
+            "Seconds since each live worker's last heartbeat.",
+            ["worker"],
+            registry=r,
+            multiprocess_mode="max",
+        )
+        self.workers = Gauge(
+            "bastion_jobs_workers",
+            "Workers with a heartbeat in the database.",
+            registry=r,
+            multiprocess_mode="max",
+        )
