@@ -268,7 +268,7 @@ def test_before_runs_the_exported_revisions_bastion_in_a_child(tmp_path: Path) -
     assert {"bare", "protect+metrics"} <= set(figures["GET /json"])
     # The child imports the exported bastion, not this tree's: break the export, and it fails.
     init = options.baseline / "bastion" / "__init__.py"
-    init.write_text('raise ImportError("the exported bastion")\n' + init.read_text())
+    init.write_text('raise ImportError("the exported bastion")\n')
     with pytest.raises(RuntimeError, match="the exported bastion"):
         layers.inprocess(1, 10, options.baseline)
 
