@@ -112,11 +112,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--ops", type=int, default=1000)
     args = parser.parse_args(argv)
-    server = ValkeyServer().start()
-    try:
+    with ValkeyServer() as server:
         result = run(server.url, args.rounds, args.ops)
-    finally:
-        server.close()
     print(json.dumps(result, indent=1))
     return result
 

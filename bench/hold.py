@@ -15,21 +15,17 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import math
-import os
 import statistics
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
-from harness.metrics import Samples, by_label, scrape, total
-from harness.servers import run_cli
+from harness.metrics import LoopLag, Samples, by_label, scrape, total
+from harness.servers import clean_env, run_cli, valkey_database
 from harness.wrk import WrkRun, run_wrk, static_script
 
-from bastion.config import Settings
 from bench.apps import APP_URL_VARIABLE
 from bench.example_apps import BARE_POST_PATH
 from bench.results import OK_BODY, Check, Context, answer, say, summary
@@ -61,32 +57,13 @@ SETTLE_MAX_S = 15.0
 SIGN_IN_ROUTE = {"route": SIGN_IN_PATH, "method": "POST"}
 
 
-def valkey_database(valkey_url: str, number: int) -> str:
-    """The run's Valkey, another database: the scenario's keys start empty, apart from the rest."""
-    parts = urlsplit(valkey_url)
-    return f"{parts.scheme}://{parts.netloc}/{number}"
-
-
-def cli(*args: str, database_url: str) -> str:
-    """``bastion ARGS`` in an operator's shell: no stray bastion variable, the bench's database."""
-    env = {k: v for k, v in os.environ.items() if k not in Settings.model_fields}
-    done = run_cli(*args, env={**env, "DATABASE_URL": database_url})
+def audit_rows(database_url: str) -> list[dict[str, Any]]:
+    """Every row ``bastion audit --json`` shows an operator (one command, filtered here)."""
+    env = clean_env({"DATABASE_URL": database_url})
+    done = run_cli("audit", "--json", "--limit", "10000", env=env)
     if done.returncode != 0:
-        raise RuntimeError(f"bastion {args[0]} failed:\n{done.stderr}")
-    return done.stdout
-
-
-def migrated_database(directory: Path, name: str) -> str:
-    """A fresh SQLite file with bastion's tables, made with ``bastion migrate``."""
-    url = f"sqlite:///{directory / name}.db"
-    cli("migrate", database_url=url)
-    return url
-
-
-def audit_rows(database_url: str, action: str) -> list[dict[str, Any]]:
-    """What ``bastion audit --json --action ACTION`` shows an operator."""
-    text = cli("audit", "--json", "--limit", "10000", "--action", action, database_url=database_url)
-    rows: list[dict[str, Any]] = json.loads(text)
+        raise RuntimeError(f"bastion audit failed:\n{done.stderr}")
+    rows: list[dict[str, Any]] = json.loads(done.stdout)
     return rows
 
 
@@ -105,58 +82,6 @@ def example(name: str, target: str, env: Mapping[str, str], keep: Sequence[str] 
         url_variables=(APP_URL_VARIABLE, "APP_URL"),
         keep_lines_with=keep,
     )
-
-
-@dataclass
-class LoopLag:
-    """``bastion_event_loop_lag_seconds`` samples (one per 100 ms) as histogram deltas: ``buckets``
-    maps each upper bound in seconds (``math.inf`` last) to the samples at most that late."""
-
-    buckets: dict[float, float] = field(default_factory=dict)
-    seconds: float = 0.0
-    count: float = 0.0
-
-    @classmethod
-    def of(cls, samples: Samples) -> LoopLag:
-        lag = cls()
-        for (name, labels), value in samples.items():
-            if name == "bastion_event_loop_lag_seconds_bucket":
-                lag.buckets[float(dict(labels)["le"])] = value
-        lag.seconds = total(samples, "bastion_event_loop_lag_seconds_sum")
-        lag.count = total(samples, "bastion_event_loop_lag_seconds_count")
-        return lag
-
-    def __sub__(self, other: LoopLag) -> LoopLag:
-        return LoopLag(
-            {le: n - other.buckets.get(le, 0.0) for le, n in self.buckets.items()},
-            self.seconds - other.seconds,
-            self.count - other.count,
-        )
-
-    def __add__(self, other: LoopLag) -> LoopLag:
-        bounds = sorted({*self.buckets, *other.buckets})
-        return LoopLag(
-            {le: self.buckets.get(le, 0.0) + other.buckets.get(le, 0.0) for le in bounds},
-            self.seconds + other.seconds,
-            self.count + other.count,
-        )
-
-    @property
-    def mean_ms(self) -> float:
-        return 1e3 * self.seconds / self.count if self.count else 0.0
-
-    def bound_ms(self, share: float) -> float:
-        """The smallest bucket bound that ``share`` of the samples were under, in ms."""
-        for le in sorted(self.buckets):
-            if self.buckets[le] >= share * self.count:
-                return le * 1e3
-        return math.inf
-
-    def data(self) -> dict[str, Any]:
-        """Mean, and the bucket 99 % fell within (``None``: beyond the last finite one)."""
-        bound: float | None = self.bound_ms(0.99)
-        bound = None if bound == math.inf else bound
-        return {"mean_ms": self.mean_ms, "p99_ms": bound, "samples": self.count}
 
 
 def post_headers(app: AppProcess) -> dict[str, str]:
@@ -279,7 +204,7 @@ def flood_rounds(context: Context, apps: Sequence[AppProcess]) -> tuple[dict[str
 
 
 def flood(context: Context) -> dict[str, Any]:
-    database_url = migrated_database(context.tmp, "flood")
+    database_url = context.database("flood")
     env = {
         "VALKEY_URL": valkey_database(context.valkey_url, 1),
         "DATABASE_URL": database_url,
@@ -304,7 +229,8 @@ def flood(context: Context) -> dict[str, Any]:
         mine = by_label(s, "bastion_http_requests_total", "status", route=SIGN_IN_PATH)
         answers |= {k: answers.get(k, 0) + round(v) for k, v in mine.items()}
         lag = lag + LoopLag.of(s)
-    blocked = audit_rows(database_url, "auth.sign_in.blocked")
+    rows = audit_rows(database_url)
+    blocked = [row for row in rows if row["action"] == "auth.sign_in.blocked"]
     returncodes = [app.returncode for app in apps]
     span = ended - first_attempt
     result.update(
@@ -328,7 +254,7 @@ def flood(context: Context) -> dict[str, Any]:
         blocked_rows=len(blocked),
         blocked_count=sum(int(row["details"]["count"]) for row in blocked),
         blocked_clients=sorted({str(row["client_ip"]) for row in blocked}),
-        failed_rows=len(audit_rows(database_url, "auth.sign_in.failed")),
+        failed_rows=sum(1 for row in rows if row["action"] == "auth.sign_in.failed"),
     )
     for n, item in enumerate(result["instances"], start=1):
         errors = item["blocked"]["socket_errors"] + item["bare"]["socket_errors"]
@@ -367,7 +293,7 @@ def saturation(context: Context) -> dict[str, Any]:
     options = context.options
     env = {
         "VALKEY_URL": valkey_database(context.valkey_url, 2),
-        "DATABASE_URL": migrated_database(context.tmp, "saturation"),
+        "DATABASE_URL": context.database("saturation"),
         "METRICS_ENABLED": "true",
     }
     app = example("saturation", "bastion_example:create_app", env, keep=(BREAKER_LINE,))

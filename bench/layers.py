@@ -24,9 +24,10 @@ from bench.results import Context, say
 
 
 def export(revision: str, directory: Path) -> Path:
-    """``revision``'s ``src/`` (``git archive``) under ``directory``; the path of that ``src``."""
+    """``revision``'s ``src/`` and ``example/`` (``git archive``) under ``directory``; the path
+    of that ``src``."""
     done = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", "--format=tar", revision, "src"],
+        ["git", "-C", str(ROOT), "archive", "--format=tar", revision, "src", "example"],
         capture_output=True,
         timeout=120,
         check=False,
@@ -39,24 +40,23 @@ def export(revision: str, directory: Path) -> Path:
     return target / "src"
 
 
-def inprocess(rounds: int, count: int, python_path: Path | None) -> dict[str, Any]:
-    """``python -m bench.inprocess`` in a fresh interpreter, on ``python_path``'s bastion if any."""
-    paths = [str(python_path)] if python_path is not None else []
+def python_path(src: Path) -> list[str]:
+    """A child's path to run another revision: its ``src``, and the example beside it, whose
+    checks (an entry point) loading settings may load, on the bastion of that revision."""
+    return [str(src), *(str(p) for p in [src.parent / "example"] if p.is_dir())]
+
+
+def inprocess(rounds: int, count: int, src: Path | None) -> dict[str, Any]:
+    """``python -m bench.inprocess`` in a fresh interpreter, on ``src``'s bastion if any."""
+    paths = python_path(src) if src is not None else []
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([*paths, str(ROOT)])}
-    command = [
-        sys.executable,
-        "-m",
-        "bench.inprocess",
-        "--rounds",
-        str(rounds),
-        "--count",
-        str(count),
-    ]
+    command = [sys.executable, "-m", "bench.inprocess", "--rounds", str(rounds)]
+    command += ["--count", str(count)]
     done = subprocess.run(
         command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=900, check=False
     )
     if done.returncode != 0:
-        raise RuntimeError(f"bench.inprocess ({python_path or 'this tree'}) failed:\n{done.stderr}")
+        raise RuntimeError(f"bench.inprocess ({src or 'this tree'}) failed:\n{done.stderr}")
     result: dict[str, Any] = json.loads(done.stdout)
     return result
 

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 from harness.wrk import static_script
 
+from bench.layers import python_path
 from bench.results import OK_BODY, Cell, Check, Context, answer, measure, paired, say, summary
 from bench.servers import AppProcess, Server, running
 
@@ -37,6 +38,8 @@ CONTENDERS: dict[str, tuple[str, Server, str]] = {
     "envelope-granian-bp": ("protected_app", "granian", "envelope"),
 }
 KEYS = tuple(CONTENDERS)
+#: What a smoke run serves: one contender per server kind.
+SMOKE = ("envelope", "envelope-granian")
 #: Ratios the report reads besides every contender's against bare and the envelope's against it.
 EXTRA_RATIOS = (
     ("envelope-granian", "bare-granian"),
@@ -87,7 +90,7 @@ class Contender:
 
 def contenders(context: Context) -> list[Contender]:
     options = context.options
-    keys = [k for k in KEYS if not options.contenders or k in options.contenders]
+    keys = [k for k in KEYS if k in options.contenders] or options.chosen(KEYS, SMOKE)
     result = []
     for key in keys:
         factory, server, protection = CONTENDERS[key]
@@ -96,7 +99,7 @@ def contenders(context: Context) -> list[Contender]:
         result.append(Contender(key, app, protection))
     if options.baseline is not None:
         app = AppProcess(
-            "envelope-before", "bench.apps:protected_app", python_path=[str(options.baseline)]
+            "envelope-before", "bench.apps:protected_app", python_path=python_path(options.baseline)
         )
         result.append(Contender("envelope-before", app, "envelope"))
     return result
@@ -200,4 +203,4 @@ def scenario(context: Context) -> dict[str, Any]:
             for a, b in sorted(pairs)
             if a in mine and b in mine and a != b
         }
-    return {"figures": figures, "ratios": ratios}
+    return {"figures": figures, "ratios": ratios, "before": context.options.baseline_name or None}

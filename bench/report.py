@@ -32,6 +32,7 @@ NAMES = {
     "in-process": "inprocess",
     "sign-in-flood": "flood",
     "cache-saturation": "saturation",
+    "throttled": "throttled",
 }
 
 

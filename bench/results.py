@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import shutil
 import statistics
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
-from harness.servers import ROOT
+from harness.servers import ROOT, migrated_database
 from harness.wrk import WrkRun, run_wrk
 
 RESULTS_DIR = ROOT / "bench" / "results"
@@ -67,9 +69,10 @@ class Options:
     #: bench.inprocess: rounds and requests per round in one child, children per revision.
     inprocess: tuple[int, int, int] = (30, 1000, 3)
 
-    @property
-    def quick(self) -> bool:
-        return self.mode != "full"
+    def chosen(self, keys: Iterable[str], smoke: Collection[str]) -> list[str]:
+        """The contenders to start: every one of ``keys``, or in a smoke run only ``smoke`` (one
+        per server kind proves the scenario runs; the test checks the others' shape)."""
+        return [key for key in keys if self.mode != "smoke" or key in smoke]
 
 
 @dataclass
@@ -79,8 +82,11 @@ class Context:
     options: Options
     tmp: Path
     valkey_url: str
+    #: The shared Valkey's process, which a scenario may pin to a CPU of its own.
+    valkey_pid: int
     checks: list[Check] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    _migrating: threading.Lock = field(default_factory=threading.Lock)
 
     def require(self, checks: Sequence[Check]) -> None:
         """Keep the answers; stop the run on a wrong one, since the figures would mean nothing."""
@@ -88,6 +94,16 @@ class Context:
         failed = [f"  {c}" for c in checks if not c.ok]
         if failed:
             raise RuntimeError("a contender answered wrongly, not measured:\n" + "\n".join(failed))
+
+    def database(self, name: str) -> str:
+        """A fresh SQLite database with bastion's tables: ``bastion migrate`` runs once per run
+        (a command costs seconds), and each scenario gets its own copy of the result."""
+        migrated = self.tmp / "migrated.db"
+        with self._migrating:  # a smoke run's scenarios run side by side
+            if not migrated.exists():
+                migrated_database(migrated)
+        shutil.copyfile(migrated, self.tmp / f"{name}.db")
+        return f"sqlite:///{self.tmp / name}.db"
 
     def script(self, name: str, text: str) -> Path:
         path = self.tmp / f"{name}.lua"

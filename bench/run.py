@@ -6,7 +6,7 @@ rounds, A B C ..., A B C ..., so that a noisy neighbour slows them alike):
 1. plain (``bench.plain``)           5. in-process (``bench.layers``)
 2. sign-in (``bench.signin``)        6. sign-in-flood (``bench.hold``)
 3. cache (``bench.cache_overhead``)  7. cache-saturation (``bench.hold``)
-4. degraded (``bench.signin``)
+4. degraded (``bench.signin``)       8. throttled (``bench.throttled``)
 
 Each writes ``<scenario>.json`` into the results directory, with the checks
 it asked before measuring (a wrong answer stops the run: a benchmark of an
@@ -18,6 +18,7 @@ from the directory. ``--only`` replaces one scenario's JSON and re-renders.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
 import datetime as dt
 import os
@@ -25,7 +26,7 @@ import platform
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
@@ -34,7 +35,7 @@ from typing import Any
 from harness.servers import ROOT, ValkeyServer
 from harness.wrk import CONNECTIONS, THREADS, TIMEOUT_SECONDS, find_wrk
 
-from bench import cache_overhead, hold, layers, plain, report, signin
+from bench import cache_overhead, hold, layers, plain, report, signin, throttled
 from bench.results import RESULTS_DIR, RESULTS_MD, Context, Options, say, write_results
 from bench.servers import server_command
 
@@ -46,6 +47,7 @@ SCENARIOS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "in-process": layers.scenario,
     "sign-in-flood": hold.flood,
     "cache-saturation": hold.saturation,
+    "throttled": throttled.scenario,
 }
 PACKAGES = (
     "bastion", "starlette", "fastapi", "litestar", "django", "slowapi", "limits", "uvicorn",
@@ -93,23 +95,16 @@ def machine() -> list[tuple[str, str]]:
     ]
 
 
-@contextlib.contextmanager
-def _valkey() -> Iterator[str]:
-    server = ValkeyServer().start()
-    try:
-        yield server.url
-    finally:
-        server.close()
-
-
 def run(options: Options, argv: Sequence[str], tmp: Path) -> list[str]:
     """Every chosen scenario into its JSON, and ``run.json``; the run's problems."""
     find_wrk()
     started = dt.datetime.now(dt.UTC)
     load = [("start", os.getloadavg())]
-    with _valkey() as valkey_url:
-        context = Context(options, tmp, valkey_url)
-        for name in options.scenarios:
+    with ValkeyServer() as valkey:
+        assert valkey.process is not None
+        context = Context(options, tmp, valkey.url, valkey.process.pid)
+
+        def scenario(name: str) -> None:
             measured = dt.datetime.now(dt.UTC)
             data = SCENARIOS[name](context)
             checks = [asdict(c) for c in context.checks if c.scenario.replace(" ", "-") == name]
@@ -119,6 +114,13 @@ def run(options: Options, argv: Sequence[str], tmp: Path) -> list[str]:
                 {"scenario": name, "measured": measured.isoformat(), "checks": checks, **data},
             )
             load.append((f"after {name}", os.getloadavg()))
+
+        if options.mode != "smoke":
+            for name in options.scenarios:
+                scenario(name)
+        else:  # figures that mean nothing: two scenarios at a time, to finish sooner
+            with concurrent.futures.ThreadPoolExecutor(2) as pool:
+                list(pool.map(scenario, options.scenarios))
     uvicorn = server_command("uvicorn", "bench.apps:<factory>", 8000)
     granian = server_command("granian", "bench.apps:<factory>", 8000)
     write_results(

@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import IO, Literal
 
 import httpx
-from harness.servers import ROOT, free_ports, terminate
+from harness.servers import ROOT, clean_env, free_ports, terminate
 
-from bastion.config import Settings
 from bench.apps import APP_URL_VARIABLE
 
 Server = Literal["uvicorn", "granian"]
@@ -72,7 +71,7 @@ class AppProcess:
     def _env(self) -> dict[str, str]:
         """The shell's environment minus bastion's variables (a stray one would change what is
         measured), plus the contender's."""
-        env = {k: v for k, v in os.environ.items() if k not in Settings.model_fields}
+        env = clean_env()
         for name in ("DJANGO_SETTINGS_MODULE", "FORWARDED_ALLOW_IPS", "PROMETHEUS_MULTIPROC_DIR"):
             env.pop(name, None)
         for name in self.url_variables:

