@@ -1,42 +1,192 @@
-"""Fixtures that start and stop real servers on loopback."""
+"""How the suite runs, and the fixtures that start and stop real servers on loopback.
+
+The run: parallel pytest-xdist workers (:func:`pytest_cmdline_main`), each
+test marked with its kind by where it lives (tests/support/kinds.py) and kept
+on one worker with the tests it shares a server with (:func:`worker_group`),
+``load`` tests alone on the machine (tests/support/runlock.py), and the
+Debian programs the selected tests run installed first (tests/support/system.py).
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import tempfile
+from collections.abc import AsyncIterator, Generator, Iterable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 import valkey
 
 from bastion.cache import Cache, ValkeyOptions
 from bastion.config import Settings, reset_settings
+from tests.support.kinds import kinds_of
 from tests.support.postgres import PostgresServer, unique_database_name
+from tests.support.runlock import RunLock
 from tests.support.servers import HungServer, ValkeyServer
 from tests.support.system import SetupError, ensure
 
+#: Parallel workers when the command line names none (``-n 0``: no workers, one process).
+#: Most tests wait on servers and subprocesses, so two cores keep four busy; measured:
+#: see the README's "On a fresh machine".
+WORKERS = 4
 
-def pytest_collection_finish(session: pytest.Session) -> None:
+RUN_LOCK = pytest.StashKey[RunLock]()
+INSTALLED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """``uv run pytest`` runs on :data:`WORKERS` pytest-xdist workers, scheduled by group.
+
+    A default set here, not in ``addopts``: ``-n N`` (``-n 0`` for one process)
+    still decides, ``-p no:xdist`` still works, and ``--pdb`` runs in-process.
+    ``--dist loadgroup`` keeps the tests of one ``xdist_group`` (see
+    :func:`worker_group`) on one worker.
+    """
+    if hasattr(config, "workerinput") or not config.pluginmanager.hasplugin("xdist"):
+        return
+    option = config.option
+    if option.numprocesses is None and not option.tx and not option.usepdb:
+        option.numprocesses = WORKERS
+    if option.dist == "no":
+        option.dist = "loadgroup"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A worker takes its handle on the run's lock (tests/support/runlock.py)."""
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    if workerinput is None:
+        return
+    if config.option.basetemp:
+        # popen-gwN under the controller's base temp: its parent is the run's own.
+        directory = Path(config.option.basetemp).parent / "run-lock"
+    else:
+        directory = Path(tempfile.gettempdir()) / f"bastion-run-{workerinput['testrunuid']}"
+    config.stash[RUN_LOCK] = RunLock(directory)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    lock = config.stash.get(RUN_LOCK, None)
+    if lock is not None:
+        lock.close()
+
+
+def _ensure(config: pytest.Config, paths: Iterable[Path]) -> None:
     """Install the Debian programs the collected tests run (Chromium, wrk, openssl).
 
     The README's ``uv run pytest`` is the whole set-up on a fresh machine: as
     root the missing programs are installed with apt-get, otherwise the run
     stops here with one line naming the command, instead of failing test by
-    test deep inside a fixture.
+    test deep inside a fixture. Once per run: in this process when it runs the
+    tests itself, else in the controller when the first worker has collected.
     """
-    if session.config.option.collectonly:
+    if config.stash.get(INSTALLED, False):
         return
+    config.stash[INSTALLED] = True
     try:
-        installed = ensure(item.path for item in session.items)
+        installed = ensure(paths)
     except SetupError as error:
         pytest.exit(f"bastion tests: {error}", returncode=pytest.ExitCode.USAGE_ERROR)
     if installed:
-        session.config.get_terminal_writer().line(
-            f"bastion tests: installed {', '.join(installed)}"
-        )
+        config.get_terminal_writer().line(f"bastion tests: installed {', '.join(installed)}")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Browser tests last: they are the slowest, and they hold an event loop while they run."""
-    items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    config = session.config
+    if config.option.collectonly or hasattr(config, "workerinput"):
+        return
+    _ensure(config, (item.path for item in session.items))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
+    """Under xdist the controller collects nothing itself: it installs for the first worker's tests."""
+    config: pytest.Config = node.config
+    _ensure(config, {config.rootpath / nodeid.split("::", 1)[0] for nodeid in ids})
+
+
+def worker_group(item: pytest.Item) -> str | None:
+    """The ``xdist_group`` of a test: tests of one group run on one worker, in a row.
+
+    - ``load``: every load test, queued on one worker behind each other, which
+      hands the run's exclusive lock from one to the next instead of letting
+      the other workers in between (see tests/support/runlock.py).
+    - ``browser``: every browser test, so a worker starts Chromium once for all
+      of them (tests/e2e/conftest.py).
+    - A fixture scoped to a module, class or package (a server started once for
+      its tests): the tests that share it, per parameter, so it starts on one
+      worker, not on each.
+
+    Any other test (None) goes to whichever worker is free.
+    """
+    if item.get_closest_marker("load") is not None:
+        return "load"
+    if item.get_closest_marker("browser") is not None:
+        return "browser"
+    if not isinstance(item, pytest.Function):
+        return None
+    ranks = {"class": 1, "module": 2, "package": 3}
+    owner: tuple[int, str] | None = None
+    params: list[str] = []
+    callspec = getattr(item, "callspec", None)
+    for name, definitions in sorted(item._fixtureinfo.name2fixturedefs.items()):
+        if not definitions or definitions[-1].scope not in ranks:
+            continue
+        definition = definitions[-1]
+        rank = ranks[definition.scope]
+        if definition.scope == "package":
+            where = definition.baseid
+        else:
+            node = item.getparent(pytest.Class if definition.scope == "class" else pytest.Module)
+            where = node.nodeid if node is not None else item.nodeid
+        if owner is None or rank > owner[0]:
+            owner = (rank, where)
+        if callspec is not None and name in callspec.indices:
+            params.append(f"{name}{callspec.indices[name]}")
+    if owner is None:
+        return None
+    return "-".join([owner[1], *params])
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Each test gets its kinds' markers (tests/support/kinds.py) and its worker group.
+
+    First among the hooks, so that ``-m`` selects by these markers and xdist
+    sees the groups. Browser tests last: they are the slowest, and a run of
+    them holds Playwright's event loop on its thread.
+    """
+    for item in items:
+        for kind in kinds_of(item.path):
+            item.add_marker(kind)
+    if config.pluginmanager.hasplugin("xdist"):
+        for item in items:
+            group = worker_group(item)
+            if group is not None and item.get_closest_marker("xdist_group") is None:
+                item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(
+    item: pytest.Item, nextitem: pytest.Item | None
+) -> Generator[None, object, object]:
+    """Each test holds the run's lock from setup to teardown: shared, or exclusive for ``load``.
+
+    Only under xdist workers (one process needs no lock). A load test keeps the
+    exclusive lock when the next test on this worker is one too, so a row of
+    them does not let the other workers in between.
+    """
+    lock = item.config.stash.get(RUN_LOCK, None)
+    if lock is None:
+        return (yield)
+    alone = item.get_closest_marker("load") is not None
+    lock.hold("exclusive" if alone else "shared")
+    try:
+        return (yield)
+    finally:
+        if not (alone and nextitem is not None and nextitem.get_closest_marker("load")):
+            lock.release()
 
 
 @pytest.fixture(autouse=True)

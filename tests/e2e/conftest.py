@@ -28,21 +28,58 @@ def chromium_path() -> str:
     return path
 
 
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    """Module-scoped: sync Playwright runs an event loop on this thread while it lives,
-    which must not overlap the asyncio tests elsewhere in the suite."""
-    with sync_playwright() as instance:
-        yield instance
+class Chromium:
+    """One Playwright and one Chromium for a row of browser tests in this process.
+
+    Started by the first browser test and stopped after the last one of the
+    row (:func:`pytest_runtest_teardown`), not at the end of the session:
+    sync Playwright runs an event loop on this thread while it lives, which
+    must not overlap the asyncio tests this process runs before or after.
+    The browser tests form one row: they run last, and under xdist they are
+    one group, on one worker (tests/conftest.py), so Chromium starts once.
+    """
+
+    def __init__(self) -> None:
+        self._playwright: Playwright | None = None
+        self._browser: Browser | None = None
+        self.launches = 0
+
+    def browser(self) -> Browser:
+        if self._browser is None:
+            self._playwright = sync_playwright().start()
+            self._browser = self._playwright.chromium.launch(
+                executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True
+            )
+            self.launches += 1
+        return self._browser
+
+    def close(self) -> None:
+        browser, playwright = self._browser, self._playwright
+        self._browser = self._playwright = None
+        try:
+            if browser is not None:
+                browser.close()
+        finally:
+            if playwright is not None:
+                playwright.stop()
 
 
-@pytest.fixture(scope="module")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    instance = playwright.chromium.launch(
-        executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True
-    )
-    yield instance
-    instance.close()
+CHROMIUM = Chromium()
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """After the last browser test of a row (and its fixtures' teardown), stop Chromium."""
+    try:
+        return (yield)
+    finally:
+        if nextitem is None or nextitem.get_closest_marker("browser") is None:
+            CHROMIUM.close()
+
+
+@pytest.fixture
+def browser() -> Browser:
+    return CHROMIUM.browser()
 
 
 @pytest.fixture

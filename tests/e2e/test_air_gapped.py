@@ -17,8 +17,6 @@ from playwright.sync_api import Page, Request, Response, expect
 
 from tests.support.servers import AppServer
 
-pytestmark = pytest.mark.e2e
-
 ADMIN_EMAIL = "root@example.com"
 ADMIN_PASSWORD = "an administrator passphrase"
 FONT_FAMILY = "Inter"

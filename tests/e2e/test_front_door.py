@@ -32,8 +32,6 @@ from tests.support.caddy import CaddyServer
 from tests.support.postgres import PostgresServer, unique_database_name
 from tests.support.servers import ROOT, AppServer, ValkeyServer, free_port
 
-pytestmark = pytest.mark.e2e
-
 SIGN_IN_LIMIT = 4
 CADDY_MAX_BODY = 4096
 WRONG = {"password": "not the password"}

@@ -14,9 +14,6 @@ from playwright.sync_api import Page, expect
 
 from tests.support.servers import AppServer, StaticSite
 
-pytestmark = pytest.mark.e2e
-
-
 ADMIN_EMAIL = "admin@example.com"
 ADMIN_PASSWORD = "an admin passphrase"
 

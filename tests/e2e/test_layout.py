@@ -16,8 +16,6 @@ from playwright.sync_api import Page
 
 from tests.support.servers import AppServer
 
-pytestmark = pytest.mark.e2e
-
 WIDTHS = (320, 375, 768)
 PAGES = ("/", "/sign-in", "/sign-up")
 

@@ -10,17 +10,27 @@ installed with apt-get when the run is root (CI, a container), and otherwise
 the run stops with one line saying what to install. Only what the selected
 tests need is asked for, so ``uv run pytest tests/unit`` never asks for a
 browser.
+
+The run calls :func:`ensure` once (under parallel workers, in the process that
+hands out the tests), and :func:`ensure` installs under a lock file shared by
+every test run on the machine: a second run started meanwhile waits for the
+first one's apt-get (dpkg allows one at a time), then finds the programs there.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import subprocess
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-__all__ = ["NEEDED_BY", "PACKAGES", "SetupError", "ensure", "missing_for", "needed_for"]
+from tests.support.kinds import ROOT, under
+
+__all__ = ["NEEDED_BY", "PACKAGES", "ROOT", "SetupError", "ensure", "missing_for", "needed_for"]
 
 # Program on PATH -> the Debian package that provides it.
 PACKAGES: dict[str, str] = {"chromium": "chromium", "wrk": "wrk", "openssl": "openssl"}
@@ -34,7 +44,8 @@ NEEDED_BY: dict[str, tuple[str, ...]] = {
     "openssl": ("tests/deploy/",),
 }
 
-ROOT = Path(__file__).resolve().parents[2]
+#: Held while programs are installed, by whichever test run on this machine installs them.
+INSTALL_LOCK = Path(tempfile.gettempdir()) / "bastion-tests-apt.lock"
 
 
 class SetupError(RuntimeError):
@@ -45,16 +56,7 @@ def needed_for(paths: Iterable[Path]) -> set[str]:
     """The programs the tests in ``paths`` (their files) run."""
     needed: set[str] = set()
     for path in paths:
-        try:
-            relative = path.resolve().relative_to(ROOT).as_posix()
-        except ValueError:
-            continue
-        for program, prefixes in NEEDED_BY.items():
-            if any(
-                relative.startswith(prefix) if prefix.endswith("/") else relative == prefix
-                for prefix in prefixes
-            ):
-                needed.add(program)
+        needed.update(program for program, prefixes in NEEDED_BY.items() if under(path, prefixes))
     return needed
 
 
@@ -70,17 +72,39 @@ def ensure(paths: Iterable[Path]) -> list[str]:
     missing and this process is not root (or has no apt-get), or when apt-get
     fails; the caller stops the run with it.
     """
+    paths = list(paths)
     missing = missing_for(paths)
     if not missing:
         return []
     packages = sorted({PACKAGES[program] for program in missing})
-    command = "apt-get install -y " + " ".join(packages)
     apt_get = shutil.which("apt-get")
     if os.geteuid() != 0 or apt_get is None:
         raise SetupError(
             f"the selected tests need {', '.join(missing)}, not installed; "
-            f"run as root once: {command}"
+            f"run as root once: apt-get install -y {' '.join(packages)}"
         )
+    with _installing():
+        # Another run may have installed them while this one waited for the lock.
+        missing = missing_for(paths)
+        if missing:
+            _install(apt_get, missing)
+    return missing
+
+
+@contextlib.contextmanager
+def _installing() -> Iterator[None]:
+    """The machine-wide install lock (an flock: the kernel drops it if its holder dies)."""
+    with INSTALL_LOCK.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _install(apt_get: str, missing: list[str]) -> None:
+    """``apt-get update`` and ``install`` of the packages that provide ``missing``."""
+    packages = sorted({PACKAGES[program] for program in missing})
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for step in ([apt_get, "update", "-qq"], [apt_get, "install", "-y", "-qq", *packages]):
         done = subprocess.run(step, env=env, capture_output=True, text=True, check=False)
@@ -92,4 +116,3 @@ def ensure(paths: Iterable[Path]) -> list[str]:
         raise SetupError(
             f"apt-get installed {' '.join(packages)} but {', '.join(still)} is still not on PATH"
         )
-    return missing

@@ -28,6 +28,7 @@ SKIP = {
     "tests/support/system.py",
     "tests/unit/test_system_packages.py",
     "tests/unit/test_readme.py",
+    "tests/unit/test_runner.py",
 }
 
 

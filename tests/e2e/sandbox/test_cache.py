@@ -9,8 +9,6 @@ from playwright.sync_api import Page, expect
 
 from tests.support.servers import AppServer
 
-pytestmark = pytest.mark.e2e
-
 
 @pytest.fixture
 def app_with_valkey(valkey_url: str) -> Iterator[AppServer]:

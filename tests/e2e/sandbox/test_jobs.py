@@ -16,8 +16,6 @@ from playwright.sync_api import Page, expect
 from tests.support.servers import AppServer
 from tests.support.workers import WorkerProcess
 
-pytestmark = pytest.mark.e2e
-
 
 @pytest.fixture
 def inline_app() -> Iterator[AppServer]:
