@@ -30,6 +30,9 @@ from tests.support.system import SetupError, ensure
 #: see the README's "On a fresh machine".
 WORKERS = 4
 
+#: The workerinput key that carries the controller's ``--dist`` to the workers.
+DIST = "bastion_dist"
+
 RUN_LOCK = pytest.StashKey[RunLock]()
 INSTALLED = pytest.StashKey[bool]()
 
@@ -43,13 +46,26 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
     ``--dist loadgroup`` keeps the tests of one ``xdist_group`` (see
     :func:`worker_group`) on one worker.
     """
-    if hasattr(config, "workerinput") or not config.pluginmanager.hasplugin("xdist"):
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        # A worker parses the command line as typed, not the controller's options:
+        # without this it would not tag its tests' ids with their groups, and the
+        # controller would spread a group's tests over every worker.
+        config.option.loadgroup = workerinput.get(DIST) == "loadgroup"
+        return
+    if not config.pluginmanager.hasplugin("xdist"):
         return
     option = config.option
     if option.numprocesses is None and not option.tx and not option.usepdb:
         option.numprocesses = WORKERS
     if option.dist == "no":
         option.dist = "loadgroup"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """Tell each worker how the controller schedules (see :func:`pytest_cmdline_main`)."""
+    node.workerinput[DIST] = node.config.option.dist
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -159,11 +175,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         for kind in kinds_of(item.path):
             item.add_marker(kind)
-    if config.pluginmanager.hasplugin("xdist"):
+    if getattr(config.option, "loadgroup", False):  # a worker of a --dist loadgroup run
         for item in items:
             group = worker_group(item)
             if group is not None and item.get_closest_marker("xdist_group") is None:
-                item.add_marker(pytest.mark.xdist_group(group))
+                # The id's "@group" suffix is what the controller schedules by. xdist
+                # writes it for an ``xdist_group`` marker in its own hook, which runs
+                # before this one on a worker, so the suffix is written here.
+                item._nodeid = f"{item.nodeid}@{group}"
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
 
 
@@ -285,3 +304,4 @@ def postgres_url(postgres_server: PostgresServer, request: pytest.FixtureRequest
     if not postgres_server.running:
         postgres_server.start()
     postgres_server.drop_database(name)
+
