@@ -13,7 +13,10 @@ from tests.support import raw
 from tests.support.servers import AppServer, HungServer, ValkeyServer
 
 TIMEOUT_MS = 50
-MARGIN = 0.05
+#: Generous on purpose: a loaded machine adds its own scheduling delay to a round trip.
+#: What the bound rules out is a request waiting on the dead or hung Valkey, which would
+#: last the client's whole 5 s timeout; how close to TIMEOUT_MS it stays is bench's to say.
+MARGIN = 0.5
 
 
 @pytest.fixture
