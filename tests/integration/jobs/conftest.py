@@ -9,11 +9,11 @@ check it as a lower bound; its exponential shape is pinned in
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
+
+from tests.support.waiting import wait_for
 
 __all__ = ["BACKOFF", "RETRY_WAITS", "defer", "poll", "wait_for"]
 
@@ -37,15 +37,3 @@ def poll(base: str, job_id: int) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Call ``condition`` every 100 ms until it is truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = condition()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"{what}: not within {timeout}s (last: {last!r})")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from tests.support.servers import AppServer
+from tests.support.waiting import wait_for
 
 PRODUCTION = {"APP_ENV": "production", "SECRET_KEY": "s" * 64}
 
@@ -31,13 +31,12 @@ def json_lines(server: AppServer) -> list[dict[str, object]]:
 
 
 def wait_for_line(server: AppServer, request_id: str) -> dict[str, object]:
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        for line in json_lines(server):
-            if line.get("request_id") == request_id:
-                return line
-        time.sleep(0.05)
-    raise AssertionError(f"no log line for {request_id}:\n{server.output()}")
+    line: dict[str, object] = wait_for(
+        lambda: next((ln for ln in json_lines(server) if ln.get("request_id") == request_id), None),
+        5,
+        f"a log line for {request_id}",
+    )
+    return line
 
 
 def test_production_logs_one_json_line_per_request(production: AppServer) -> None:
@@ -97,18 +96,14 @@ def test_development_logs_are_readable_lines() -> None:
     try:
         response = httpx.get(server.url + "/", timeout=5)
         request_id = response.headers["x-request-id"]
-        deadline = time.monotonic() + 5
-        while request_id not in server.output() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: request_id in server.output(), 5, f"a log line for {request_id}")
         (line,) = [ln for ln in server.output().splitlines() if request_id in ln]
         assert "bastion.access: GET / 200" in line
         assert "path=" not in line  # the template is the path: said once
         assert not line.startswith("{")
         missing = httpx.get(server.url + "/no/such%0Apage", timeout=5)  # %0A: a newline
         request_id = missing.headers["x-request-id"]
-        deadline = time.monotonic() + 5
-        while request_id not in server.output() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: request_id in server.output(), 5, f"a log line for {request_id}")
         (line,) = [ln for ln in server.output().splitlines() if request_id in ln]
         assert "GET <unmatched> 404" in line
         assert line.endswith("path='/no/such\\npage'")  # named, and escaped
