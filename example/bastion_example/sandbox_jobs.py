@@ -4,8 +4,11 @@ The demo job is declared once and runs wherever the settings say: a
 ``bastion worker`` with ``JOBS_ENABLED=true``, the app's own loop otherwise.
 It fails its first ``fail_times`` attempts (or every one, with
 ``always_fail``), takes ``seconds`` per run, and gets three retries with an
-exponential backoff of 2, 4 and 8 seconds. The JSON API is a contract the
-fault tests rely on::
+exponential backoff of 2, 4 and 8 seconds. ``SANDBOX_DEMO_BACKOFF`` sets the
+base of that backoff (waits of b, b² and b³ seconds): the tests set 1, to watch
+a job fail for good in 3 s rather than 14; it is read where the task is
+declared, so the app and its workers must see the same value. The JSON API
+is a contract the fault tests rely on::
 
     POST /api/sandbox/jobs  {"fail_times": 0, "always_fail": false, "seconds": 0}
       -> {"id": 17}
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 from typing import Any
 
 from starlette.requests import Request
@@ -33,18 +37,31 @@ from bastion.responses import NO_STORE
 from bastion_example.guards import guard_sandbox
 from bastion_example.templating import templates
 
-__all__ = ["DEMO_RETRIES", "demo", "routes"]
+__all__ = ["DEMO_BACKOFF", "DEMO_RETRIES", "demo", "routes"]
 
 DEMO_RETRIES = 3
 MAX_SECONDS = 60.0
 MAX_FAIL_TIMES = 10
 
 
+def _backoff() -> int:
+    """``SANDBOX_DEMO_BACKOFF``, 2 when unset; anything but 1 to 10 stops the import, naming it."""
+    raw = os.environ.get("SANDBOX_DEMO_BACKOFF", "2")
+    if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= 10):
+        raise ValueError(
+            f"SANDBOX_DEMO_BACKOFF must be a whole number of seconds from 1 to 10, not {raw!r}"
+        )
+    return int(raw)
+
+
+DEMO_BACKOFF = _backoff()
+
+
 class DemoFailure(RuntimeError):
     """The failure the demo job was asked for."""
 
 
-@task("sandbox.demo", queue="sandbox", retries=DEMO_RETRIES, backoff=2)
+@task("sandbox.demo", queue="sandbox", retries=DEMO_RETRIES, backoff=DEMO_BACKOFF)
 async def demo(
     ctx: JobContext, fail_times: int = 0, always_fail: bool = False, seconds: float = 0.0
 ) -> None:

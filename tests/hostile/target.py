@@ -25,10 +25,10 @@ import httpx
 import valkey
 
 from tests.hostile.corpus import ADMIN_EMAIL, ADMIN_PASSWORD, Case
-from tests.support.rawhttp import RawResponse, exchange
+from tests.support.rawhttp import KeepAlive, RawResponse, exchange
 from tests.support.servers import AppServer
 
-__all__ = ["REFUSED", "Outcome", "State", "Target", "Verdict"]
+__all__ = ["BATCH", "REFUSED", "Attack", "Outcome", "State", "Target", "Verdict"]
 
 
 #: Lines that must never appear: our own ERROR level, uvicorn's, or any traceback.
@@ -46,6 +46,10 @@ _TABLES = {
 }
 #: The status in an access line: "POST /sign-up 499 1.2ms client=... id=...".
 _LOGGED_STATUS = re.compile(r"bastion\.access: \S+ \S+ (\d{3}) ")
+#: The request id a line names (access and ERROR lines end with it, or with a path after it).
+_LOGGED_ID = re.compile(r"(?:^|\s)id=(hostile-\d+)(?:\s|$)")
+#: The request id of an access line, the last line the app writes for a request.
+_ACCESS_ID = re.compile(r"bastion\.access: .*? id=(hostile-\d+)(?:\s|$)", re.MULTILINE)
 
 #: Answers that refuse the request as it stands; anything refused must have changed nothing.
 #: (401, 409 and 429 answer a well-formed attempt: they are audited and counted.)
@@ -54,6 +58,9 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 #: Slack for a key's TTL between two snapshots (clock reads, round trips).
 _TTL_SLACK_MS = 1500
+#: Requests per snapshot in :meth:`Target.attack_all`: large enough that the
+#: snapshots cost little, small enough that a batch to replay stays short.
+BATCH = 32
 
 
 @dataclass(frozen=True)
@@ -108,7 +115,8 @@ class Outcome:
             return self.response.status
         for line in reversed(self.log):
             found = _LOGGED_STATUS.search(line)
-            if found is not None and line.endswith(f"id={self.request_id}"):
+            named = _LOGGED_ID.search(line)
+            if found is not None and named is not None and named.group(1) == self.request_id:
                 return int(found.group(1))
         return None
 
@@ -119,13 +127,33 @@ class Outcome:
 
 @dataclass
 class Verdict:
-    """One hostile request, what came of it, and what was wrong with that."""
+    """One hostile request, what came of it, and what was wrong with that.
+
+    ``changes`` are the request's own when it was sent alone; in a batch, those
+    of the whole batch, kept only on the requests that were allowed to make
+    them. A request that was not allowed to, in a batch that changed
+    something, is sent again alone: ``replay`` is that exact verdict. When no
+    request alone repeats the batch's change, ``unexplained`` keeps it, so a
+    change is never dropped for want of a culprit.
+    """
 
     method: str
     path: str
     case: str
     outcome: Outcome
     changes: list[str]
+    replay: Verdict | None = None
+    unexplained: list[str] = field(default_factory=list)
+
+    @property
+    def must_not_change(self) -> bool:
+        """Safe methods, refusals, and clients that hung up before the app answered.
+
+        A client that hung up before the app answered (logged as 499, or not at
+        all) changed nothing; one whose request was already complete may have.
+        """
+        status = self.outcome.status
+        return self.method in SAFE_METHODS or status is None or status in REFUSED
 
     def problems(self) -> list[str]:
         found = []
@@ -133,11 +161,15 @@ class Verdict:
         if status is not None and status >= 500:
             found.append(f"answered {status}")
         found.extend(f"logged: {line[:300]}" for line in self.outcome.errors)
-        # A client that hung up before the app answered (logged as 499, or not at
-        # all) changed nothing; one whose request was already complete may have.
-        must_not_change = self.method in SAFE_METHODS or status is None or status in REFUSED
-        if must_not_change and self.changes:
+        if self.must_not_change and self.changes:
             found.append(f"{status or 'hung up'} but changed: {', '.join(self.changes)}")
+        if self.replay is not None:
+            found.extend(f"sent again alone: {problem}" for problem in self.replay.problems())
+        if self.unexplained:
+            found.append(
+                f"{status or 'hung up'} in a batch that changed {', '.join(self.unexplained)},"
+                " and no request of it, sent again alone, did"
+            )
         return found
 
     def __str__(self) -> str:
@@ -145,6 +177,38 @@ class Verdict:
             f"{self.method} {self.path[:80]} [{self.case}] -> {self.outcome.status}: "
             + "; ".join(self.problems())
         )
+
+
+@dataclass(frozen=True)
+class Attack:
+    """One hostile request to send: ``case`` as ``method`` to ``path``."""
+
+    method: str
+    path: str
+    case: Case
+
+    @property
+    def keeps_the_connection(self) -> bool:
+        """Whether another request can follow on the same connection.
+
+        Only when the body is framed exactly and sent whole: a lie in the
+        Content-Length, a hang-up or a 100-continue handshake leave the stream
+        in a state the next request must not inherit.
+        """
+        case = self.case
+        return (
+            case.hang_up_after is None
+            and case.declared_length in ("true", None)
+            and all(name.lower() != "expect" for name, _ in case.headers)
+        )
+
+
+@dataclass(frozen=True)
+class _Sent:
+    request_id: str
+    response: RawResponse | None
+    #: Wait for this request's access line: "yes"; "if any" (a client that hung up); "no".
+    line: str
 
 
 class Target:
@@ -158,32 +222,109 @@ class Target:
         self._log = open(server.log.name, encoding="utf-8", errors="replace")  # noqa: SIM115
         self._log_pending = ""
         self._http = httpx.Client(base_url=server.url, timeout=30)
+        self._keep_alive = KeepAlive(server.port)
         self._admin_cookie: str | None = None
         self._state: State | None = None
         self._next_job: int | None = None
         self._first_job = 0
         self.requests_sent = 0
+        self.replayed = 0
 
     def close(self) -> None:
         self._tables.close()
         self._valkey.close()  # type: ignore[no-untyped-call]
         self._http.close()
+        self._keep_alive.close()
         self._log.close()
 
     # -- requests ---------------------------------------------------------------------------
 
     def attack(self, method: str, path: str, case: Case) -> Verdict:
         """``case`` sent as ``method`` to ``path``, with the state compared before and after."""
-        headers = [
-            (name, self.admin_cookie() if (name, value) == ("Cookie", "admin") else value)
-            for name, value in case.request_headers(self.origin)
-        ]
+        headers = self._headers(case)
         before = self._state if self._state is not None else self.state()
         outcome = self.send(
             method, path, headers, case.wire_body(), hang_up_after=case.hang_up_after
         )
         self._state = after = self.state()
         return Verdict(method, path, case.name, outcome, after.changes_since(before))
+
+    def attack_all(self, attacks: list[Attack]) -> list[Verdict]:
+        """Every attack, one verdict each (in order), with a snapshot per batch of :data:`BATCH`.
+
+        A batch whose state did not change, or changed only where every request
+        in it was allowed to change something, is settled by its two
+        snapshots. Otherwise each request of it that was not allowed to is sent
+        again on its own, between snapshots of its own, to name the culprit.
+        """
+        verdicts: list[Verdict] = []
+        for first in range(0, len(attacks), BATCH):
+            verdicts.extend(self._batch(attacks[first : first + BATCH]))
+        return verdicts
+
+    def _batch(self, attacks: list[Attack]) -> list[Verdict]:
+        verdicts, changes = self._send_batch(attacks)
+        if not changes:
+            return verdicts
+        if len(verdicts) == 1:
+            verdicts[0].changes = changes
+            return verdicts
+        for verdict in verdicts:
+            if not verdict.must_not_change:
+                verdict.changes = changes  # any of these may have made them
+        quiet = [
+            (attack, verdict)
+            for attack, verdict in zip(attacks, verdicts, strict=True)
+            if verdict.must_not_change
+        ]
+        if not quiet:
+            return verdicts
+        self.replayed += len(quiet)
+        if len(quiet) < len(verdicts):
+            # Most often the allowed ones made the change: the quiet ones, sent again
+            # together without them, show it by changing nothing.
+            again, changed = self._send_batch([attack for attack, _ in quiet])
+            if not changed:
+                for (_, verdict), replay in zip(quiet, again, strict=True):
+                    verdict.replay = replay
+                return verdicts
+        for attack, verdict in quiet:
+            verdict.replay = self.attack(attack.method, attack.path, attack.case)
+        if len(quiet) == len(verdicts) and not any(
+            verdict.replay is not None and verdict.replay.changes for _, verdict in quiet
+        ):
+            verdicts[0].unexplained = changes
+        return verdicts
+
+    def _send_batch(self, attacks: list[Attack]) -> tuple[list[Verdict], list[str]]:
+        """Send ``attacks`` between two snapshots: their verdicts (no changes yet), the changes."""
+        headers = [self._headers(attack.case) for attack in attacks]
+        before = self._state if self._state is not None else self.state()
+        sent = [
+            self._fire(
+                attack.method,
+                attack.path,
+                own,
+                attack.case.wire_body(),
+                hang_up_after=attack.case.hang_up_after,
+                keep_alive=attack.keeps_the_connection,
+            )
+            for attack, own in zip(attacks, headers, strict=True)
+        ]
+        self._keep_alive.close()  # no connection idles across a snapshot
+        logs = self._collect(sent)
+        self._state = after = self.state()
+        verdicts = [
+            Verdict(
+                attack.method,
+                attack.path,
+                attack.case.name,
+                Outcome(s.request_id, s.response, logs[s.request_id]),
+                [],
+            )
+            for attack, s in zip(attacks, sent, strict=True)
+        ]
+        return verdicts, after.changes_since(before)
 
     def send(
         self,
@@ -194,51 +335,95 @@ class Target:
         *,
         hang_up_after: int | None = None,
     ) -> Outcome:
-        """One raw request with its own request id; waits for its access line in the log."""
-        request_id = f"hostile-{next(self._ids)}"
-        all_headers = [
-            ("Host", f"127.0.0.1:{self.port}"),
-            *headers,
-            ("X-Request-ID", request_id),
-            ("Connection", "close"),
+        """One raw request on its own connection, with its own request id and its log lines."""
+        sent = self._fire(method, target, headers, body, hang_up_after=hang_up_after)
+        return Outcome(sent.request_id, sent.response, self._collect([sent])[sent.request_id])
+
+    def _headers(self, case: Case) -> list[tuple[str, str]]:
+        return [
+            (name, self.admin_cookie() if (name, value) == ("Cookie", "admin") else value)
+            for name, value in case.request_headers(self.origin)
         ]
-        response = exchange(
-            self.port, method, target, all_headers, body, hang_up_after=hang_up_after
-        )
+
+    def _fire(
+        self,
+        method: str,
+        target: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        *,
+        hang_up_after: int | None = None,
+        keep_alive: bool = False,
+    ) -> _Sent:
+        """Send one request, on the kept-alive connection or (``Connection: close``) its own."""
+        request_id = f"hostile-{next(self._ids)}"
+        all_headers = [("Host", f"127.0.0.1:{self.port}"), *headers, ("X-Request-ID", request_id)]
         self.requests_sent += 1
-        marker = f"id={request_id}"
+        if keep_alive:
+            response: RawResponse | None = self._keep_alive.request(
+                method, target, all_headers, body
+            )
+        else:
+            all_headers.append(("Connection", "close"))
+            response = exchange(
+                self.port, method, target, all_headers, body, hang_up_after=hang_up_after
+            )
         if response is None:
             # The app runs on after the client left (a handler that never reads the body
-            # finishes its work): wait for its access line, or the next request would be
-            # blamed for what this one did. No line at all: the server refused the head.
-            return Outcome(request_id, None, self._log_until(marker, 60.0, required=False))
+            # finishes its work): its access line is awaited before the next snapshot.
+            # No line at all: the server refused the head.
+            return _Sent(request_id, None, "if any")
         if response.header("x-request-id") is None:
-            # Refused by uvicorn's own parser (malformed framing): the app never ran.
-            return Outcome(request_id, response, self._log_until(marker, 0.05, required=False))
-        return Outcome(request_id, response, self._log_until(marker))
+            # Refused by uvicorn's own parser (malformed framing): the app never ran, and
+            # uvicorn logs its warning before it answers, so that line is already written.
+            return _Sent(request_id, response, "no")
+        return _Sent(request_id, response, "yes")
 
-    def _log_until(self, marker: str, timeout: float = 10.0, *, required: bool = True) -> list[str]:
-        """The log lines written since the last call, up to and including ``marker``'s line.
+    def _collect(self, sent: list[_Sent]) -> dict[str, list[str]]:
+        """The log lines of ``sent``, by request id, once every access line due is written.
 
         The access line is the last thing the app writes for a request (after
-        any ERROR line), so once it is there, the request has said everything.
-        Without ``required``, whatever was written by ``timeout`` is taken.
+        any ERROR line), and it names the request id, as ERROR lines do. A
+        line that names no id (uvicorn's own) goes with the next one that
+        does, and lines after the last one with the last request.
         """
+        self._read_log_until([s.request_id for s in sent if s.line == "yes"], 30.0, required=True)
+        self._read_log_until(
+            [s.request_id for s in sent if s.line == "if any"], 60.0, required=False
+        )
+        complete, _, self._log_pending = self._log_pending.rpartition("\n")
+        logs: dict[str, list[str]] = {s.request_id: [] for s in sent}
+        waiting: list[str] = []
+        for line in complete.splitlines() if complete else []:
+            named = _LOGGED_ID.search(line)
+            if named is not None and named.group(1) in logs:
+                logs[named.group(1)].extend([*waiting, line])
+                waiting = []
+            else:
+                waiting.append(line)
+        logs[sent[-1].request_id].extend(waiting)
+        return logs
+
+    def _read_log_until(self, request_ids: list[str], timeout: float, *, required: bool) -> None:
+        """Read the log until it names every one of ``request_ids``, for at most ``timeout``."""
+        missing = set(request_ids)
         deadline = time.monotonic() + timeout
         while True:
-            self._log_pending += self._log.read()
-            new = self._log_pending
-            if marker in new:
-                end = new.find("\n", new.index(marker))
-                end = len(new) if end < 0 else end + 1
-                self._log_pending = new[end:]
-                return new[:end].splitlines()
+            fresh = self._log.read()
+            self._log_pending += fresh
+            if missing:
+                missing -= {m.group(1) for m in _ACCESS_ID.finditer(self._log_pending)}
+            if not missing:
+                return
             if time.monotonic() > deadline:
                 if required:
-                    raise AssertionError(f"no log line for {marker} in {timeout}s:\n{new[-3000:]}")
-                self._log_pending = ""
-                return new.splitlines()
-            time.sleep(0.002)
+                    raise AssertionError(
+                        f"no log line for {sorted(missing)} in {timeout}s:\n"
+                        f"{self._log_pending[-3000:]}"
+                    )
+                return
+            if not fresh:
+                time.sleep(0.002)
 
     # -- sessions ---------------------------------------------------------------------------
 
@@ -300,13 +485,11 @@ class Target:
         return self._next_job - self._first_job
 
     def _get(self, path: str, *, missing_ok: bool = False) -> bytes | None:
-        headers = [("Host", f"127.0.0.1:{self.port}"), ("Connection", "close")]
-        response = exchange(self.port, "GET", path, headers)
-        assert response is not None
-        if missing_ok and response.status == 404:
+        response = self._http.get(path)
+        if missing_ok and response.status_code == 404:
             return None
-        assert response.status == 200, response
-        return response.body
+        assert response.status_code == 200, response.text
+        return response.content
 
 
 class _Tables:

@@ -5,6 +5,11 @@ route's own, with a hostile parameter, or with a hostile query string), and a
 body with headers, framing and fate from :func:`tests.hostile.corpus.cases`.
 The properties are those of the named corpus: no 5xx, no ERROR line or
 traceback in the log, and nothing changed by a refused or a safe request.
+
+Hypothesis draws the examples first; they are then sent in batches, with the
+state compared around each batch (``Target.attack_all``). Only if one fails
+does Hypothesis run again, one request and two snapshots per example, so that
+it can shrink the failure to the smallest request that still shows it.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from hypothesis import strategies as st
 
 from tests.hostile.corpus import Case, cases
 from tests.hostile.routes import METHODS, Endpoint
-from tests.hostile.target import Target
+from tests.hostile.target import Attack, Target
 
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 EXPLORE = bool(os.environ.get("HOSTILE_EXPLORE"))
@@ -77,6 +82,9 @@ def requests(draw: st.DrawFn, endpoints: list[Endpoint]) -> tuple[str, str, Case
 def test_generated_hostile_requests_are_refused_cleanly(
     target: Target, endpoints: list[Endpoint]
 ) -> None:
+    drawn: list[Attack] = []
+    one_by_one = False
+
     @settings(
         max_examples=EXAMPLES,
         # The same examples on every run, unless HOSTILE_EXPLORE is set: CI stays
@@ -87,9 +95,21 @@ def test_generated_hostile_requests_are_refused_cleanly(
     )
     @given(requests(endpoints))
     def attack(request: tuple[str, str, Case]) -> None:
+        """Draws the examples; run again (the same ones, derandomized) to test one by one."""
+        if not one_by_one:
+            drawn.append(Attack(*request))
+            return
         method, path, case = request
         note(f"{method} {path} {case}")
         verdict = target.attack(method, path, case)
         assert not verdict.problems(), str(verdict)
 
     attack()
+    assert len(drawn) >= EXAMPLES * 0.9, len(drawn)  # Hypothesis did not run out of ideas
+    failures = [str(verdict) for verdict in target.attack_all(drawn) if verdict.problems()]
+    if failures:
+        one_by_one = True
+        attack()  # raises with the shrunk example, if one request alone still fails
+        raise AssertionError(  # none did alone: report what the batches saw
+            f"{len(failures)} of {len(drawn)} requests:\n" + "\n".join(failures)
+        )

@@ -15,7 +15,7 @@ import itertools
 
 from tests.hostile.corpus import ADMIN_EMAIL, ADMIN_PASSWORD, Case, credentials, entry, form
 from tests.hostile.routes import Endpoint
-from tests.hostile.target import Target
+from tests.hostile.target import Attack, Target
 
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SAFE = ("HEAD", "GET", "OPTIONS", "TRACE")
@@ -62,20 +62,23 @@ def test_safe_methods_with_a_body_change_nothing_where_the_unsafe_ones_would(
             target.attack("PUT", endpoint.path, ENTRY)
         get = target.send("GET", endpoint.path, [("Cookie", target.admin_cookie())])
         assert get.response is not None
-        for case in would_change():
-            for method in SAFE:
-                verdict = target.attack(method, endpoint.path, signed_in(target, case))
-                problems = verdict.problems()
-                response = verdict.outcome.response
-                assert response is not None
-                if method == "HEAD" and response.status != get.response.status:
-                    problems.append(f"HEAD answered {response.status}, GET {get.response.status}")
-                if method == "HEAD" and response.header("set-cookie") is not None:
-                    problems.append("HEAD set a cookie")
-                if problems:
-                    failures.append(
-                        f"{method} {endpoint.path} [{case.name}]: {'; '.join(problems)}"
-                    )
+        attacks = [
+            Attack(method, endpoint.path, signed_in(target, case))
+            for case in would_change()
+            for method in SAFE
+        ]
+        for attack, verdict in zip(attacks, target.attack_all(attacks), strict=True):
+            problems = verdict.problems()
+            response = verdict.outcome.response
+            assert response is not None
+            if attack.method == "HEAD" and response.status != get.response.status:
+                problems.append(f"HEAD answered {response.status}, GET {get.response.status}")
+            if attack.method == "HEAD" and response.header("set-cookie") is not None:
+                problems.append("HEAD set a cookie")
+            if problems:
+                failures.append(
+                    f"{attack.method} {endpoint.path} [{attack.case.name}]: {'; '.join(problems)}"
+                )
         tried: list[str] = []
         for method, case in itertools.product(
             sorted((endpoint.methods or frozenset()) & UNSAFE), would_change()

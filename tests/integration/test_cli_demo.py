@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
 from tests.support.servers import ROOT, free_port, run_cli, terminate
+from tests.support.waiting import wait_for
 
 
 def test_demo_serves_the_registered_app(tmp_path: Path) -> None:
@@ -23,16 +23,16 @@ def test_demo_serves_the_registered_app(tmp_path: Path) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+    def home() -> httpx.Response | None:
+        assert process.poll() is None, "bastion demo exited"
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+        except httpx.HTTPError:
+            return None
+
     try:
-        deadline = time.monotonic() + 30
-        page = None
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                page = httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        assert page is not None, "bastion demo did not answer"
+        page = wait_for(home, 30, "bastion demo answering on /", every=0.1)
         assert page.status_code == 200
         assert "sandbox" in page.text.lower()  # the example app, found through its entry point
         assert httpx.get(f"http://127.0.0.1:{port}/api/health").json()["database"] is True

@@ -3,20 +3,28 @@ an empty stdin is no short password, and a refused database still is one."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
+from bastion.db import migrate
 from tests.support.servers import ROOT, free_port, run_cli
 
 ROWS = 3_000  # about 400 kB of text: far more than a pipe holds, so the writer meets EPIPE
 
 
-def _database_with_rows(tmp_path: Path) -> dict[str, str]:
+def _migrated(tmp_path: Path) -> dict[str, str]:
+    """A migrated SQLite database (in-process: the command under test is another one)."""
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path}/bastion.db"}
-    assert run_cli("migrate", env=env).returncode == 0
+    asyncio.run(migrate(env["DATABASE_URL"]))
+    return env
+
+
+def _database_with_rows(tmp_path: Path) -> dict[str, str]:
+    env = _migrated(tmp_path)
     with sqlite3.connect(tmp_path / "bastion.db") as db:
         db.executemany(
             "INSERT INTO audit_log (at, action, subject, client_ip, outcome, details)"
@@ -57,8 +65,7 @@ def test_a_refused_database_is_still_a_database_error() -> None:
 
 
 def test_createuser_with_an_empty_stdin_says_no_password_arrived(tmp_path: Path) -> None:
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path}/bastion.db"}
-    assert run_cli("migrate", env=env).returncode == 0
+    env = _migrated(tmp_path)
     for stdin in ("", "\n"):
         result = run_cli("createuser", "--email", "a@example.com", env=env, stdin=stdin)
         assert result.returncode == 1

@@ -8,19 +8,26 @@ request, periodic work (the session clean-up) happens without anyone asking.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
-from tests.integration.jobs.conftest import defer, poll, wait_for
+from tests.integration.jobs.conftest import BACKOFF, RETRY_WAITS, defer, poll, wait_for
 from tests.support.servers import AppServer
 
 
 @pytest.fixture(scope="module")
 def app() -> Iterator[AppServer]:
-    server = AppServer({"METRICS_ENABLED": "true", "JOBS_SESSION_CLEANUP_SECONDS": "1"}).start()
+    server = AppServer(
+        {
+            "METRICS_ENABLED": "true",
+            "JOBS_SESSION_CLEANUP_SECONDS": "1",
+            "SANDBOX_DEMO_BACKOFF": BACKOFF,
+        }
+    ).start()
     yield server
     server.stop()
 
@@ -44,11 +51,12 @@ def test_a_flaky_job_is_retried_then_succeeds(app: AppServer) -> None:
     state = wait_for(
         lambda: (s := poll(app.url, job_id))["status"] == "succeeded" and s, 15, "job succeeded"
     )
-    assert state["attempts"] == 2  # one failure, one retry after the 2 s backoff
+    assert state["attempts"] == 2  # one failure, one retry after the first backoff
     assert state["completed_runs"] == 1
 
 
 def test_a_failing_job_never_fails_its_request(app: AppServer) -> None:
+    started = time.monotonic()
     response = httpx.post(
         app.url + "/api/sandbox/jobs",
         json={"always_fail": True},
@@ -57,10 +65,11 @@ def test_a_failing_job_never_fails_its_request(app: AppServer) -> None:
     )
     assert response.status_code == 201
     job_id = response.json()["id"]
-    # 4 runs: the first and 3 retries, 2 + 4 + 8 s apart.
+    # 4 runs: the first and 3 retries, RETRY_WAITS apart.
     state = wait_for(
-        lambda: (s := poll(app.url, job_id))["status"] == "failed" and s, 25, "job failed"
+        lambda: (s := poll(app.url, job_id))["status"] == "failed" and s, 30, "job failed"
     )
+    assert time.monotonic() - started >= sum(RETRY_WAITS)  # the backoff was waited
     assert state["attempts"] == 4
     assert state["completed_runs"] == 0
     metrics = httpx.get(app.url + "/api/metrics", timeout=5).text

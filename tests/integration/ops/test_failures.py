@@ -21,6 +21,7 @@ import pytest
 from tests.integration.ops.test_metrics import parse, value
 from tests.support.failing_app import FACTORY, SECRET
 from tests.support.servers import AppServer
+from tests.support.waiting import wait_for
 
 TRACEBACK = re.compile(r"Traceback|Exception in ASGI application")
 
@@ -41,12 +42,13 @@ def example() -> Iterator[AppServer]:
 
 def lines_with(server: AppServer, text: str, timeout: float = 5.0) -> list[str]:
     """The log lines that mention ``text``, once at least one has been written."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = [line for line in server.output().splitlines() if text in line]
-        if found or time.monotonic() > deadline:
-            return found
-        time.sleep(0.02)
+    found: list[str] = wait_for(
+        lambda: [line for line in server.output().splitlines() if text in line],
+        timeout,
+        f"a log line with {text!r}",
+        every=0.02,
+    )
+    return found
 
 
 def hang_up_mid_upload(
@@ -89,10 +91,11 @@ def test_a_client_that_hangs_up_mid_upload_is_one_info_line_and_a_499(
     before = requests_total(example, route, method, "499")
     start = len(example.output())
     hang_up_mid_upload(example, method, path, content_type, partial)
-    deadline = time.monotonic() + 5
-    while requests_total(example, route, method, "499") == before:
-        assert time.monotonic() < deadline, example.output()[start:]
-        time.sleep(0.05)
+    wait_for(
+        lambda: requests_total(example, route, method, "499") != before,
+        5,
+        f"a 499 counted for {method} {route}:\n{example.output()[start:]}",
+    )
     assert requests_total(example, route, method, "499") == before + 1
     written = example.output()[start:]
     assert not TRACEBACK.search(written), written
@@ -164,10 +167,11 @@ def test_a_failure_after_the_response_is_logged_once_and_the_answer_stands(
 def test_a_hang_up_on_a_plain_app_is_a_499_too(failing: AppServer) -> None:
     before = requests_total(failing, "/upload", "POST", "499")
     hang_up_mid_upload(failing, "POST", "/upload", "application/octet-stream", b"12345")
-    deadline = time.monotonic() + 5
-    while requests_total(failing, "/upload", "POST", "499") == before:
-        assert time.monotonic() < deadline, failing.output()
-        time.sleep(0.05)
+    wait_for(
+        lambda: requests_total(failing, "/upload", "POST", "499") != before,
+        5,
+        "a 499 counted for POST /upload",
+    )
     assert not TRACEBACK.search(failing.output())
     # A complete upload on the same route is unaffected.
     done = httpx.post(failing.url + "/upload", content=b"x" * 5000, headers={"origin": failing.url})
