@@ -182,7 +182,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 # The id's "@group" suffix is what the controller schedules by. xdist
                 # writes it for an ``xdist_group`` marker in its own hook, which runs
                 # before this one on a worker, so the suffix is written here.
-                item._nodeid = f"{item.nodeid}@{group}"
+                item._nodeid = f"{item.nodeid}@{group}"  # type: ignore[attr-defined]
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
 
 
@@ -304,4 +304,3 @@ def postgres_url(postgres_server: PostgresServer, request: pytest.FixtureRequest
     if not postgres_server.running:
         postgres_server.start()
     postgres_server.drop_database(name)
-

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from bastion.jobs.tasks import JobContext, Task
+from bastion.jobs import JobContext, Task
 from bastion_example import sandbox_jobs
 
 
