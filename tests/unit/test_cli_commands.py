@@ -10,6 +10,7 @@ import sys
 import bastion.cli
 from bastion.cli import COMMANDS
 from bastion.cli._command import Command
+from tests.support.imports import modules_loaded_by
 
 
 def test_every_command_module_defines_the_command_it_is_named_after() -> None:
@@ -37,23 +38,9 @@ def test_every_command_module_defines_the_command_it_is_named_after() -> None:
 
 def test_the_parser_loads_no_command_s_dependencies() -> None:
     """`bastion check` must not pay for uvicorn, the worker or the bundle builder."""
-    probe = (
-        "import sys\n"
-        "from bastion.cli import _parser\n"
-        "_parser().parse_args(['check', '--deploy'])\n"
-        "heavy = ('uvicorn', 'bastion.jobs._worker', 'bastion.deploy', 'bastion.auth')\n"
-        "print(sorted(m for m in sys.modules if m.startswith(heavy)))\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", probe],
-        env={"PATH": ""},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"
+    code = "from bastion.cli import _parser\n_parser().parse_args(['check', '--deploy'])"
+    heavy = ("uvicorn", "bastion.jobs._worker", "bastion.deploy", "bastion.auth")
+    assert modules_loaded_by(code, heavy) == []
 
 
 def test_python_m_bastion_cli_runs_the_console_script() -> None:

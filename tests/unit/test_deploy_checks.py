@@ -21,6 +21,7 @@ from bastion.config import ConfigError, Settings, load_settings
 from bastion.deploy import CheckRegistry, CheckResult, CheckSpec, Finding, run_checks
 from bastion.deploy import finding as make_finding
 from bastion.deploy._checks import CHECKS, registry
+from tests.support.imports import modules_loaded_by
 
 GOOD_KEY = "k7Qm2vX9pL4sT8wB1nR6yH3jF5dG0aZc-E_uIoKxVbNqMtWlYs"  # 50 random characters
 
@@ -200,23 +201,8 @@ def test_an_unknown_silenced_id_is_a_finding_not_a_failure_to_start(
 
 def test_loading_settings_loads_no_check_plugin() -> None:
     """The settings are the bottom of the house: a plugin's import cannot run under them."""
-    probe = (
-        "import sys\n"
-        "from bastion.config import load_settings\n"
-        "load_settings(SILENCED_CHECKS='bastion.W99')\n"
-        "loaded = sorted(m for m in sys.modules if m.startswith(('bastion_example', 'bastion.deploy')))\n"
-        "print(loaded)\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", probe],
-        env={"PATH": ""},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"
+    code = "from bastion.config import load_settings\nload_settings(SILENCED_CHECKS='bastion.W99')"
+    assert modules_loaded_by(code, ("bastion_example", "bastion.deploy")) == []
 
 
 # -- the registry's decorator ------------------------------------------------------------------
