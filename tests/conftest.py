@@ -164,6 +164,25 @@ def worker_group(item: pytest.Item) -> str | None:
     return "-".join([owner[1], *params])
 
 
+def _tag(item: pytest.Item, group: str) -> None:
+    """Give ``item`` the id ``<id>@<group>``: the suffix the controller schedules by.
+
+    xdist writes it for an ``xdist_group`` marker in its own hook, which runs
+    before this one on a worker, and (3.8) only into ``_nodeid``, which pytest
+    9.2 no longer reads: there the id lives in ``_id``, a parsed ``NodeId``
+    that keeps the string it was parsed from. Both are private; the test
+    ``test_groups_reach_the_scheduler`` fails if neither takes.
+    """
+    tagged = f"{item.nodeid}@{group}"
+    if hasattr(item, "_id"):
+        from _pytest.nodeid import NodeId
+
+        item._id = NodeId.parse(tagged)
+    else:
+        item._nodeid = tagged  # type: ignore[attr-defined]
+    assert item.nodeid == tagged, "pytest keeps node ids somewhere new: see _tag"
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Each test gets its kinds' markers (tests/support/kinds.py) and its worker group.
@@ -179,10 +198,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for item in items:
             group = worker_group(item)
             if group is not None and item.get_closest_marker("xdist_group") is None:
-                # The id's "@group" suffix is what the controller schedules by. xdist
-                # writes it for an ``xdist_group`` marker in its own hook, which runs
-                # before this one on a worker, so the suffix is written here.
-                item._nodeid = f"{item.nodeid}@{group}"  # type: ignore[attr-defined]
+                _tag(item, group)
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
 
 

@@ -162,3 +162,28 @@ def test_the_readme_gives_the_inner_loop_beside_the_test_command() -> None:
     assert inner in section
     for kind in KINDS:
         assert f"`{kind}`" in section, kind
+
+
+@pytest.fixture(scope="module")
+def shared_by_this_module() -> str:
+    """A module-scoped fixture: what puts this module's tests in one worker group."""
+    return "shared"
+
+
+def test_groups_reach_the_scheduler(
+    request: pytest.FixtureRequest, shared_by_this_module: str
+) -> None:
+    """On a worker of a ``--dist loadgroup`` run, this test's id carries its group.
+
+    The controller schedules by the id's ``@group`` suffix and nothing else: if
+    the tag does not take (pytest moved where it keeps ids once), every module
+    fixture is set up again on every worker that runs one of its tests.
+    """
+    from tests.conftest import worker_group
+
+    group = worker_group(request.node)
+    assert group == "tests/unit/test_runner.py"
+    if getattr(request.config.option, "loadgroup", False):
+        assert request.node.nodeid.endswith(f"@{group}")
+    else:
+        assert "@" not in request.node.nodeid
