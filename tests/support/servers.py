@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import os
 import shutil
 import subprocess
@@ -26,6 +27,7 @@ from harness.servers import (
     HungServer,
     ValkeyServer,
     free_port,
+    migrated_database,
     refused_url,
     run_cli,
     terminate,
@@ -44,6 +46,35 @@ __all__ = [
     "terminate",
     "wait_for_port",
 ]
+
+
+@functools.cache
+def _migrated_template() -> Path:
+    """One SQLite file migrated by ``bastion migrate`` in this process, removed at exit."""
+    template = Path(tempfile.mkdtemp(prefix="bastion-migrated-")) / "template.db"
+    atexit.register(shutil.rmtree, template.parent, ignore_errors=True)
+    migrated_database(template)
+    return template
+
+
+def _copy_migrated(url: str) -> bool:
+    """Give a new SQLite file at ``url`` bastion's tables by copying a migrated one.
+
+    ``bastion migrate`` costs about a second of CPU in a fresh interpreter, and
+    dozens of servers start per run: this process migrates one file the way an
+    operator does (:func:`harness.servers.migrated_database`) and copies it
+    for every later server. Anything else (PostgreSQL, a file that exists) is
+    left to ``bastion migrate`` itself; tests of migrating run the CLI.
+    """
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or "?" in url:
+        return False
+    target = Path(url.removeprefix(prefix))
+    if target.exists():
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_migrated_template(), target)
+    return True
 
 
 class AppServer:
@@ -79,7 +110,7 @@ class AppServer:
         prefixes = ("APP_", "VALKEY_", "CACHE_", "DATABASE_", "SIGN_IN_", "SESSION_", "TRUSTED_")
         env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
         env.update({"APP_URL": self.url, **self.env})
-        if migrate:
+        if migrate and not _copy_migrated(env["DATABASE_URL"]):
             subprocess.run(
                 [sys.executable, "-m", "bastion.cli", "migrate"],
                 env=env,
