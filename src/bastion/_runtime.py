@@ -38,6 +38,7 @@ from bastion.jobs._current import set_jobs
 from bastion.jobs._inline import AfterResponse
 from bastion.jobs._metrics import JobMetrics
 from bastion.ops._health import health_routes
+from bastion.ops._logs import ensure_logging
 from bastion.ops._looplag import LoopLagMonitor
 from bastion.ops._metrics import Metrics
 from bastion.ops._metrics_route import metrics_routes
@@ -50,9 +51,24 @@ OPERATIONS_PATHS = ("/api/health", "/api/health/live", "/api/metrics")
 class Bastion:
     """The owner of every bastion block for one app (one per process)."""
 
-    def __init__(self, settings: Settings | None = None, *, metrics: Metrics | None = None) -> None:
-        """``metrics``: the series to count into; default, new ones if ``METRICS_ENABLED``."""
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        metrics: Metrics | None = None,
+        configure_logging: bool = True,
+    ) -> None:
+        """``metrics``: the series to count into; default, new ones if ``METRICS_ENABLED``.
+
+        ``configure_logging``: whether :meth:`protect` sends bastion's log lines
+        (one access line per request among them) to stderr, JSON lines when
+        ``APP_ENV=production``, as the CLI does; an app that configures logging
+        itself passes False and routes the ``bastion`` loggers as it likes.
+        Only the ``bastion`` logger is touched, and an earlier
+        :func:`bastion.ops.configure_logging` call is kept as it was.
+        """
         self.settings = settings = settings or get_settings()
+        self.configure_logging = configure_logging
         if metrics is None and settings.METRICS_ENABLED:
             metrics = Metrics()
         self.metrics = metrics
@@ -107,7 +123,14 @@ class Bastion:
         ``/api/health*`` and ``/api/metrics`` paths to ``app`` (mount
         :meth:`operations_app` or :meth:`operations_routes` yourself).
         ``envelope_options`` go to the envelope (exempt paths, headers).
+
+        Unless this object was made with ``configure_logging=False``, the
+        ``bastion`` loggers are sent to stderr here, once (see
+        :func:`bastion.ops._logs.ensure_logging`): an app run by plain
+        ``uvicorn module:app`` writes its access lines with no call of its own.
         """
+        if self.configure_logging:
+            ensure_logging(json_lines=self.settings.is_production)
         routes = tuple(logins)
         inner: ASGIApp = LoginGuard(app, self.guard, routes) if routes else app
         if not self.jobs.enabled:
