@@ -33,6 +33,7 @@ from bastion.cache import Cache, set_cache
 from bastion.config import Settings, get_settings
 from bastion.db import Database
 from bastion.guard import LoginGuard, LoginRoute, SignInGuard
+from bastion.hardening._headers import HeaderOverrides, PathHeaders
 from bastion.jobs import Jobs
 from bastion.jobs._current import set_jobs
 from bastion.jobs._inline import AfterResponse
@@ -105,6 +106,8 @@ class Bastion:
         *,
         logins: Iterable[LoginRoute] = (),
         operations: bool = True,
+        headers: HeaderOverrides | None = None,
+        path_headers: PathHeaders | None = None,
         **envelope_options: Any,
     ) -> ASGIApp:
         """``app`` inside the whole per-request stack, with this object's metrics.
@@ -122,7 +125,14 @@ class Bastion:
         :class:`~bastion.guard.LoginRoute`); ``operations=False`` leaves the
         ``/api/health*`` and ``/api/metrics`` paths to ``app`` (mount
         :meth:`operations_app` or :meth:`operations_routes` yourself).
-        ``envelope_options`` go to the envelope (exempt paths, headers).
+        ``headers`` replaces (a value) or drops (None) security headers on
+        every response; ``path_headers`` does so below a path prefix, on top
+        of ``headers``, the longest matching prefix winning
+        (``{"/docs": {"Content-Security-Policy": "..."}}``). Both are checked
+        here: a bad prefix, header name or value is a
+        :class:`~bastion.config.ConfigError`. A header the app sets itself is
+        always kept. ``envelope_options`` go to the envelope (exempt paths,
+        HSTS, error page).
 
         Unless this object was made with ``configure_logging=False``, the
         ``bastion`` loggers are sent to stderr here, once (see
@@ -137,7 +147,14 @@ class Bastion:
             inner = AfterResponse(inner)  # inline jobs start once their response is sent
         if operations:
             inner = _Operations(inner, self.operations_app())
-        return build_stack(inner, self.settings, metrics=self.metrics, **envelope_options)
+        return build_stack(
+            inner,
+            self.settings,
+            metrics=self.metrics,
+            headers=headers,
+            path_headers=path_headers,
+            **envelope_options,
+        )
 
     def operations_routes(self) -> list[Route]:
         """``/api/health``, ``/api/health/live`` and ``/api/metrics``, as Starlette routes."""
