@@ -297,3 +297,37 @@ async def _flood(client: httpx.AsyncClient) -> None:
     exposition = (await client.get("/api/metrics")).text
     assert _requests_by_route(exposition, "/login") == {"413": 1, "400": 3, "429": 2}
     assert _requests_by_route(exposition, "<unmatched>") == {}
+
+
+async def test_a_status_that_is_neither_failure_nor_success_writes_no_row(
+    tmp_path: Path, valkey_url: str
+) -> None:
+    """A framework's 422 (its own body validation) counts against the limit, and is not audited."""
+
+    async def validating(request: Request) -> JSONResponse:
+        return JSONResponse({"detail": [{"type": "missing"}]}, status_code=422)
+
+    bastion = await _bastion(tmp_path, valkey_url, SIGN_IN_ACCOUNT_RATE_LIMIT="2/minute")
+    app = bastion.protect(
+        Starlette(routes=[Route("/login", validating, methods=["POST"])]),
+        logins=[LoginRoute("/login")],
+    )
+    transport = httpx.ASGITransport(app=cast(Any, app), client=("127.0.0.1", 5000))
+    try:
+        async with httpx.AsyncClient(
+            transport=transport, base_url=ORIGIN, headers={"Origin": ORIGIN}
+        ) as client:
+            statuses = [
+                (await client.post("/login", data={"username": "a@example.com"})).status_code
+                for _ in range(3)
+            ]
+        async with bastion.database.session() as db:
+            rows = [
+                row.action
+                for action in ("auth.sign_in.failed", "auth.sign_in.succeeded")
+                for row in await recent(db, action=action)
+            ]
+    finally:
+        await bastion.shutdown()
+    assert statuses == [422, 422, 429]
+    assert rows == []
