@@ -140,6 +140,9 @@ class Driver:
             self._plain = envelope.added_headers(False)
             self._secure = envelope.added_headers(True)
             self._rules = envelope.path_rules()
+        #: Every prefix, and every prefix with its slash: one test tells most paths no rule applies.
+        self._rule_exact = frozenset(rule.prefix for rule in self._rules)
+        self._rule_below = tuple(rule.below for rule in self._rules)
         names = {name for name, _ in (*self._plain, *self._secure)}
         for rule in self._rules:
             names.update(name for name, _ in (*rule.plain, *rule.secure))
@@ -172,7 +175,7 @@ class Driver:
                 scope["client"], scope["scheme"] = resolved
             added = self._secure if https else self._plain
             if self._rules:
-                added = _headers_at(self._rules, scope["path"], https, added)
+                added = self._headers_at(scope["path"], https, added)
         names = self.header_names
         status = 500  # what the server answers if the app fails before responding
         answered = False
@@ -205,6 +208,17 @@ class Driver:
             if observer is not None:
                 observer.end(scope, status, time.perf_counter() - started, request_id)
 
+    def _headers_at(
+        self, path: str, https: bool, default: tuple[Header, ...]
+    ) -> tuple[Header, ...]:
+        """The headers of the longest prefix ``path`` is below, or ``default`` if none."""
+        if path not in self._rule_exact and not path.startswith(self._rule_below):
+            return default  # the usual case: two tests in C
+        for rule in self._rules:  # longest prefix first
+            if path == rule.prefix or path.startswith(rule.below):
+                return rule.secure if https else rule.plain
+        return default
+
     async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A websocket is screened, then handed over untouched; anything else passes through."""
         envelope = self.envelope
@@ -216,16 +230,6 @@ class Driver:
                 await envelope.refuse(scope, send, rejection)
                 return
         await self.app(scope, receive, send)
-
-
-def _headers_at(
-    rules: tuple[PathRule, ...], path: str, https: bool, default: tuple[Header, ...]
-) -> tuple[Header, ...]:
-    """The headers of the longest prefix ``path`` is below (``rules`` come longest first)."""
-    for rule in rules:
-        if path == rule.prefix or path.startswith(rule.below):
-            return rule.secure if https else rule.plain
-    return default
 
 
 def _resolve(scope: Scope, resolved: Resolved) -> None:
