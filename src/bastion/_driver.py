@@ -28,7 +28,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -45,6 +45,20 @@ class Rejection:
     refusal: Refusal
     #: The client as resolved through the trusted proxies (for the log line).
     client: str | None
+
+
+class PathRule(NamedTuple):
+    """The headers added below one path prefix, in place of the app-wide ones.
+
+    A path matches when it is ``prefix`` itself or starts with ``below`` (the
+    prefix with a trailing slash): segment by segment, so ``/docs`` covers
+    ``/docs/oauth2-redirect`` and not ``/docsx``.
+    """
+
+    prefix: str
+    below: str
+    plain: tuple[Header, ...]
+    secure: tuple[Header, ...]
 
 
 #: The client and scheme resolved through trusted proxies, to write into the scope.
@@ -76,6 +90,10 @@ class EnvelopeHooks(Protocol):
 
     def added_headers(self, https: bool) -> tuple[Header, ...]:
         """The headers every response gets unless the app set them itself."""
+        ...
+
+    def path_rules(self) -> tuple[PathRule, ...]:
+        """Other headers for paths below some prefixes, the longest prefix first."""
         ...
 
     def screen(self, scope: Scope) -> Screening:
@@ -117,10 +135,17 @@ class Driver:
         self.error_page = error_page
         self._plain: tuple[Header, ...] = ()
         self._secure: tuple[Header, ...] = ()
+        self._rules: tuple[PathRule, ...] = ()
         if envelope is not None:
             self._plain = envelope.added_headers(False)
             self._secure = envelope.added_headers(True)
+            self._rules = envelope.path_rules()
+        #: Every prefix, and every prefix with its slash: one test tells most paths no rule applies.
+        self._rule_exact = frozenset(rule.prefix for rule in self._rules)
+        self._rule_below = tuple(rule.below for rule in self._rules)
         names = {name for name, _ in (*self._plain, *self._secure)}
+        for rule in self._rules:
+            names.update(name for name, _ in (*rule.plain, *rule.secure))
         if observer is not None:
             names.add(observer.header)
         #: Every header name the ``send`` wrapper may add, to tell at once whether the app set any.
@@ -148,8 +173,9 @@ class Driver:
             https, rejection, resolved = envelope.screen(scope)
             if resolved is not None:  # in place, as in _resolve (inlined: every request)
                 scope["client"], scope["scheme"] = resolved
-            if https:
-                added = self._secure
+            added = self._secure if https else self._plain
+            if self._rules:
+                added = self._headers_at(scope["path"], https, added)
         names = self.header_names
         status = 500  # what the server answers if the app fails before responding
         answered = False
@@ -181,6 +207,17 @@ class Driver:
         finally:
             if observer is not None:
                 observer.end(scope, status, time.perf_counter() - started, request_id)
+
+    def _headers_at(
+        self, path: str, https: bool, default: tuple[Header, ...]
+    ) -> tuple[Header, ...]:
+        """The headers of the longest prefix ``path`` is below, or ``default`` if none."""
+        if path not in self._rule_exact and not path.startswith(self._rule_below):
+            return default  # the usual case: two tests in C
+        for rule in self._rules:  # longest prefix first
+            if path == rule.prefix or path.startswith(rule.below):
+                return rule.secure if https else rule.plain
+        return default
 
     async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A websocket is screened, then handed over untouched; anything else passes through."""

@@ -33,11 +33,13 @@ from bastion.cache import Cache, set_cache
 from bastion.config import Settings, get_settings
 from bastion.db import Database
 from bastion.guard import LoginGuard, LoginRoute, SignInGuard
+from bastion.hardening._headers import HeaderOverrides, PathHeaders
 from bastion.jobs import Jobs
 from bastion.jobs._current import set_jobs
 from bastion.jobs._inline import AfterResponse
 from bastion.jobs._metrics import JobMetrics
 from bastion.ops._health import health_routes
+from bastion.ops._logs import ensure_logging
 from bastion.ops._looplag import LoopLagMonitor
 from bastion.ops._metrics import Metrics
 from bastion.ops._metrics_route import metrics_routes
@@ -50,9 +52,24 @@ OPERATIONS_PATHS = ("/api/health", "/api/health/live", "/api/metrics")
 class Bastion:
     """The owner of every bastion block for one app (one per process)."""
 
-    def __init__(self, settings: Settings | None = None, *, metrics: Metrics | None = None) -> None:
-        """``metrics``: the series to count into; default, new ones if ``METRICS_ENABLED``."""
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        metrics: Metrics | None = None,
+        configure_logging: bool = True,
+    ) -> None:
+        """``metrics``: the series to count into; default, new ones if ``METRICS_ENABLED``.
+
+        ``configure_logging``: whether :meth:`protect` sends bastion's log lines
+        (one access line per request among them) to stderr, JSON lines when
+        ``APP_ENV=production``, as the CLI does; an app that configures logging
+        itself passes False and routes the ``bastion`` loggers as it likes.
+        Only the ``bastion`` logger is touched, and an earlier
+        :func:`bastion.ops.configure_logging` call is kept as it was.
+        """
         self.settings = settings = settings or get_settings()
+        self.configure_logging = configure_logging
         if metrics is None and settings.METRICS_ENABLED:
             metrics = Metrics()
         self.metrics = metrics
@@ -89,6 +106,8 @@ class Bastion:
         *,
         logins: Iterable[LoginRoute] = (),
         operations: bool = True,
+        headers: HeaderOverrides | None = None,
+        path_headers: PathHeaders | None = None,
         **envelope_options: Any,
     ) -> ASGIApp:
         """``app`` inside the whole per-request stack, with this object's metrics.
@@ -106,15 +125,36 @@ class Bastion:
         :class:`~bastion.guard.LoginRoute`); ``operations=False`` leaves the
         ``/api/health*`` and ``/api/metrics`` paths to ``app`` (mount
         :meth:`operations_app` or :meth:`operations_routes` yourself).
-        ``envelope_options`` go to the envelope (exempt paths, headers).
+        ``headers`` replaces (a value) or drops (None) security headers on
+        every response; ``path_headers`` does so below a path prefix, on top
+        of ``headers``, the longest matching prefix winning
+        (``{"/docs": {"Content-Security-Policy": "..."}}``). Both are checked
+        here: a bad prefix, header name or value is a
+        :class:`~bastion.config.ConfigError`. A header the app sets itself is
+        always kept. ``envelope_options`` go to the envelope (exempt paths,
+        HSTS, error page).
+
+        Unless this object was made with ``configure_logging=False``, the
+        ``bastion`` loggers are sent to stderr here, once (see
+        :func:`bastion.ops._logs.ensure_logging`): an app run by plain
+        ``uvicorn module:app`` writes its access lines with no call of its own.
         """
+        if self.configure_logging:
+            ensure_logging(json_lines=self.settings.is_production)
         routes = tuple(logins)
         inner: ASGIApp = LoginGuard(app, self.guard, routes) if routes else app
         if not self.jobs.enabled:
             inner = AfterResponse(inner)  # inline jobs start once their response is sent
         if operations:
             inner = _Operations(inner, self.operations_app())
-        return build_stack(inner, self.settings, metrics=self.metrics, **envelope_options)
+        return build_stack(
+            inner,
+            self.settings,
+            metrics=self.metrics,
+            headers=headers,
+            path_headers=path_headers,
+            **envelope_options,
+        )
 
     def operations_routes(self) -> list[Route]:
         """``/api/health``, ``/api/health/live`` and ``/api/metrics``, as Starlette routes."""

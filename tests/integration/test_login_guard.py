@@ -247,3 +247,87 @@ async def test_a_database_that_is_down_costs_the_audit_row_not_the_login(
     assert len(warnings) == 1
     assert "could not audit" in warnings[0]
     assert "nobody" not in warnings[0]
+
+
+def _requests_by_route(exposition: str, path: str) -> dict[str, float]:
+    """``bastion_http_requests_total`` for POST ``path``, by status, from /api/metrics."""
+    counts: dict[str, float] = {}
+    for line in exposition.splitlines():
+        if line.startswith("bastion_http_requests_total{") and 'method="POST"' in line:
+            labels, value = line.rsplit(" ", 1)
+            if f'route="{path}"' in labels:
+                status = labels.split('status="', 1)[1].split('"', 1)[0]
+                counts[status] = float(value)
+    return counts
+
+
+async def test_the_guards_own_answers_are_counted_under_the_login_route(
+    tmp_path: Path, valkey_url: str
+) -> None:
+    """A flood on /login shows up as /login on a dashboard by route, not as <unmatched>."""
+    bastion = await _bastion(
+        tmp_path, valkey_url, METRICS_ENABLED="true", SIGN_IN_ACCOUNT_RATE_LIMIT="2/minute"
+    )
+    app = bastion.protect(LoginApp().app, logins=[LoginRoute("/login")])
+    transport = httpx.ASGITransport(app=cast(Any, app), client=("127.0.0.1", 5000))
+    client = httpx.AsyncClient(transport=transport, base_url=ORIGIN, headers={"Origin": ORIGIN})
+    async with client:
+        await _flood(client)
+    await bastion.shutdown()
+
+
+async def _flood(client: httpx.AsyncClient) -> None:
+    too_large = await client.post(
+        "/login",
+        content=b"username=" + b"a" * (20 * 1024),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    invalid = await client.post(
+        "/login", content=b"\xff", headers={"content-type": "application/json"}
+    )
+    answered = [
+        (await client.post("/login", data={"username": "a@example.com"})).status_code
+        for _ in range(4)
+    ]
+    assert (too_large.status_code, invalid.status_code, answered) == (
+        413,
+        400,
+        [400, 400, 429, 429],
+    )
+    exposition = (await client.get("/api/metrics")).text
+    assert _requests_by_route(exposition, "/login") == {"413": 1, "400": 3, "429": 2}
+    assert _requests_by_route(exposition, "<unmatched>") == {}
+
+
+async def test_a_status_that_is_neither_failure_nor_success_writes_no_row(
+    tmp_path: Path, valkey_url: str
+) -> None:
+    """A framework's 422 (its own body validation) counts against the limit, and is not audited."""
+
+    async def validating(request: Request) -> JSONResponse:
+        return JSONResponse({"detail": [{"type": "missing"}]}, status_code=422)
+
+    bastion = await _bastion(tmp_path, valkey_url, SIGN_IN_ACCOUNT_RATE_LIMIT="2/minute")
+    app = bastion.protect(
+        Starlette(routes=[Route("/login", validating, methods=["POST"])]),
+        logins=[LoginRoute("/login")],
+    )
+    transport = httpx.ASGITransport(app=cast(Any, app), client=("127.0.0.1", 5000))
+    try:
+        async with httpx.AsyncClient(
+            transport=transport, base_url=ORIGIN, headers={"Origin": ORIGIN}
+        ) as client:
+            statuses = [
+                (await client.post("/login", data={"username": "a@example.com"})).status_code
+                for _ in range(3)
+            ]
+        async with bastion.database.session() as db:
+            rows = [
+                row.action
+                for action in ("auth.sign_in.failed", "auth.sign_in.succeeded")
+                for row in await recent(db, action=action)
+            ]
+    finally:
+        await bastion.shutdown()
+    assert statuses == [422, 422, 429]
+    assert rows == []

@@ -87,11 +87,16 @@ class AppServer:
         *,
         factory: str = "bastion_example:create_app",
         ready_path: str = "/static/app.css",
+        app: str | None = None,
     ) -> None:
-        """``factory``: another app (``module:function``) to serve, with a 200 at ``ready_path``."""
+        """``factory``: another app (``module:function``) to serve, with a 200 at ``ready_path``.
+
+        ``app``: a module-level app (``module:attribute``) to serve instead, as
+        plain ``uvicorn module:app`` serves it.
+        """
         self.port = port or free_port()
         self.env = dict(env)
-        self.factory = factory
+        self.target = ["--factory", factory] if app is None else [app]
         self.ready_path = ready_path
         self._db_dir: str | None = None
         if "DATABASE_URL" not in self.env:
@@ -126,8 +131,7 @@ class AppServer:
                 sys.executable,
                 "-m",
                 "uvicorn",
-                "--factory",
-                self.factory,
+                *self.target,
                 "--host",
                 "127.0.0.1",
                 "--port",

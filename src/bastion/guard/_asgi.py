@@ -18,7 +18,9 @@ SDK) whose handler they cannot edit. The guard stands in front of it:
 Every refusal is answered as bastion answers them all
 (:func:`bastion.responses.send_refusal`): a JSON client gets ``{"error",
 "reason", "hint"}`` with ``reason`` one of ``BODY_TOO_LARGE``,
-``INVALID_BODY``, ``UNSUPPORTED_MEDIA_TYPE`` or ``RATE_LIMITED``.
+``INVALID_BODY``, ``UNSUPPORTED_MEDIA_TYPE`` or ``RATE_LIMITED``. A request
+the guard answers itself is named by its login route (``scope["route"]``), so
+the access line and the metrics count it under that path, not ``<unmatched>``.
 3. Allowed: the handler runs on the same body, and the guard watches its
    answer. A failure (by default 400, 401 or 403; fastapi-users answers 400
    ``LOGIN_BAD_CREDENTIALS``) is audited as ``auth.sign_in.failed`` with the
@@ -99,16 +101,21 @@ class LoginGuard:
             body = await read_body(request, MAX_LOGIN_BODY)
             account = _account(request.headers, body, route.account_field)
         except BadRequest as exc:
+            _label(scope, route)
             await send_refusal(scope, send, exc.refusal())
             return
         client = _client(request.headers, scope)
         decision = await self.guard.attempt(client, account)
         if not decision.allowed:
+            _label(scope, route)
             headers = encode_headers(rate_limit_headers(decision))
             await send_refusal(scope, send, rate_limited(decision), headers=headers)
             return
         seen = _Response()
-        await self.app(scope, _replay(body, receive), seen.wrap(send))
+        try:
+            await self.app(scope, _replay(body, receive), seen.wrap(send))
+        finally:
+            scope.setdefault("route", route)  # a router that names no route (Litestar)
         await self._audit(route, client, account, decision, seen)
 
     async def _audit(
@@ -150,6 +157,18 @@ class _Response:
             await send(message)
 
         return watching
+
+
+def _label(scope: Scope, route: LoginRoute) -> None:
+    """Name the request by its login route, for the access line and every metric label.
+
+    The request observer labels a request by ``scope["route"].path``, which
+    the app's router sets; a request the guard answers itself never reaches
+    the router, and would be counted as ``<unmatched>``: a dashboard by route
+    would never show brute force against the login route. A
+    :class:`LoginRoute` has the ``path`` the observer reads.
+    """
+    scope["route"] = route
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

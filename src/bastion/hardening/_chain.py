@@ -16,7 +16,7 @@ its one ``send`` wrapper.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Scope, Send
 
-from bastion._driver import Driver, Header, Rejection, Resolved, Screening
+from bastion._driver import Driver, Header, PathRule, Rejection, Resolved, Screening
 from bastion._parse.origins import (
     DEFAULT_PORTS,
     HostError,
@@ -36,7 +36,13 @@ from bastion._parse.origins import (
 from bastion.config import Settings, get_settings
 from bastion.hardening._csrf import SAFE_METHODS
 from bastion.hardening._csrf import check as check_csrf
-from bastion.hardening._headers import DEFAULT_HSTS, SecurityHeaders
+from bastion.hardening._headers import (
+    DEFAULT_HSTS,
+    HeaderOverrides,
+    PathHeaders,
+    SecurityHeaders,
+    path_rules,
+)
 from bastion.hardening._hosts import AllowedHosts, HostReason
 from bastion.hardening._proxy import Resolution, TrustedProxies
 from bastion.hardening._refusals import csrf_refusal, host_refusal
@@ -85,6 +91,8 @@ class EnvelopeConfig:
     site_host: str = "localhost"
     #: The app's own HTML page for a refusal (default: a plain one).
     error_page: ErrorPage | None = field(default=None, compare=False)
+    #: Other security headers below some path prefixes, longest prefix first.
+    path_rules: tuple[PathRule, ...] = ()
 
     @classmethod
     def from_settings(
@@ -93,7 +101,8 @@ class EnvelopeConfig:
         *,
         host_exempt_paths: Iterable[str] = ("/api/health",),
         csrf_exempt_paths: Iterable[str] = (),
-        headers: Mapping[str, str | None] | None = None,
+        headers: HeaderOverrides | None = None,
+        path_headers: PathHeaders | None = None,
         hsts: str | None = DEFAULT_HSTS,
         on_reject: RejectHook | None = None,
         error_page: ErrorPage | None = None,
@@ -104,7 +113,10 @@ class EnvelopeConfig:
         when it is empty; the host of APP_URL is always allowed. Trusted
         origins: TRUSTED_ORIGINS plus the origin of APP_URL.
         ``csrf_exempt_paths`` is the explicit opt-out for endpoints that never
-        rely on cookies (bearer-token APIs, signed webhooks).
+        rely on cookies (bearer-token APIs, signed webhooks). ``headers``
+        replaces (or, with None, drops) security headers everywhere;
+        ``path_headers`` does so below path prefixes, on top of ``headers``
+        (see :func:`bastion.hardening._headers.path_rules`).
         """
         app_url = urlsplit(settings.APP_URL)
         hosts = list(settings.ALLOWED_HOSTS)
@@ -122,6 +134,7 @@ class EnvelopeConfig:
             site=f"{app_url.scheme}://{app_url.netloc}",
             site_host=app_url.netloc,
             error_page=error_page,
+            path_rules=path_rules(path_headers or {}, headers, hsts),
         )
 
 
@@ -211,6 +224,10 @@ class Envelope:
     def added_headers(self, https: bool) -> tuple[Header, ...]:
         """The security headers for an https or a plain response (HSTS on https only)."""
         return self.config.security_headers.for_response(https)
+
+    def path_rules(self) -> tuple[PathRule, ...]:
+        """The security headers below the ``path_headers`` prefixes, longest prefix first."""
+        return self.config.path_rules
 
     def screen(self, scope: Scope) -> Screening:
         """Every check of the chain on one http or websocket request, before the app runs.

@@ -299,9 +299,39 @@ class _LineFormatter(RedactingFormatter):
         return super().format(record)
 
 
+class _StderrWriter(LineWriter):
+    """A :class:`LineWriter` to whatever ``sys.stderr`` is when it writes (until ``setStream``).
+
+    ``StreamHandler`` keeps the stream it was given; a handler set up when the
+    app is imported would keep writing to a stream that a test runner or a
+    server has since replaced (and perhaps closed).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._chosen: Any = None  # StreamHandler's own sys.stderr is not a choice
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr if self._chosen is None else self._chosen
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        self._chosen = value
+
+
+#: The name of the handler :func:`configure_logging` puts on the ``bastion`` logger.
+HANDLER_NAME = "bastion"
+
+
 def configure_logging(json_lines: bool, level: int = logging.INFO) -> None:
-    """Route bastion's loggers to stderr in the chosen format (idempotent)."""
-    handler = LineWriter(sys.stderr)
+    """Route bastion's loggers to stderr in the chosen format (idempotent).
+
+    Only the ``bastion`` logger is touched (its one handler of this name is
+    replaced, and its level set): the root logger, uvicorn's and the app's
+    own are left as they are.
+    """
+    handler = _StderrWriter()
     inner = (
         JsonFormatter()
         if json_lines
@@ -309,11 +339,25 @@ def configure_logging(json_lines: bool, level: int = logging.INFO) -> None:
     )
     # Redacted last, over the whole line: a library's message can quote a URL with its password.
     handler.setFormatter(_LineFormatter(inner))
-    handler.set_name("bastion")
+    handler.set_name(HANDLER_NAME)
     root = logging.getLogger("bastion")
     for existing in list(root.handlers):
-        if existing.get_name() == "bastion":
+        if existing.get_name() == HANDLER_NAME:
             existing.flush()  # a LineWriter may keep lines for the end of the loop's turn
             root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level)
+
+
+def ensure_logging(json_lines: bool) -> bool:
+    """:func:`configure_logging`, unless bastion's handler is already there; True if it ran.
+
+    What :class:`bastion.Bastion` calls when it wraps an app, so that an app
+    run by plain ``uvicorn module:app`` writes its access lines with no call
+    of its own, while an explicit :func:`configure_logging` (the CLI's, or
+    the app's with a level of its choosing) is kept as it was made.
+    """
+    if any(h.get_name() == HANDLER_NAME for h in logging.getLogger("bastion").handlers):
+        return False
+    configure_logging(json_lines)
+    return True
