@@ -2,20 +2,59 @@
 
 No alembic.ini is needed at run time: the script location is this package,
 and the connection is handed to env.py, so migrations run on the same async
-driver and URL translation as the app.
+driver and URL translation as the app. Everything happens in one
+transaction: renaming an older bastion's tables (:mod:`bastion.db._legacy`),
+then the revisions, so a failure leaves the database as it was.
+
+The result says what was done, so ``bastion migrate`` can name the revisions
+it applied or say it had nothing to do.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
 from bastion.db._engine import Database
+from bastion.db._legacy import legacy_revision, rename_legacy
+from bastion.db._schema import (
+    ADVICE,
+    HEAD,
+    REVISIONS,
+    SELECT_REVISIONS,
+    VERSION_TABLE,
+    SchemaError,
+    state_of,
+)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One revision applied: its id and the first line of its docstring."""
+
+    revision: str
+    title: str
+
+
+@dataclass
+class MigrationReport:
+    """What :func:`migrate` did to the database."""
+
+    #: Revisions applied, oldest first (empty: the database was at the head already).
+    applied: list[Migration] = field(default_factory=list)
+    #: (old, new) table names, when an older bastion's unprefixed tables were renamed.
+    renamed: tuple[tuple[str, str], ...] = ()
+    #: The revision moved from ``alembic_version`` to bastion's own version table, if any.
+    moved_revision: str | None = None
+    head: str = HEAD
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -25,15 +64,42 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
-def _upgrade(connection: Connection) -> None:
-    command.upgrade(alembic_config(connection), "head")
+def _revisions(connection: Connection) -> list[str] | None:
+    """bastion's revisions in its version table, None when it has none (sync twin of
+    :func:`bastion.db._schema.read_revisions`, without a failed statement to undo)."""
+    if VERSION_TABLE not in inspect(connection).get_table_names():
+        return None
+    rows = connection.execute(SELECT_REVISIONS).scalars()
+    return [str(row) for row in rows]
 
 
-async def migrate(database_url: str) -> None:
-    """Bring the database at ``database_url`` to the latest schema."""
+def _upgrade(connection: Connection) -> MigrationReport:
+    report = MigrationReport()
+    config = alembic_config(connection)
+    revision = legacy_revision(connection)
+    if revision is not None:
+        report.renamed = rename_legacy(connection, revision)
+        report.moved_revision = revision
+        command.stamp(config, revision)
+    revisions = _revisions(connection)
+    if revisions is not None and state_of(revisions) == "unknown":
+        raise SchemaError(f"{ADVICE['unknown']} (revision {', '.join(revisions)!s})")
+
+    def applied(*, step: Any, **_: Any) -> None:
+        if step.is_upgrade and step.up_revision_id in REVISIONS:
+            doc = (step.up_revision.doc or "").strip().splitlines()
+            report.applied.append(Migration(step.up_revision_id, doc[0] if doc else ""))
+
+    config.attributes["on_version_apply"] = applied
+    command.upgrade(config, "head")
+    return report
+
+
+async def migrate(database_url: str) -> MigrationReport:
+    """Bring the database at ``database_url`` to the latest schema; say what was done."""
     database = Database(database_url, timeout=30)
     try:
         async with database.engine.begin() as connection:
-            await connection.run_sync(_upgrade)
+            return await connection.run_sync(_upgrade)
     finally:
         await database.dispose()
