@@ -53,21 +53,13 @@ _COLUMNS: dict[str, frozenset[str]] = {
     ),
 }
 
-#: Named indexes: (old, new, the new index's definition for SQLite, which cannot rename one).
+#: Named indexes: old name, new name, and what SQLite (which cannot rename an index) recreates.
 _INDEXES = (
-    (
-        "uq_users_email_lower",
-        "uq_bastion_user_email_lower",
-        "UNIQUE INDEX {} ON bastion_user (lower(email))",
-    ),
-    ("ix_sessions_user_id", "ix_bastion_session_user_id", "INDEX {} ON bastion_session (user_id)"),
-    ("ix_audit_log_at", "ix_bastion_audit_log_at", "INDEX {} ON bastion_audit_log (at)"),
-    (
-        "ix_audit_log_action",
-        "ix_bastion_audit_log_action",
-        "INDEX {} ON bastion_audit_log (action)",
-    ),
-    ("ix_job_runs_job_id", "ix_bastion_job_run_job_id", "INDEX {} ON bastion_job_run (job_id)"),
+    ("uq_users_email_lower", "uq_bastion_user_email_lower", "bastion_user", "lower(email)", True),
+    ("ix_sessions_user_id", "ix_bastion_session_user_id", "bastion_session", "user_id", False),
+    ("ix_audit_log_at", "ix_bastion_audit_log_at", "bastion_audit_log", "at", False),
+    ("ix_audit_log_action", "ix_bastion_audit_log_action", "bastion_audit_log", "action", False),
+    ("ix_job_runs_job_id", "ix_bastion_job_run_job_id", "bastion_job_run", "job_id", False),
 )
 
 _SQLITE_TRIGGERS = (
@@ -108,6 +100,20 @@ def legacy_revision(connection: Connection) -> str | None:
     return revision
 
 
+def _rename_pg_names(connection: Connection, old: str, new: str) -> None:
+    """What PostgreSQL named after the table: its id sequence and its constraints (primary
+    key, unique, foreign key, and from PostgreSQL 18 each NOT NULL), as a fresh database
+    names them. Renaming a primary-key or unique constraint renames its index too."""
+    connection.execute(text(f"ALTER SEQUENCE {old}_id_seq RENAME TO {new}_id_seq"))
+    names = connection.execute(
+        text("SELECT conname FROM pg_constraint WHERE conrelid = CAST(:t AS regclass)"),
+        {"t": new},
+    ).scalars()
+    for name in [str(name) for name in names if str(name).startswith(f"{old}_")]:
+        renamed = new + name[len(old) :]
+        connection.execute(text(f'ALTER TABLE {new} RENAME CONSTRAINT "{name}" TO "{renamed}"'))
+
+
 def rename_legacy(connection: Connection, revision: str) -> tuple[tuple[str, str], ...]:
     """Rename the tables of ``revision`` and what hangs on them; returns (old, new) pairs.
 
@@ -118,28 +124,18 @@ def rename_legacy(connection: Connection, revision: str) -> tuple[tuple[str, str
     postgres = connection.dialect.name == "postgresql"
     for old, new in renames:
         connection.execute(text(f"ALTER TABLE {old} RENAME TO {new}"))
-        if postgres:  # what PostgreSQL named after the table: match a fresh database
-            connection.execute(text(f"ALTER SEQUENCE {old}_id_seq RENAME TO {new}_id_seq"))
-            connection.execute(text(f"ALTER INDEX {old}_pkey RENAME TO {new}_pkey"))
-    if postgres:
-        connection.execute(
-            text("ALTER INDEX sessions_token_hash_key RENAME TO bastion_session_token_hash_key")
-        )
-        connection.execute(
-            text(
-                "ALTER TABLE bastion_session RENAME CONSTRAINT sessions_user_id_fkey"
-                " TO bastion_session_user_id_fkey"
-            )
-        )
+        if postgres:
+            _rename_pg_names(connection, old, new)
     renamed = {new for _old, new in renames}
-    for old_index, new_index, definition in _INDEXES:
-        if definition.split(" ON ")[1].split(" ")[0] not in renamed:
+    for old_index, new_index, table, columns, unique in _INDEXES:
+        if table not in renamed:
             continue
         if postgres:
             connection.execute(text(f"ALTER INDEX {old_index} RENAME TO {new_index}"))
         else:
             connection.execute(text(f"DROP INDEX {old_index}"))
-            connection.execute(text(f"CREATE {definition.format(new_index)}"))
+            kind = "UNIQUE INDEX" if unique else "INDEX"
+            connection.execute(text(f"CREATE {kind} {new_index} ON {table} ({columns})"))
     for statement in _PG_TRIGGERS if postgres else _SQLITE_TRIGGERS:
         connection.execute(text(statement))
     # It held bastion's one row and nothing else (legacy_revision checked): it was bastion's.
