@@ -39,10 +39,9 @@ def from_database(exc: BaseException) -> bool:
     return False
 
 
-#: PostgreSQL SQLSTATEs that mean the server answered and refused, each with what to do.
+#: PostgreSQL SQLSTATEs that mean the server answered and refused, each with what to do
+#: (a missing table or column: :data:`bastion.db._schema.ADVICE`, as the health check says it).
 _REFUSALS = {
-    "42P01": "the database has no bastion tables yet; run `bastion migrate` first",
-    "42703": "bastion's tables are behind this version of bastion; run `bastion migrate`",
     "42501": "the database refused permission on bastion's tables; grant the DATABASE_URL "
     "role the rights on the bastion_* tables",
     "3D000": "the database named in DATABASE_URL does not exist; create it first",
@@ -66,7 +65,7 @@ def describe_database_error(exc: BaseException) -> str:
     missing table, a refused permission or a database that does not exist are
     answers from a database that is there, and each gets its own line.
     """
-    from bastion.db import SchemaError
+    from bastion.db._schema import ADVICE, SchemaError
 
     if isinstance(exc, SchemaError):
         return str(exc)
@@ -79,6 +78,10 @@ def describe_database_error(exc: BaseException) -> str:
     for fragment, code in _SQLITE_REFUSALS.items():
         if fragment in text:
             sqlstate = code
+    if sqlstate == "42P01":
+        return f"{ADVICE['missing']} first"
+    if sqlstate == "42703":
+        return ADVICE["behind"]
     if isinstance(sqlstate, str) and sqlstate in _REFUSALS:
         return _REFUSALS[sqlstate]
     if isinstance(sqlstate, str) and not sqlstate.startswith(_UNREACHABLE):

@@ -9,9 +9,9 @@ lives in ``bastion_alembic_version`` (:mod:`bastion.db._schema`).
 from __future__ import annotations
 
 from bastion.db._engine import DATABASE_ERRORS, Database, DatabaseUnavailable
-from bastion.db._migrate import Migration, MigrationReport, migrate
+from bastion.db._migrate import migrate
 from bastion.db._models import AuditLog, User, UserSession
-from bastion.db._schema import SchemaError, SchemaState
+from bastion.db._schema import Migration, MigrationReport, SchemaError, SchemaState
 
 __all__ = [
     "DATABASE_ERRORS",

@@ -12,7 +12,6 @@ it applied or say it had nothing to do.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,36 +24,16 @@ from bastion.db._engine import Database
 from bastion.db._legacy import legacy_revision, rename_legacy
 from bastion.db._schema import (
     ADVICE,
-    HEAD,
     REVISIONS,
     SELECT_REVISIONS,
     VERSION_TABLE,
+    Migration,
+    MigrationReport,
     SchemaError,
     state_of,
 )
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-
-
-@dataclass(frozen=True)
-class Migration:
-    """One revision applied: its id and the first line of its docstring."""
-
-    revision: str
-    title: str
-
-
-@dataclass
-class MigrationReport:
-    """What :func:`migrate` did to the database."""
-
-    #: Revisions applied, oldest first (empty: the database was at the head already).
-    applied: list[Migration] = field(default_factory=list)
-    #: (old, new) table names, when an older bastion's unprefixed tables were renamed.
-    renamed: tuple[tuple[str, str], ...] = ()
-    #: The revision moved from ``alembic_version`` to bastion's own version table, if any.
-    moved_revision: str | None = None
-    head: str = HEAD
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

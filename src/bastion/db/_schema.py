@@ -13,6 +13,7 @@ query and no Alembic import: the revision ids live here, in
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Literal
 
 from sqlalchemy import text
@@ -39,6 +40,27 @@ ADVICE: dict[str, str] = {
     "unknown": "the database is at a bastion migration this version does not know "
     "(a newer bastion migrated it); run the newer bastion, or restore the database",
 }
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One revision applied: its id and the first line of its docstring."""
+
+    revision: str
+    title: str
+
+
+@dataclass
+class MigrationReport:
+    """What :func:`migrate` did to the database."""
+
+    #: Revisions applied, oldest first (empty: the database was at the head already).
+    applied: list[Migration] = field(default_factory=list)
+    #: (old, new) table names, when an older bastion's unprefixed tables were renamed.
+    renamed: tuple[tuple[str, str], ...] = ()
+    #: The revision moved from ``alembic_version`` to bastion's own version table, if any.
+    moved_revision: str | None = None
+    head: str = HEAD
 
 
 class SchemaError(Exception):
