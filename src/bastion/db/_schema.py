@@ -52,7 +52,7 @@ class Migration:
 
 @dataclass
 class MigrationReport:
-    """What :func:`migrate` did to the database."""
+    """What :func:`bastion.db.migrate` did to the database."""
 
     #: Revisions applied, oldest first (empty: the database was at the head already).
     applied: list[Migration] = field(default_factory=list)
