@@ -44,6 +44,8 @@ def from_database(exc: BaseException) -> bool:
 _REFUSALS = {
     "42501": "the database refused permission on bastion's tables; grant the DATABASE_URL "
     "role the rights on the bastion_* tables",
+    "42P07": "the database already holds a table or index under a name bastion creates; "
+    "nothing was changed",
     "3D000": "the database named in DATABASE_URL does not exist; create it first",
     "28P01": "the database refused the DATABASE_URL credentials",
     "28000": "the database refused the DATABASE_URL role (pg_hba.conf or the role's rights)",
@@ -55,6 +57,8 @@ _SQLITE_REFUSALS = {
     "no such table": "42P01",
     "no such column": "42703",
     "readonly database": "42501",
+    "already another table or index": "42P07",
+    "already exists": "42P07",
 }
 
 
@@ -75,9 +79,8 @@ def describe_database_error(exc: BaseException) -> str:
         cause = orig.__cause__ if orig is not None else None
         sqlstate = getattr(cause, "sqlstate", None)
     text = str(orig if orig is not None else exc).lower()
-    for fragment, code in _SQLITE_REFUSALS.items():
-        if fragment in text:
-            sqlstate = code
+    if sqlstate is None:
+        sqlstate = next((code for part, code in _SQLITE_REFUSALS.items() if part in text), None)
     if sqlstate == "42P01":
         return f"{ADVICE['missing']} first"
     if sqlstate == "42703":

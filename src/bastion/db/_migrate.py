@@ -17,7 +17,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import inspect
+from sqlalchemy import event, inspect
 from sqlalchemy.engine import Connection
 
 from bastion.db._engine import Database
@@ -74,9 +74,34 @@ def _upgrade(connection: Connection) -> MigrationReport:
     return report
 
 
+def _sqlite_transactional_ddl(database: Database) -> None:
+    """Make SQLite's DDL part of the transaction, as PostgreSQL's is.
+
+    Python's sqlite3 driver begins a transaction only before a data change, so
+    ``ALTER TABLE`` and ``CREATE TABLE`` would each commit on their own and a
+    failed rename would leave half the tables renamed. Driver-level autocommit
+    plus an explicit ``BEGIN`` (SQLAlchemy's documented recipe) puts the whole
+    migration in one transaction.
+    """
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    def on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+    event.listen(database.engine.sync_engine, "connect", on_connect)
+    event.listen(database.engine.sync_engine, "begin", on_begin)
+
+
 async def migrate(database_url: str) -> MigrationReport:
-    """Bring the database at ``database_url`` to the latest schema; say what was done."""
+    """Bring the database at ``database_url`` to the latest schema; say what was done.
+
+    One transaction on both backends: a failure leaves the database as it was.
+    """
     database = Database(database_url, timeout=30)
+    if database.is_sqlite:
+        _sqlite_transactional_ddl(database)
     try:
         async with database.engine.begin() as connection:
             return await connection.run_sync(_upgrade)

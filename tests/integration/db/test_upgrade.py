@@ -266,6 +266,30 @@ def test_an_older_bastion_database_upgrades_in_place(database: Backend, fresh: B
     ]
 
 
+def test_a_failed_upgrade_changes_nothing(database: Backend, tmp_path: Path) -> None:
+    """One transaction on both backends (SQLite's DDL included): the last rename collides
+    with a table already there, and the three before it are undone."""
+    load_legacy(database)
+    database.run("CREATE TABLE bastion_job_run (id integer)")
+    before = database.names()
+    result = subprocess.run(
+        [sys.executable, "-m", "bastion.cli", "migrate"],
+        env={"PATH": "", "DATABASE_URL": database.url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr == (
+        "bastion: the database already holds a table or index under a name bastion "
+        "creates; nothing was changed\n"
+    )
+    assert database.names() == before
+    assert database.run("SELECT version_num FROM alembic_version") == [("0002",)]
+    assert database.run("SELECT count(*) FROM users") == [(1,)]
+
+
 # -- beside an app with its own tables and its own Alembic history ----------------------------
 
 _APP_ENV = """
