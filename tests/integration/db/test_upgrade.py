@@ -247,7 +247,12 @@ def test_an_older_bastion_database_upgrades_in_place(database: Backend, fresh: B
     assert database.run("SELECT version_num FROM bastion_alembic_version") == [("0002",)]
 
     # Exactly the names a fresh database gets: no old table, index, trigger or sequence left.
-    bastion_migrate(fresh.url)
+    assert bastion_migrate(fresh.url) == [
+        "bastion: applied migration 0001: Users, sessions and the append-only audit log.",
+        "bastion: applied migration 0002: Background jobs: procrastinate's schema "
+        "(PostgreSQL only) and the bastion_job_run history.",
+        "bastion: the database is at the latest migration (0002)",
+    ]
     assert database.names() == fresh.names()
     assert not {name for name in database.names() if "bastion" not in name}
 
