@@ -112,9 +112,7 @@ def check_deploy(url: str) -> set[str]:
 def test_check_deploy_reports_a_missing_schema_as_e051(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     sqlite3.connect(tmp_path / "db.sqlite").close()
-    assert "bastion.E051" in check_deploy(url)
-    asyncio.run(migrate_to(url, "0001"))
-    assert "bastion.E051" in check_deploy(url)
+    assert "bastion.E051" in check_deploy(url)  # behind and unknown: the unit tests
     asyncio.run(migrate(url))
     assert "bastion.E051" not in check_deploy(url)
 
