@@ -16,7 +16,7 @@ is a contract the fault tests rely on::
       -> {"id": 17, "status": "running", "attempts": 1, "completed_runs": 0}
 
 ``completed_runs`` counts runs that reached the end of the job body (from
-``job_runs``), so a worker killed mid-run shows as a second attempt with
+``bastion_job_run``), so a worker killed mid-run shows as a second attempt with
 one completed run, not two.
 """
 

@@ -20,7 +20,9 @@ same ``/api/health``, ``/api/health/live`` and ``/api/metrics``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
@@ -32,6 +34,7 @@ from bastion._stack import build_stack
 from bastion.cache import Cache, set_cache
 from bastion.config import Settings, get_settings
 from bastion.db import Database
+from bastion.db._schema import ADVICE
 from bastion.guard import LoginGuard, LoginRoute, SignInGuard
 from bastion.hardening._headers import HeaderOverrides, PathHeaders
 from bastion.jobs import Jobs
@@ -44,6 +47,8 @@ from bastion.ops._looplag import LoopLagMonitor
 from bastion.ops._metrics import Metrics
 from bastion.ops._metrics_route import metrics_routes
 from bastion.ratelimit import SignInLimiter
+
+logger = logging.getLogger("bastion.db")
 
 #: Where :meth:`Bastion.protect` answers the operations endpoints.
 OPERATIONS_PATHS = ("/api/health", "/api/health/live", "/api/metrics")
@@ -86,6 +91,7 @@ class Bastion:
             self.database,
             on_failure=metrics.on_sign_in_failure if metrics else None,
         )
+        self._schema_check: asyncio.Task[None] | None = None
         self.loop_lag = LoopLagMonitor(metrics.on_loop_lag if metrics else None)
         #: Background jobs: procrastinate when JOBS_ENABLED, inline in this process otherwise.
         self.jobs = Jobs(settings, self.database, JobMetrics(metrics.registry) if metrics else None)
@@ -187,10 +193,25 @@ class Bastion:
         set_cache(self.cache)
         set_jobs(self.jobs)
         self.loop_lag.start()
+        # In the background: a database that is down must not hold up the start.
+        self._schema_check = asyncio.create_task(self.warn_about_schema())
         await self.jobs.start()
+
+    async def warn_about_schema(self) -> None:
+        """One WARNING when bastion's tables are missing or behind: the app still starts
+        (health says ``"schema"``), and every sign-in would otherwise fail with a driver's
+        error about a table. Silent when current, and when the database does not answer
+        (the health check and the 503s say that)."""
+        state = await self.database.schema()
+        if state is not None and state != "current":
+            logger.warning("schema %s: %s", state, ADVICE[state])
 
     async def shutdown(self) -> None:
         """Stop and close everything, the last audit tallies before the database goes."""
+        if self._schema_check is not None:
+            self._schema_check.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._schema_check
         await self.loop_lag.stop()
         await self.jobs.stop()  # inline jobs may still write to the database
         await self.guard.aclose()

@@ -35,14 +35,14 @@ __all__ = ["BATCH", "REFUSED", "Attack", "Outcome", "State", "Target", "Verdict"
 ERROR_LINE = re.compile(r" ERROR |^ERROR:|Traceback|Exception in ASGI application")
 
 _TABLES = {
-    "users": "SELECT * FROM users ORDER BY id",
-    "sessions": (
+    "bastion_user": "SELECT * FROM bastion_user ORDER BY id",
+    "bastion_session": (
         "SELECT id, token_hash, user_id, created_at, expires_at, ip, user_agent"
-        " FROM sessions ORDER BY id"
+        " FROM bastion_session ORDER BY id"
     ),
     # Append-only (its triggers refuse UPDATE and DELETE), so the count and the
     # last id show any change, at a cost that does not grow with the table.
-    "audit_log": "SELECT count(*), max(id) FROM audit_log",
+    "bastion_audit_log": "SELECT count(*), max(id) FROM bastion_audit_log",
 }
 #: The status in an access line: "POST /sign-up 499 1.2ms client=... id=...".
 _LOGGED_STATUS = re.compile(r"bastion\.access: \S+ \S+ (\d{3}) ")

@@ -27,7 +27,7 @@ def _database_with_rows(tmp_path: Path) -> dict[str, str]:
     env = _migrated(tmp_path)
     with sqlite3.connect(tmp_path / "bastion.db") as db:
         db.executemany(
-            "INSERT INTO audit_log (at, action, subject, client_ip, outcome, details)"
+            "INSERT INTO bastion_audit_log (at, action, subject, client_ip, outcome, details)"
             " VALUES ('2026-01-01 00:00:00.000000', 'auth.sign_in.failed', ?, '192.0.2.1',"
             " 'failure', '{\"reason\": \"bad_password\"}')",
             [(f"user{i}@example.com",) for i in range(ROWS)],

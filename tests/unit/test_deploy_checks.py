@@ -20,7 +20,7 @@ import pytest
 from bastion.config import ConfigError, Settings, load_settings
 from bastion.deploy import CheckRegistry, CheckResult, CheckSpec, Finding, run_checks
 from bastion.deploy import finding as make_finding
-from bastion.deploy._checks import CHECKS, registry
+from bastion.deploy._checks import CHECKS, registry, schema_state
 from tests.support.imports import modules_loaded_by
 
 GOOD_KEY = "k7Qm2vX9pL4sT8wB1nR6yH3jF5dG0aZc-E_uIoKxVbNqMtWlYs"  # 50 random characters
@@ -88,9 +88,10 @@ def check_ids(
 
 
 #: For the console script: GOOD_ENV's database, refused at once (port 1: nothing listens
-#: there) rather than after a DNS lookup, and a short database timeout, so that W060's read
-#: (jobs on, --deploy) gives up in 0.2 s instead of 2 s per run. Neither changes a
-#: finding: W060 is skipped either way, as the run says on stderr.
+#: there) rather than after a DNS lookup, and a short database timeout, so that E051's and
+#: W060's reads (--deploy) give up in 0.2 s instead of 2 s per run. Neither changes a
+#: finding: both are skipped either way, as the run says on stderr (E051 on a real
+#: database: tests/integration/db/test_schema.py).
 UNREACHABLE_DATABASE = {
     "DATABASE_URL": "postgresql://bastion@127.0.0.1:1/bastion",
     "DATABASE_TIMEOUT_MS": "200",
@@ -98,7 +99,7 @@ UNREACHABLE_DATABASE = {
 
 
 def run_cli(env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    if env.get("JOBS_ENABLED") == "true":
+    if "--deploy" in args:
         env = {**env, **UNREACHABLE_DATABASE}
     return subprocess.run(
         [sys.executable, "-m", "bastion.cli", "check", *args],
@@ -135,6 +136,7 @@ def test_ids_are_stable() -> None:
         "bastion.W033",
         "bastion.W042",
         "bastion.W050",
+        "bastion.E051",
         "bastion.W060",
         "bastion.W061",
     ]
@@ -408,6 +410,17 @@ def test_metrics_need_a_declared_proxy_block(monkeypatch: pytest.MonkeyPatch) ->
     assert "bastion.W042" not in check_ids(
         monkeypatch, {**GOOD_ENV, "METRICS_ENABLED": "false", "METRICS_BLOCKED_AT_PROXY": "false"}
     )
+
+
+@pytest.mark.parametrize("state", ["missing", "behind", "unknown"])
+def test_schema_not_current_is_e051(monkeypatch: pytest.MonkeyPatch, state: str) -> None:
+    settings = settings_from(monkeypatch, GOOD_ENV)
+    found = list(schema_state(settings, state))
+    assert [f.id for f in found] == ["bastion.E051"]
+    assert state in found[0].message
+    assert ("bastion migrate" in found[0].hint) is (state != "unknown")
+    assert list(schema_state(settings, "current")) == []
+    assert list(schema_state(settings, None)) == []  # the database did not answer
 
 
 def test_sqlite_in_production(monkeypatch: pytest.MonkeyPatch) -> None:

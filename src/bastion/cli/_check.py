@@ -35,12 +35,51 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     from bastion.deploy import format_text, run_checks
 
-    result = run_checks(settings, deploy=args.deploy, extra=_heartbeat_findings(args, settings))
+    extra = [*_schema_findings(args, settings), *_heartbeat_findings(args, settings)]
+    result = run_checks(settings, deploy=args.deploy, extra=extra)
     if args.json:
         print(json.dumps([finding.to_json() for finding in result.findings], indent=2))
     else:
         print(format_text(result, deploy=args.deploy))
     return 1 if result.failed(args.fail_level) else 0
+
+
+def _schema_findings(args: argparse.Namespace, settings: Settings) -> list[Finding]:
+    """E051 reads bastion's version table: only with --deploy, and skipped (said on
+    stderr) when the database does not answer within its timeout."""
+    if not args.deploy:
+        return []
+    from bastion.db import Database
+    from bastion.deploy._checks import schema_state
+
+    async def state() -> str | None:
+        if _sqlite_file_missing(settings.DATABASE_URL):
+            return "missing"  # without creating the file, as connecting would
+        database = Database.from_settings(settings)
+        try:
+            return await database.schema()
+        finally:
+            await database.dispose()
+
+    found = asyncio.run(state())
+    if found is None:
+        print("bastion check: bastion.E051 skipped (the database does not answer)", file=sys.stderr)
+        return []
+    return list(schema_state(settings, found))
+
+
+def _sqlite_file_missing(database_url: str) -> bool:
+    from pathlib import Path
+
+    from bastion.db._url import to_async_url
+
+    url = to_async_url(database_url)
+    name = url.database or ""
+    return (
+        url.get_backend_name() == "sqlite"
+        and name not in ("", ":memory:")
+        and not (Path(name).expanduser().exists())
+    )
 
 
 def _heartbeat_findings(args: argparse.Namespace, settings: Settings) -> list[Finding]:

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from bastion.config import Settings
+from bastion.db._schema import SchemaState, read_revisions, state_of
 from bastion.db._url import to_async_url
 
 
@@ -104,6 +105,19 @@ class Database:
         except DATABASE_ERRORS:
             return False
         return True
+
+    async def schema(self) -> SchemaState | None:
+        """Where bastion's schema stands (:mod:`bastion.db._schema`); None: unreachable.
+
+        One query within the timeout, in place of :meth:`ping`'s ``SELECT 1``: a
+        missing version table still proves the database answered.
+        """
+        try:
+            async with asyncio.timeout(self.timeout), self.engine.connect() as connection:
+                revisions = await read_revisions(connection)
+        except DATABASE_ERRORS:
+            return None
+        return state_of(revisions or [])
 
     def checked_out(self) -> int:
         """Connections currently lent out by the pool (a request must leave none)."""

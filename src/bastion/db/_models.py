@@ -1,4 +1,8 @@
-"""The tables: users, sessions and the append-only audit log.
+"""The tables: users, sessions, the append-only audit log and job runs.
+
+Every name is bastion's own (``bastion_*``, see :mod:`bastion.db._schema`): bastion
+lives in the adopting app's database, beside tables such as the app's own
+``users``, and must never collide with one.
 
 The audit log has no foreign keys on purpose: a row must outlive the user,
 the session or anything else it mentions, so that history survives deletion.
@@ -23,7 +27,7 @@ class Base(DeclarativeBase):
 
 
 class User(Base):
-    __tablename__ = "users"
+    __tablename__ = "bastion_user"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     email: Mapped[str] = mapped_column(String(254))
@@ -32,7 +36,7 @@ class User(Base):
     deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    __table_args__ = (Index("uq_users_email_lower", func.lower(email), unique=True),)
+    __table_args__ = (Index("uq_bastion_user_email_lower", func.lower(email), unique=True),)
 
     @property
     def is_active(self) -> bool:
@@ -42,12 +46,12 @@ class User(Base):
 class UserSession(Base):
     """A signed-in browser. Only an HMAC-SHA256 of the token is stored, never the token."""
 
-    __tablename__ = "sessions"
+    __tablename__ = "bastion_session"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     user_id: Mapped[int] = mapped_column(
-        BigId, ForeignKey("users.id", ondelete="CASCADE"), index=True
+        BigId, ForeignKey("bastion_user.id", ondelete="CASCADE"), index=True
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -59,7 +63,7 @@ class UserSession(Base):
 class AuditLog(Base):
     """One security-relevant event. Append-only: the migration forbids UPDATE and DELETE."""
 
-    __tablename__ = "audit_log"
+    __tablename__ = "bastion_audit_log"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
@@ -81,7 +85,7 @@ class JobRun(Base):
     finished job may be deleted from the queue, its history stays.
     """
 
-    __tablename__ = "job_runs"
+    __tablename__ = "bastion_job_run"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     job_id: Mapped[int] = mapped_column(BigInteger, index=True)

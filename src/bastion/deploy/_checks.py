@@ -347,6 +347,32 @@ def _database(settings: Settings) -> Iterator[Finding]:
         )
 
 
+@_BASTION.declare(
+    CheckSpec(
+        "bastion.E051",
+        "bastion's tables are missing, behind, or at an unknown revision (reads the database)",
+    )
+)
+def schema_state(settings: Settings, state: str | None) -> Iterator[Finding]:
+    """E051 from where bastion's schema stands (:mod:`bastion.db._schema`; None: unknown).
+
+    ``bastion check --deploy`` reads the state when the database answers and passes
+    it here, as it does W060's heartbeat age. An unmigrated database starts fine and
+    fails every sign-in, so it is an error, not a judgement call.
+    """
+    if state is None or state == "current":
+        return
+    from bastion.db._schema import ADVICE  # noqa: PLC0415 - no SQLAlchemy for the other checks
+
+    yield finding(
+        "bastion.E051",
+        f"bastion's schema is {state}: {ADVICE[state].split('; ')[0]}",
+        "run `bastion migrate` with the app's environment before the app starts"
+        if state != "unknown"
+        else "deploy the bastion that migrated this database, or restore the database",
+    )
+
+
 #: A worker writes a heartbeat every JOBS_STALLED_SECONDS / 6; older than this, none is alive.
 HEARTBEAT_MAX_AGE = 60.0
 

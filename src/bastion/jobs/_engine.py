@@ -4,7 +4,7 @@ The settings choose the backend once: ``JOBS_ENABLED=true`` (PostgreSQL) puts
 jobs in procrastinate's queue for ``bastion worker`` processes
 (:mod:`bastion.jobs._queue`); otherwise they run in the app's own event loop
 (:mod:`bastion.jobs._inline`). Either way a job's attempt is the same code
-(:mod:`bastion.jobs._runner`), ``job_runs`` records it, and this class answers
+(:mod:`bastion.jobs._runner`), ``bastion_job_run`` records it, and this class answers
 the same questions: defer, where does a job stand, how many runs completed,
 which workers are alive.
 """

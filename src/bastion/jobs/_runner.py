@@ -2,7 +2,7 @@
 
 Whatever runs the attempt (a procrastinate worker, or the app's own loop in
 inline mode), this is where the body is called, the run is written to
-``job_runs`` and the metrics are counted. Writing the run is best effort: a
+``bastion_job_run`` and the metrics are counted. Writing the run is best effort: a
 database that is down at that moment must not turn a finished body into a
 failed job (the queue, not this history, decides what runs again).
 """

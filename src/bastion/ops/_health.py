@@ -6,6 +6,12 @@ checks have no timeout). It reports feature flags, never data, and never a
 stack trace. Unauthenticated by design: load balancers, Caddy and uptime
 probes call it, and the envelope exempts it from the Host check.
 
+Its ``"schema"`` says where bastion's tables stand (``current``, ``behind``,
+``missing``; ``unknown`` for a revision a newer bastion wrote), read by the
+same one query that proves the database answers. It does not change the
+status code, which follows the database alone: a probe that took an
+unmigrated app out of rotation would hide the log line that says what to do.
+
 ``/api/health/live`` touches no dependency: it says the process can serve,
 which is what a liveness probe should restart on. Readiness is the other one.
 """
@@ -33,7 +39,8 @@ def health_routes(
     metrics: Metrics | None = None,
 ) -> list[Route]:
     async def health(request: Request) -> Response:
-        if not await database.ping():
+        schema = await database.schema()
+        if schema is None:
             if metrics is not None:
                 metrics.health_checks.labels("degraded").inc()
             return JSONResponse(
@@ -47,6 +54,7 @@ def health_routes(
         body = {
             "status": "ok",
             "database": True,
+            "schema": schema,
             "jobs": bool(jobs),
             "cache": cache_enabled(),
             "metrics": metrics_enabled,

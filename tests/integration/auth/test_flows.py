@@ -217,10 +217,10 @@ async def test_audit_log_is_append_only(browser: Browser) -> None:
     await browser.sign_in("ghost@example.com", PASSWORD)
     async with browser.database.session() as db:
         with pytest.raises(DBAPIError, match="append-only"):
-            await db.execute(text("UPDATE audit_log SET subject = 'forged'"))
+            await db.execute(text("UPDATE bastion_audit_log SET subject = 'forged'"))
         await db.rollback()
         with pytest.raises(DBAPIError, match="append-only"):
-            await db.execute(text("DELETE FROM audit_log"))
+            await db.execute(text("DELETE FROM bastion_audit_log"))
         await db.rollback()
     assert len(await audit_rows(browser)) == 1
 

@@ -189,6 +189,7 @@ def test_the_envelope_and_the_operations_endpoints(example: Example, instance: A
     assert health.json() == {
         "status": "ok",
         "database": True,
+        "schema": "current",
         "jobs": False,
         "cache": True,
         "metrics": True,

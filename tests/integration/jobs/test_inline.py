@@ -87,7 +87,7 @@ def test_expired_and_idle_sessions_disappear_by_themselves(app: AppServer) -> No
     now = datetime.now(UTC).replace(tzinfo=None)
     with sqlite3.connect(path) as db:
         (user_id,) = db.execute(
-            "SELECT id FROM users WHERE email = 'cleanup@example.com'"
+            "SELECT id FROM bastion_user WHERE email = 'cleanup@example.com'"
         ).fetchone()
         rows = [
             (
@@ -101,14 +101,16 @@ def test_expired_and_idle_sessions_disappear_by_themselves(app: AppServer) -> No
         ]
         for name, created, expires, seen in rows:
             db.execute(
-                "INSERT INTO sessions (token_hash, user_id, created_at, expires_at, last_seen_at) "
+                "INSERT INTO bastion_session (token_hash, user_id, created_at, expires_at, last_seen_at) "
                 "VALUES (?, ?, ?, ?, ?)",
                 (name.ljust(64, "0"), user_id, created, expires, seen),
             )
 
     def remaining() -> list[str] | None:
         with sqlite3.connect(path) as db:
-            hashes = [r[0][:7].rstrip("0") for r in db.execute("SELECT token_hash FROM sessions")]
+            hashes = [
+                r[0][:7].rstrip("0") for r in db.execute("SELECT token_hash FROM bastion_session")
+            ]
         return hashes if hashes == ["live"] else None
 
     assert wait_for(remaining, 10, "expired sessions removed") == ["live"]

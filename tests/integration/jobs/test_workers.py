@@ -1,7 +1,7 @@
 """Jobs on PostgreSQL: real ``bastion worker`` processes, a real app, real faults.
 
 Every wait is bounded. The demo job's API reports ``completed_runs`` from
-``job_runs``, so "exactly one run completed" is read from what the job
+``bastion_job_run``, so "exactly one run completed" is read from what the job
 bodies did, not from the queue's opinion.
 """
 

@@ -61,6 +61,7 @@ async def test_sqlite_health_is_ok_with_feature_flags(sqlite_probe: Probe) -> No
     assert response.json() == {
         "status": "ok",
         "database": True,
+        "schema": "current",
         "jobs": False,
         "cache": False,
         "metrics": False,
@@ -102,6 +103,7 @@ async def test_postgres_down_hung_and_back(
         response, _ = await probe.get("/api/health")
         assert response.status_code == 200
         assert response.json()["database"] is True
+        assert response.json()["schema"] == "current"
 
         postgres_server.stop()
         response, elapsed = await probe.get("/api/health")

@@ -1,5 +1,10 @@
 """Users, sessions and the append-only audit log.
 
+The tables are created under bastion's own names (``bastion_*``); a database
+that an older bastion migrated under the unprefixed names is renamed before
+this history runs (:mod:`bastion.db._legacy`), so no fresh database ever holds
+an unprefixed bastion table.
+
 Revision ID: 0001
 Revises:
 Create Date: 2026-11-29
@@ -21,26 +26,26 @@ BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 # One statement per execute: asyncpg prepares each, and a prepared statement holds one command.
 _PG_APPEND_ONLY = [
-    """CREATE FUNCTION audit_log_append_only() RETURNS trigger AS $$
+    """CREATE FUNCTION bastion_audit_log_append_only() RETURNS trigger AS $$
        BEGIN
-         RAISE EXCEPTION 'audit_log is append-only';
+         RAISE EXCEPTION 'bastion_audit_log is append-only';
        END;
        $$ LANGUAGE plpgsql""",
-    """CREATE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE ON audit_log
-       FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()""",
+    """CREATE TRIGGER bastion_audit_log_no_change BEFORE UPDATE OR DELETE ON bastion_audit_log
+       FOR EACH ROW EXECUTE FUNCTION bastion_audit_log_append_only()""",
 ]
 
 _SQLITE_APPEND_ONLY = [
-    """CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
-       BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END""",
-    """CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
-       BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END""",
+    """CREATE TRIGGER bastion_audit_log_no_update BEFORE UPDATE ON bastion_audit_log
+       BEGIN SELECT RAISE(ABORT, 'bastion_audit_log is append-only'); END""",
+    """CREATE TRIGGER bastion_audit_log_no_delete BEFORE DELETE ON bastion_audit_log
+       BEGIN SELECT RAISE(ABORT, 'bastion_audit_log is append-only'); END""",
 ]
 
 
 def upgrade() -> None:
     op.create_table(
-        "users",
+        "bastion_user",
         sa.Column("id", BigId, primary_key=True),
         sa.Column("email", sa.String(254), nullable=False),
         sa.Column("password_hash", sa.String(255), nullable=False),
@@ -48,21 +53,25 @@ def upgrade() -> None:
         sa.Column("deactivated_at", UTCDateTime(), nullable=True),
         sa.Column("created_at", UTCDateTime(), nullable=False),
     )
-    op.create_index("uq_users_email_lower", "users", [sa.text("lower(email)")], unique=True)
+    op.create_index(
+        "uq_bastion_user_email_lower", "bastion_user", [sa.text("lower(email)")], unique=True
+    )
     op.create_table(
-        "sessions",
+        "bastion_session",
         sa.Column("id", BigId, primary_key=True),
         sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
-        sa.Column("user_id", BigId, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+        sa.Column(
+            "user_id", BigId, sa.ForeignKey("bastion_user.id", ondelete="CASCADE"), nullable=False
+        ),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("expires_at", UTCDateTime(), nullable=False),
         sa.Column("last_seen_at", UTCDateTime(), nullable=False),
         sa.Column("ip", sa.String(45), nullable=True),
         sa.Column("user_agent", sa.String(256), nullable=True),
     )
-    op.create_index("ix_sessions_user_id", "sessions", ["user_id"])
+    op.create_index("ix_bastion_session_user_id", "bastion_session", ["user_id"])
     op.create_table(
-        "audit_log",
+        "bastion_audit_log",
         sa.Column("id", BigId, primary_key=True),
         sa.Column("at", UTCDateTime(), nullable=False),
         sa.Column("action", sa.String(64), nullable=False),
@@ -73,8 +82,8 @@ def upgrade() -> None:
         sa.Column("outcome", sa.String(16), nullable=False),
         sa.Column("details", sa.JSON(), nullable=False),
     )
-    op.create_index("ix_audit_log_at", "audit_log", ["at"])
-    op.create_index("ix_audit_log_action", "audit_log", ["action"])
+    op.create_index("ix_bastion_audit_log_at", "bastion_audit_log", ["at"])
+    op.create_index("ix_bastion_audit_log_action", "bastion_audit_log", ["action"])
     postgres = op.get_context().dialect.name == "postgresql"
     for statement in _PG_APPEND_ONLY if postgres else _SQLITE_APPEND_ONLY:
         op.execute(statement)
@@ -82,8 +91,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     if op.get_context().dialect.name == "postgresql":
-        op.execute("DROP TRIGGER audit_log_no_change ON audit_log")
-        op.execute("DROP FUNCTION audit_log_append_only()")
-    op.drop_table("audit_log")
-    op.drop_table("sessions")
-    op.drop_table("users")
+        op.execute("DROP TRIGGER bastion_audit_log_no_change ON bastion_audit_log")
+        op.execute("DROP FUNCTION bastion_audit_log_append_only()")
+    op.drop_table("bastion_audit_log")
+    op.drop_table("bastion_session")
+    op.drop_table("bastion_user")

@@ -1,4 +1,4 @@
-"""Background jobs: procrastinate's schema (PostgreSQL only) and the job_runs history.
+"""Background jobs: procrastinate's schema (PostgreSQL only) and the bastion_job_run history.
 
 Revision ID: 0002
 Revises: 0001
@@ -9,7 +9,7 @@ types). asyncpg prepares every statement it is given through SQLAlchemy, and
 a prepared statement holds one command, so the script goes to asyncpg's own
 ``execute``, which sends an argument-less script with the simple-query
 protocol. On SQLite there is no job queue (jobs run inline), so only
-``job_runs`` is created there.
+``bastion_job_run`` is created there.
 
 A later procrastinate release that changes its schema ships migration
 scripts (``procrastinate.schema.migrations_path``); each becomes a new
@@ -49,7 +49,7 @@ def _run_script(script: str) -> None:
 
 def upgrade() -> None:
     op.create_table(
-        "job_runs",
+        "bastion_job_run",
         sa.Column("id", BigId, primary_key=True),
         sa.Column("job_id", sa.BigInteger(), nullable=False),
         sa.Column("task", sa.String(128), nullable=False),
@@ -60,7 +60,7 @@ def upgrade() -> None:
         sa.Column("started_at", UTCDateTime(), nullable=False),
         sa.Column("finished_at", UTCDateTime(), nullable=False),
     )
-    op.create_index("ix_job_runs_job_id", "job_runs", ["job_id"])
+    op.create_index("ix_bastion_job_run_job_id", "bastion_job_run", ["job_id"])
     if op.get_context().dialect.name == "postgresql":
         _run_script(SchemaManager.get_schema())
 
@@ -69,5 +69,5 @@ def downgrade() -> None:
     if op.get_context().dialect.name == "postgresql":
         for statement in _PG_DROP:
             op.execute(statement)
-    op.drop_index("ix_job_runs_job_id", "job_runs")
-    op.drop_table("job_runs")
+    op.drop_index("ix_bastion_job_run_job_id", "bastion_job_run")
+    op.drop_table("bastion_job_run")
