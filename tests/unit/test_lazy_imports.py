@@ -1,11 +1,12 @@
 """Load only what is used: the embedded default pays for no migration tool, queue or driver.
 
 ``import bastion; bastion.Bastion()`` on the default (SQLite, no Valkey, jobs
-off) is what every app does at start-up, and every CLI command too. Alembic,
-procrastinate (with psycopg) and asyncpg are each a large share of that start
-when imported eagerly (``bench/imports.py`` measures it); each must come in
-only with its feature, and then it must come in, or the test of its absence
-would pass on code that never uses it at all.
+off, no metrics) is what every app does at start-up, and every CLI command
+too. Alembic, procrastinate (with psycopg), asyncpg, valkey-py and
+prometheus_client are each a share of that start when imported eagerly
+(``bench/imports.py`` measures it); each must come in only with its feature,
+and then it must come in, or the test of its absence would pass on code that
+never uses it at all.
 """
 
 from __future__ import annotations
@@ -26,7 +27,24 @@ def _loaded(code: str, **env: str) -> set[str]:
 
 def test_the_embedded_default_loads_none_of_them(tmp_path: Path) -> None:
     code = "import bastion\nbastion.Bastion()"
-    assert _loaded(code, DATABASE_URL=f"sqlite:///{tmp_path}/bastion.db") == set()
+    database = f"sqlite:///{tmp_path}/bastion.db"
+    assert _loaded(code, DATABASE_URL=database) == set()
+    others = ("valkey", "prometheus_client", "croniter")
+    assert (
+        modules_loaded_by(f"import os; os.environ['DATABASE_URL'] = {database!r}\n{code}", others)
+        == []
+    )
+
+
+def test_a_valkey_url_and_metrics_bring_their_clients(tmp_path: Path) -> None:
+    code = (
+        "import os\n"
+        f"os.environ.update(DATABASE_URL='sqlite:///{tmp_path}/bastion.db', METRICS_ENABLED='true',"
+        " VALKEY_URL='redis://127.0.0.1:9/0')\n"
+        "import bastion\nbastion.Bastion()"
+    )
+    loaded = {name.split(".")[0] for name in modules_loaded_by(code, ("valkey", "prometheus"))}
+    assert loaded == {"valkey", "prometheus_client"}
 
 
 def test_bastion_migrate_brings_alembic() -> None:
