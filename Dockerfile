@@ -29,16 +29,22 @@ ENV UV_COMPILE_BYTECODE=1 \
     UV_PYTHON_DOWNLOADS=never \
     UV_PROJECT_ENVIRONMENT=/opt/bastion
 WORKDIR /src
-# Dependencies first: this layer is reused until uv.lock changes.
+# The app this image serves is the example, its own distribution in the uv
+# workspace (example/pyproject.toml) beside the library: `--package
+# bastion-example` installs it, the library it depends on, and their locked
+# runtime dependencies, and nothing of the dev group.
+# Dependencies first: this layer is reused until uv.lock changes (uv reads the
+# member's pyproject.toml to know the workspace).
 COPY pyproject.toml uv.lock README.md ./
+COPY example/pyproject.toml ./example/
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --no-install-project
-# Then the project itself, as a regular (non-editable) install, so the
-# runtime stage needs the virtualenv and nothing from /src.
+    uv sync --frozen --no-dev --no-install-workspace --package bastion-example
+# Then the two distributions themselves, as regular (non-editable) installs, so
+# the runtime stage needs the virtualenv and nothing from /src.
 COPY src ./src
 COPY example ./example
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --no-editable
+    uv sync --frozen --no-dev --no-editable --package bastion-example
 
 FROM python:3.11.15-slim-trixie@sha256:db3ff2e1800a8581e2c48a27c3995339d47bdf046da21c7627accd3d51053a93 AS runtime
 # A fixed numeric UID/GID, so orchestrators can verify runAsNonRoot and

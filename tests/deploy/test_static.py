@@ -325,6 +325,8 @@ def test_dockerfile_runtime_stage_shape() -> None:
     assert "--no-server-header" in cmd
     builder = " ".join(args for keyword, args in instructions[:last_from] if keyword == "RUN")
     assert "uv sync --frozen --no-dev" in builder
+    # The app served is the example, its own distribution (a uv workspace member).
+    assert builder.count("--package bastion-example") == 2
 
 
 def test_dockerignore_lets_through_exactly_what_the_dockerfile_copies() -> None:

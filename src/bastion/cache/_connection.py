@@ -5,6 +5,10 @@ keep a sick Valkey from becoming a sick app: a hard per-call deadline that
 covers connecting and the command together (and does not mistake a late event
 loop for a late Valkey), and the circuit breaker. Everything above it sees a
 result or ``FAILED``, never an exception.
+
+valkey-py is imported when a connection is configured, not with this module: an
+app on the embedded default (no ``VALKEY_URL``) never configures one, and the
+client library is a noticeable share of ``import bastion``.
 """
 
 from __future__ import annotations
@@ -14,15 +18,14 @@ import enum
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Final, Literal, TypeVar
-
-import valkey.asyncio as valkey_asyncio
-from valkey.asyncio.retry import Retry
-from valkey.backoff import NoBackoff
+from typing import TYPE_CHECKING, Final, Literal, TypeAlias, TypeVar
 
 from bastion.cache._breaker import BreakerState, CircuitBreaker
 from bastion.cache._deadline import SharedDeadline
 from bastion.config import Settings
+
+if TYPE_CHECKING:
+    import valkey.asyncio as valkey_asyncio
 
 logger = logging.getLogger("bastion.cache")
 
@@ -42,7 +45,7 @@ FAILED: Final = _Failed.FAILED
 #: The type of :data:`FAILED`, for callers' annotations (``T | Failed``).
 Failed = Literal[_Failed.FAILED]
 
-ValkeyCall = Callable[[valkey_asyncio.Valkey], Awaitable[T]]
+ValkeyCall: TypeAlias = "Callable[[valkey_asyncio.Valkey], Awaitable[T]]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +105,10 @@ class ValkeyConnection:
         self.options = options
         self.on_error = on_error
         self.breaker = breaker or options.breaker("valkey")
+        # valkey-py comes in with the first connection configured (see the module's doc):
+        # here, not in the first call, whose deadline must not pay for an import.
+        import valkey.asyncio  # noqa: PLC0415, F401
+
         self._deadline = SharedDeadline(options.command_timeout)
         #: The exception type of the latest failed call (a name only: never a message).
         self.last_error = ""
@@ -115,6 +122,10 @@ class ValkeyConnection:
     def _get_client(self) -> valkey_asyncio.Valkey:
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop:
+            import valkey.asyncio as valkey_asyncio  # noqa: PLC0415 - see the module's doc
+            from valkey.asyncio.retry import Retry  # noqa: PLC0415
+            from valkey.backoff import NoBackoff  # noqa: PLC0415
+
             # No valkey-py timers at all: ``call`` bounds every command with one
             # deadline that covers connecting too. valkey-py's own (a wait_for on
             # every send, a timeout on every read, a connect timeout) would only

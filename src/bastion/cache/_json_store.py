@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TypeAlias, TypeVar, cast
-
-import valkey.asyncio as valkey_asyncio
+from typing import TYPE_CHECKING, TypeAlias, TypeVar, cast
 
 from bastion.cache._connection import FAILED, ValkeyConnection
 from bastion.cache._singleflight import SingleFlight
+
+if TYPE_CHECKING:
+    import valkey.asyncio as valkey_asyncio
 
 logger = logging.getLogger("bastion.cache")
 

@@ -3,10 +3,13 @@
 A sealed network has no PyPI, so a release has to carry every wheel it needs.
 The bundle holds:
 
-- ``wheelhouse/``: the project wheel (``uv build --wheel``; in this checkout it
-  holds the library and the example app) and one wheel per runtime dependency,
-  exactly the versions in ``uv.lock`` (``uv export --locked --no-dev``);
-- ``requirements.txt``: those pins *with their sha256 hashes*, plus the project
+- ``wheelhouse/``: the project's wheels, one per member of its uv workspace
+  (``uv build --wheel --all-packages``; in this checkout the library ``bastion``
+  and the example app ``bastion-example``, which are separate distributions so
+  that the library's wheel registers no app), and one wheel per runtime
+  dependency of any of them, exactly the versions in ``uv.lock`` (``uv export
+  --locked --no-dev --all-packages``);
+- ``requirements.txt``: those pins *with their sha256 hashes*, plus each project
   wheel's own hash, so the offline install verifies every file it installs
   (``pip --require-hashes``) and a wheel swapped in transit is refused;
 - ``install.sh``: creates a venv and runs ``pip install --no-index
@@ -192,16 +195,41 @@ fi
 """
 
 
-def _app_target(project: Path) -> str:
-    """The ASGI factory the project registers as its ``bastion.apps`` ``demo`` entry point.
+def _members(project: Path) -> list[Path]:
+    """The project's directory and those of its uv workspace members (``[tool.uv.workspace]``).
 
-    Read from the bundled project's own ``pyproject.toml`` (the library names no app);
-    a project that registers none gets a placeholder to fill in.
+    A member is given as a path or a glob relative to the project, as uv reads it.
     """
     data = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
-    apps = data.get("project", {}).get("entry-points", {}).get("bastion.apps", {})
-    target = apps.get("demo") if isinstance(apps, dict) else None
-    return target if isinstance(target, str) else "your_app:create_app"
+    patterns = data.get("tool", {}).get("uv", {}).get("workspace", {}).get("members", [])
+    found = [project]
+    for pattern in patterns if isinstance(patterns, list) else []:
+        for directory in sorted(project.glob(str(pattern))):
+            if (directory / "pyproject.toml").is_file() and directory not in found:
+                found.append(directory)
+    return found
+
+
+def _app_target(project: Path) -> str:
+    """The ASGI factory registered as the ``bastion.apps`` ``demo`` entry point.
+
+    Read from the ``pyproject.toml`` of the project or of one of its workspace
+    members (the library names no app; here the example app registers it); a
+    project that registers none gets a placeholder to fill in.
+    """
+    for member in _members(project):
+        data = tomllib.loads((member / "pyproject.toml").read_text(encoding="utf-8"))
+        apps = data.get("project", {}).get("entry-points", {}).get("bastion.apps", {})
+        target = apps.get("demo") if isinstance(apps, dict) else None
+        if isinstance(target, str):
+            return target
+    return "your_app:create_app"
+
+
+def _wheel_pin(wheel: Path) -> str:
+    """``name==version`` with the wheel's sha256, the line pip --require-hashes checks it by."""
+    name, version = wheel.name.split("-")[:2]
+    return f"{name}=={version} \\\n    --hash=sha256:{_sha256(wheel)}"
 
 
 def _target(pip_python: Path) -> tuple[str, str, str]:
@@ -283,16 +311,18 @@ def build_bundle(
         pip_python = pip_env / "bin" / "python"
         target_python, implementation, platform = _target(pip_python)
 
-        log(f"building the {PROJECT_NAME} {version} wheel")
+        members = _members(project)
+        log(f"building the {PROJECT_NAME} {version} wheels ({len(members)} distributions)")
         _run(
-            [uv, "build", "--wheel", "--quiet", "--out-dir", str(wheelhouse), str(project)],
+            [uv, "build", "--wheel", "--all-packages", "--quiet", "--out-dir", str(wheelhouse)],
             "uv build",
             cwd=project,
         )
-        built = sorted(wheelhouse.glob(f"{PROJECT_NAME}-{version}-*.whl"))
-        if len(built) != 1:
-            raise BundleError(f"uv build produced {len(built)} bastion wheels, expected one")
-        project_wheel = built[0]
+        project_wheels = sorted(wheelhouse.glob("*.whl"))
+        if len(project_wheels) != len(members):
+            raise BundleError(
+                f"uv build produced {len(project_wheels)} wheels for {len(members)} distributions"
+            )
         (wheelhouse / ".gitignore").unlink(missing_ok=True)  # uv marks its out-dir ignored
 
         log("exporting the locked runtime dependencies (no dev group)")
@@ -303,7 +333,8 @@ def build_bundle(
                 "export",
                 "--locked",
                 "--no-dev",
-                "--no-emit-project",
+                "--all-packages",
+                "--no-emit-workspace",
                 "--no-header",
                 "--format",
                 "requirements-txt",
@@ -339,10 +370,10 @@ def build_bundle(
         requirements = "\n".join(
             [
                 f"# {PROJECT_NAME} {version}: the runtime dependencies pinned in uv.lock",
-                "# (uv export --locked --no-dev) and the project wheel, each with its sha256.",
+                "# (uv export --locked --no-dev --all-packages) and the project's wheels,",
+                "# each with its sha256.",
                 pins.read_text(encoding="utf-8").rstrip("\n"),
-                f"{PROJECT_NAME}=={version} \\",
-                f"    --hash=sha256:{_sha256(project_wheel)}",
+                *(_wheel_pin(wheel) for wheel in project_wheels),
                 "",
             ]
         )

@@ -9,11 +9,17 @@ every few seconds, so an app's scrape shows what its workers did.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 
 class JobMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
+        # Made only with the app's Metrics, which has imported prometheus_client already.
+        from prometheus_client import Counter, Gauge  # noqa: PLC0415
+
         r = registry
         self.deferred = Counter(
             "bastion_jobs_deferred_total", "Jobs deferred, by task.", ["task"], registry=r

@@ -13,24 +13,24 @@ Several worker processes: set ``PROMETHEUS_MULTIPROC_DIR`` to an empty,
 writable directory before the workers start (and clear it on deploy). Each
 process then writes its samples there, and a scrape of any worker aggregates
 all of them (see :meth:`Metrics.render`).
+
+prometheus_client is imported when a :class:`Metrics` is made, not with this
+module: metrics are off by default (``METRICS_ENABLED``), and an app that
+does not count should not pay for the library at start-up.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
-from prometheus_client.multiprocess import MultiProcessCollector
+from typing import TYPE_CHECKING, cast
 
 from bastion.cache import BreakerState
-from bastion.ops._series import PlainCounter, RequestSeries
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry, Counter, Histogram
+
+    from bastion.ops._series import PlainCounter, RequestSeries
 
 #: Bound on remembered (route, method, status) children; see ``observe_request``.
 _MAX_CACHED = 4096
@@ -58,6 +58,16 @@ class Metrics:
     """All of bastion's series, on their own registry (one per app, so tests can build many)."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        # See the module's doc: the library comes in with the first Metrics.
+        from prometheus_client import (  # noqa: PLC0415
+            CollectorRegistry,
+            Counter,
+            Gauge,
+            Histogram,
+        )
+
+        from bastion.ops._series import PlainCounter, RequestSeries  # noqa: PLC0415
+
         self.registry = registry or CollectorRegistry(auto_describe=True)
         r = self.registry
         self._fast = not multiprocess_enabled()
@@ -155,10 +165,10 @@ class Metrics:
     def on_cache(self, event: str) -> None:
         """The cache's ``on_event``: "hit", "miss" or "error"."""
         events = self.cache_events
-        if isinstance(events, PlainCounter):
-            events.inc((event,))
+        if self._fast:  # a PlainCounter (see __init__)
+            cast("PlainCounter", events).inc((event,))
         else:
-            events.labels(event).inc()
+            cast("Counter", events).labels(event).inc()
 
     def on_breaker(self, name: str) -> Callable[[BreakerState], None]:
         """A breaker listener that mirrors its state into the gauge."""
@@ -180,7 +190,7 @@ class Metrics:
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one request and its duration; called once per request, so kept short.
 
-        In one process this is :meth:`RequestSeries.observe`: a dict lookup, a
+        In one process this is :meth:`bastion.ops._series.RequestSeries.observe`: a dict lookup, a
         bisect and three additions. In multiprocess mode, ``labels()`` (which
         validates, joins and looks up its arguments under a lock) runs once per
         (route, method, status) and the pair of children is kept; the three
@@ -208,6 +218,9 @@ class Metrics:
 
     def render(self) -> bytes:
         """The text format: this registry, or every worker's samples in multiprocess mode."""
+        from prometheus_client import CollectorRegistry, generate_latest  # noqa: PLC0415
+        from prometheus_client.multiprocess import MultiProcessCollector  # noqa: PLC0415
+
         if multiprocess_enabled():
             registry = CollectorRegistry()
             MultiProcessCollector(registry)  # type: ignore[no-untyped-call]

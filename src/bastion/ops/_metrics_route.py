@@ -5,7 +5,6 @@ Meant to be scraped from inside the network; the front door refuses it.
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -18,6 +17,8 @@ def metrics_routes(metrics: Metrics | None) -> list[Route]:
     async def scrape(request: Request) -> Response:
         if metrics is None:
             return JSONResponse({"error": "not found"}, status_code=404)
+        from prometheus_client import CONTENT_TYPE_LATEST  # noqa: PLC0415 - with Metrics
+
         return Response(
             metrics.render(),
             media_type=CONTENT_TYPE_LATEST,

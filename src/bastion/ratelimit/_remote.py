@@ -9,10 +9,7 @@ rate, and ``FAILED`` instead of an exception.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Sequence
-from typing import cast
-
-import valkey.asyncio as valkey_asyncio
-from valkey.exceptions import NoScriptError
+from typing import TYPE_CHECKING, cast
 
 from bastion.cache._connection import Failed, ValkeyConnection
 from bastion.ratelimit._decision import Decision, Scope
@@ -26,6 +23,9 @@ from bastion.ratelimit._window import (
     script_args,
 )
 
+if TYPE_CHECKING:
+    import valkey.asyncio as valkey_asyncio
+
 
 async def decide_remote(
     connection: ValkeyConnection, checks: Sequence[Check], member: str
@@ -35,6 +35,9 @@ async def decide_remote(
     words = [*keys, *map(str, args)]
 
     async def run(client: valkey_asyncio.Valkey) -> Decision:
+        # Loaded with the client by now (bastion.cache._connection), so this costs nothing.
+        from valkey.exceptions import NoScriptError  # noqa: PLC0415
+
         try:
             reply = await cast("Awaitable[object]", client.evalsha(SCRIPT_SHA, len(keys), *words))
         except NoScriptError:  # first call on this Valkey (or after SCRIPT FLUSH): load it
