@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bastion._stack import build_stack
 from bastion.cache import Cache, set_cache
-from bastion.config import Settings, get_settings
+from bastion.config import Settings, get_settings, remember_secrets
 from bastion.db import Database
 from bastion.guard import LoginGuard, LoginRoute, SignInGuard
 from bastion.jobs import Jobs
@@ -53,6 +53,7 @@ class Bastion:
     def __init__(self, settings: Settings | None = None, *, metrics: Metrics | None = None) -> None:
         """``metrics``: the series to count into; default, new ones if ``METRICS_ENABLED``."""
         self.settings = settings = settings or get_settings()
+        remember_secrets(settings)  # settings built in code did not pass load_settings
         if metrics is None and settings.METRICS_ENABLED:
             metrics = Metrics()
         self.metrics = metrics
