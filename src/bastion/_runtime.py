@@ -37,6 +37,7 @@ from bastion.jobs import Jobs
 from bastion.jobs._current import set_jobs
 from bastion.jobs._inline import AfterResponse
 from bastion.jobs._metrics import JobMetrics
+from bastion.ops._failures import hear_exceptions
 from bastion.ops._health import health_routes
 from bastion.ops._looplag import LoopLagMonitor
 from bastion.ops._metrics import Metrics
@@ -110,6 +111,7 @@ class Bastion:
         ``envelope_options`` go to the envelope (exempt paths, headers).
         """
         routes = tuple(logins)
+        hear_exceptions(app)  # Litestar answers exceptions itself: it must tell the failure rule
         inner: ASGIApp = LoginGuard(app, self.guard, routes) if routes else app
         if not self.jobs.enabled:
             inner = AfterResponse(inner)  # inline jobs start once their response is sent
