@@ -6,7 +6,9 @@ import subprocess
 import sys
 
 import pytest
+from harness.servers import clean_env
 
+from bastion import Bastion, _redact
 from bastion.config import (
     ConfigError,
     Settings,
@@ -187,3 +189,29 @@ def test_a_keyword_that_is_no_setting_is_refused(keyword: str, expected: str) ->
 def test_one_setting_given_twice_in_code_is_refused() -> None:
     with pytest.raises(ConfigError, match="DATABASE_URL is given twice"):
         Settings(DATABASE_URL="sqlite:///a.db", database_url="sqlite:///b.db")
+
+
+async def test_settings_built_in_code_are_masked_once_bastion_has_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``Settings(...)`` skips load_settings, which registers secrets; Bastion() does it too."""
+    monkeypatch.setattr(_redact, "_known", set())
+    key = "a-secret-key-built-in-code-" + "k" * 20
+    settings = Settings(secret_key=key, database_url="sqlite:///:memory:")
+    assert _redact.redact(f"saw {key}") == f"saw {key}"  # nothing remembered yet
+    security = Bastion(settings)
+    assert key not in _redact.redact(f"saw {key}")
+    await security.database.dispose()
+
+
+def test_child_environments_drop_the_prefixed_settings_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BASTION_DATABASE_URL", "sqlite:///leaked.db")
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///leaked-too.db")
+    monkeypatch.setenv("BASTION_SITE_ADDRESS", "kept: not a setting")
+    env = clean_env({"VALKEY_URL": "redis://127.0.0.1:1/0"})
+    assert "BASTION_DATABASE_URL" not in env
+    assert "DATABASE_URL" not in env
+    assert env["BASTION_SITE_ADDRESS"] == "kept: not a setting"
+    assert env["VALKEY_URL"] == "redis://127.0.0.1:1/0"

@@ -106,10 +106,10 @@ class FailureRule:
             return CLIENT_GONE, None
         if is_unavailable(exc):
             log_unavailable(scope, exc)
+            if answered:  # the client has its status; the counter counts 503s only
+                return None, None
             if self.on_unavailable is not None:
                 self.on_unavailable()
-            if answered:
-                return None, None
             return DATABASE_UNAVAILABLE.status, DATABASE_UNAVAILABLE
         log_failure(scope, exc)
         return None, (None if answered else INTERNAL_ERROR)
@@ -136,7 +136,7 @@ def log_unavailable(scope: Scope, exc: Exception) -> None:
     """The one WARNING line for a database out of reach: its class, the route, the request id."""
     name, method, route, request_id, fields = _context(scope, exc)
     logger.warning(
-        "database unavailable (%s) in %s %s: answered 503 id=%s",
+        "database unavailable (%s) in %s %s id=%s",
         name,
         method,
         route,
