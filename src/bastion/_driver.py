@@ -274,7 +274,7 @@ class _Reply:
         """Send the held 500, if any: the app's own answer stands."""
         held, self.held = self.held, None
         if held is not None:
-            self.answered, self.status = True, 500
+            self.answered = True  # the status stays: a hang-up's 499 is not the 500's
             for message in held:
                 await self.send(message)
 
