@@ -20,7 +20,8 @@ Unavailable, whichever engine raised it (bastion's or the app's own):
 - SQLAlchemy's ``OperationalError`` and ``InterfaceError`` that carry no such
   code (psycopg's "connection failed", asyncpg's "connection is closed");
 - an ``OSError`` or ``TimeoutError`` (a refused connect, a deadline) raised
-  from inside a database driver, or caused by something that was.
+  from inside database code (:data:`DATABASE_MODULES`: the drivers, SQLAlchemy,
+  Alembic, :mod:`bastion.db`), or caused by something that was.
 
 Everything else is the app's: ``ProgrammingError``, ``IntegrityError``,
 ``DataError``, a SQLite "no such table", an ``OSError`` from the app's own
@@ -36,9 +37,17 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from bastion.db._engine import DatabaseUnavailable
 
-#: Top-level packages whose frames make an ``OSError`` or ``TimeoutError`` the database's.
-DRIVER_PACKAGES = frozenset(
-    {"sqlalchemy", "asyncpg", "psycopg", "psycopg_pool", "aiosqlite", "sqlite3", "procrastinate"}
+#: Code whose ``OSError`` or ``TimeoutError`` is the database's (the CLI judges by it too).
+DATABASE_MODULES = (
+    "sqlalchemy.",
+    "asyncpg.",
+    "aiosqlite.",
+    "sqlite3.",
+    "psycopg.",
+    "psycopg_pool.",
+    "procrastinate.",
+    "alembic.",
+    "bastion.db.",
 )
 
 #: SQLSTATE classes that say the server cannot serve now, not that the query is wrong.
@@ -63,7 +72,7 @@ def is_unavailable(exc: BaseException) -> bool:
             return said
         return isinstance(exc, OperationalError | InterfaceError)
     if isinstance(exc, OSError):  # TimeoutError and ConnectionError are OSErrors
-        return _from_driver(exc)
+        return raised_in_database_code(exc)
     return bool(_driver_says(exc))
 
 
@@ -80,8 +89,12 @@ def _driver_says(error: BaseException | None) -> bool | None:
     return None
 
 
-def _from_driver(exc: BaseException) -> bool:
-    """Whether ``exc``, or an exception that caused it, was raised inside a database driver."""
+def raised_in_database_code(exc: BaseException) -> bool:
+    """Whether ``exc``, or an exception that caused it, was raised inside database code.
+
+    The chain counts: a deadline's ``TimeoutError`` is raised by asyncio, from
+    the cancellation of a driver's wait.
+    """
     seen: set[int] = set()
     current: BaseException | None = exc
     for _ in range(_CHAIN_DEPTH):
@@ -97,7 +110,7 @@ def _from_driver(exc: BaseException) -> bool:
 def _driver_frame(tb: TracebackType | None) -> bool:
     while tb is not None:
         module = tb.tb_frame.f_globals.get("__name__", "")
-        if isinstance(module, str) and module.partition(".")[0] in DRIVER_PACKAGES:
+        if isinstance(module, str) and (module + ".").startswith(DATABASE_MODULES):
             return True
         tb = tb.tb_next
     return False
