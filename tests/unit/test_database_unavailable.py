@@ -6,7 +6,8 @@ locked, unopenable and missing-table errors, an integrity error, the app's
 own OSError and timeout). Then the same routes in Starlette, FastAPI and
 Litestar behind ``Bastion.protect()``, called in-process: the app's own
 engine points at a port where nothing listens (refused at once, no server
-needed), and a missing table stands for the app's bug.
+needed), and a missing table stands for the app's bug. Last, bastion's own
+engine on a server that accepts and never answers: 503 within the deadline.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -37,7 +39,7 @@ from bastion.db import DatabaseUnavailable
 from bastion.db._errors import is_unavailable
 from bastion.ops._metrics import Metrics
 from tests.support.asgi import call
-from tests.support.servers import free_port
+from tests.support.servers import HungServer, free_port
 
 JSON = [("accept", "application/json"), ("host", "localhost")]
 
@@ -228,3 +230,33 @@ async def test_a_database_out_of_reach_answers_503_in_every_framework(
     (line,) = errors
     assert line.levelno == logging.ERROR
     assert "OperationalError" in line.getMessage()
+
+
+async def test_a_database_hung_past_its_deadline_answers_503_within_it(
+    hung_server: HungServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """bastion's own engine on a server that accepts and never answers: the connect deadline."""
+    settings = load_settings(
+        DATABASE_URL=f"postgresql+asyncpg://app@127.0.0.1:{hung_server.port}/app",
+        DATABASE_TIMEOUT_MS=200,
+    )
+    security = Bastion(settings, metrics=Metrics())
+
+    async def needs_database(request: Request) -> JSONResponse:
+        async with security.database.session() as db:
+            return JSONResponse({"one": await db.scalar(text("SELECT 1"))})
+
+    app = security.protect(Starlette(routes=[Route("/down", needs_database)]), operations=False)
+    try:
+        with caplog.at_level(logging.INFO, logger="bastion.errors"):
+            started = time.monotonic()
+            down = await call(app, path="/down", headers=JSON)
+            elapsed = time.monotonic() - started
+        assert down.status == 503, down.body
+        assert down.header("retry-after") == "5"
+        assert elapsed < 0.2 + 2.0  # the deadline, and a generous margin for a busy machine
+        (line,) = [r for r in caplog.records if r.name == "bastion.errors"]
+        assert line.levelno == logging.WARNING
+        assert "TimeoutError" in line.getMessage()
+    finally:
+        await security.database.dispose()
