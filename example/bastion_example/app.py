@@ -22,7 +22,6 @@ from bastion import Bastion
 from bastion.auth import AuthService, auth_routes
 from bastion.body import BadRequest
 from bastion.config import Settings, get_settings
-from bastion.db import DATABASE_ERRORS
 from bastion.ops import Metrics, configure_logging
 from bastion.responses import NO_STORE
 from bastion_example import (
@@ -65,22 +64,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     )
 
 
-async def _database_unavailable(request: Request, exc: Exception) -> Response:
-    """A dependency fault, not a bug: 503, one log line, a metric, no stack trace."""
-    logger.warning("database unavailable path=%r error=%s", request.url.path, type(exc).__name__)
-    metrics: Metrics | None = request.app.state.metrics
-    if metrics is not None:
-        metrics.database_errors.inc()
-    headers = {"Retry-After": "5", **NO_STORE}
-    if _wants_json(request):
-        return JSONResponse({"error": "database unavailable"}, status_code=503, headers=headers)
-    return templates.TemplateResponse(
-        request, "unavailable.html", {}, status_code=503, headers=headers
-    )
-
-
 async def _internal_error(request: Request, exc: Exception) -> Response:
-    """A bug: a clean 500 with no detail. protect()'s guard logs it once, with the request id."""
+    """A clean 500 with no detail. protect()'s failure rule logs it once, with the request id,
+    and answers 503 instead when the database was out of reach (one rule, in the library)."""
     headers = dict(NO_STORE)
     if _wants_json(request):
         return JSONResponse({"error": "internal server error"}, status_code=500, headers=headers)
@@ -144,8 +130,6 @@ def create_routes_app(settings: Settings, metrics: Metrics | None = None) -> Sta
         HTTPException: _http_error,
         Exception: _internal_error,
     }
-    for error in DATABASE_ERRORS:
-        handlers[error] = _database_unavailable
 
     app = Starlette(
         routes=[

@@ -11,6 +11,13 @@ of its own:
   the app into a status and, if nothing was sent yet, an answer), see
   :mod:`bastion.ops._failures`.
 
+With a failure rule, an app's 500 is held back until the app is done: a
+framework answers an exception with its own 500 before raising it again
+(Starlette, FastAPI) or instead of raising it (Litestar, which leaves it in
+the scope under :data:`EXCEPTION_KEY`), and the rule's answer for it (the
+database's 503) must replace that 500, not follow it. An app's own 500 that
+the rule would answer with a 500 too stands as the app sent it.
+
 :class:`Driver` runs whichever of them it is given, in that order, with one
 call per request, one ``send`` wrapper and one pass over the app's response
 headers: the security headers the app did not set itself, and the request
@@ -35,6 +42,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bastion.responses import ErrorPage, Refusal, send_refusal
 
 Header = tuple[bytes, bytes]
+
+#: Where a framework that answered an exception itself leaves it for the failure rule
+#: (:func:`bastion.ops._failures.hear_exceptions` gives Litestar the hook that writes it).
+EXCEPTION_KEY = "bastion.exception"
+
+#: An app's 500 is held back until the app is done, up to this much body; past it,
+#: it is no error page worth replacing and goes out as it comes.
+MAX_HELD_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,37 +191,38 @@ class Driver:
             added = self._secure if https else self._plain
             if self._rules:
                 added = self._headers_at(scope["path"], https, added)
-        names = self.header_names
-        status = 500  # what the server answers if the app fails before responding
-        answered = False
-
-        async def send_once(message: Message) -> None:
-            nonlocal status, answered
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                answered = True
-                headers = add_missing(message.get("headers", ()), added, names, stamp)
-                message = {**message, "headers": headers}
-            await send(message)
-
+        reply = _Reply(send, added, self.header_names, stamp, hold=self.failures is not None)
         try:
             if rejection is not None:
                 assert envelope is not None
-                await envelope.refuse(scope, send_once, rejection)
+                await envelope.refuse(scope, reply, rejection)
                 return
             try:
-                await self.app(scope, receive, send_once)
+                await self.app(scope, receive, reply)
             except Exception as exc:
                 if self.failures is None:
                     raise
-                recorded, answer = self.failures.on_error(scope, exc, answered)
-                if recorded is not None:
-                    status = recorded
-                if answer is not None:
-                    await send_refusal(scope, send_once, answer, page=self.error_page)
+                await self._fail(scope, reply, exc)
+            if reply.held is not None:
+                # A framework that answered an exception itself (Litestar) left it here.
+                error = scope.pop(EXCEPTION_KEY, None)
+                if error is not None:
+                    await self._fail(scope, reply, error)
+                await reply.release()
         finally:
             if observer is not None:
-                observer.end(scope, status, time.perf_counter() - started, request_id)
+                observer.end(scope, reply.status, time.perf_counter() - started, request_id)
+
+    async def _fail(self, scope: Scope, reply: _Reply, exc: Exception) -> None:
+        """Ask the failure rule about ``exc``; send its answer unless the app's own 500 stands."""
+        assert self.failures is not None
+        recorded, answer = self.failures.on_error(scope, exc, reply.answered)
+        if recorded is not None:
+            reply.status = recorded
+        if answer is not None and (reply.held is None or answer.status != 500):
+            reply.held = None  # the answer replaces the app's 500 for this exception
+            reply.hold = False
+            await send_refusal(scope, reply, answer, page=self.error_page)
 
     def _headers_at(
         self, path: str, https: bool, default: tuple[Header, ...]
@@ -230,6 +246,74 @@ class Driver:
                 await envelope.refuse(scope, send, rejection)
                 return
         await self.app(scope, receive, send)
+
+
+class _Reply:
+    """The one ``send`` wrapper of a request: headers added, status kept, a 500 held back.
+
+    With ``hold``, the app's 500 is kept (up to :data:`MAX_HELD_BYTES` of body)
+    until :meth:`release`, so that the failure rule can replace it with its
+    answer for the exception behind it.
+    """
+
+    __slots__ = (
+        "added",
+        "answered",
+        "held",
+        "held_bytes",
+        "hold",
+        "names",
+        "send",
+        "stamp",
+        "status",
+    )
+
+    def __init__(
+        self,
+        send: Send,
+        added: tuple[Header, ...],
+        names: frozenset[bytes],
+        stamp: Header | None,
+        *,
+        hold: bool,
+    ) -> None:
+        self.send = send
+        self.added = added
+        self.names = names
+        self.stamp = stamp
+        self.hold = hold
+        #: What the server answers if the app fails before responding.
+        self.status = 500
+        #: Whether the answer's start went out to the client.
+        self.answered = False
+        self.held: list[Message] | None = None
+        self.held_bytes = 0
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            headers = add_missing(message.get("headers", ()), self.added, self.names, self.stamp)
+            message = {**message, "headers": headers}
+            if self.status == 500 and self.hold:
+                self.held = [message]
+                return
+            self.answered = True
+        elif self.held is not None:
+            self.held.append(message)
+            self.held_bytes += len(message.get("body", b""))
+            if self.held_bytes <= MAX_HELD_BYTES:
+                return
+            await self.release()  # too big to be an error page: it goes out as it comes
+            return
+        await self.send(message)
+
+    async def release(self) -> None:
+        """Send the held 500, if any: the app's own answer stands."""
+        held, self.held = self.held, None
+        if held is not None:
+            self.answered = True  # the status stays: a hang-up's 499 is not the 500's
+            for message in held:
+                await self.send(message)
 
 
 def _resolve(scope: Scope, resolved: Resolved) -> None:

@@ -32,7 +32,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bastion._stack import build_stack
 from bastion.cache import Cache, set_cache
-from bastion.config import Settings, get_settings
+from bastion.config import Settings, get_settings, remember_secrets
 from bastion.db import Database
 from bastion.db._schema import ADVICE
 from bastion.guard import LoginGuard, LoginRoute, SignInGuard
@@ -41,6 +41,7 @@ from bastion.jobs import Jobs
 from bastion.jobs._current import set_jobs
 from bastion.jobs._inline import AfterResponse
 from bastion.jobs._metrics import JobMetrics
+from bastion.ops._failures import hear_exceptions
 from bastion.ops._health import health_routes
 from bastion.ops._logs import ensure_logging
 from bastion.ops._looplag import LoopLagMonitor
@@ -75,6 +76,7 @@ class Bastion:
         """
         self.settings = settings = settings or get_settings()
         self.configure_logging = configure_logging
+        remember_secrets(settings)  # settings built in code did not pass load_settings
         if metrics is None and settings.METRICS_ENABLED:
             metrics = Metrics()
         self.metrics = metrics
@@ -148,6 +150,7 @@ class Bastion:
         if self.configure_logging:
             ensure_logging(json_lines=self.settings.is_production)
         routes = tuple(logins)
+        hear_exceptions(app)  # Litestar answers exceptions itself: it must tell the failure rule
         inner: ASGIApp = LoginGuard(app, self.guard, routes) if routes else app
         if not self.jobs.enabled:
             inner = AfterResponse(inner)  # inline jobs start once their response is sent

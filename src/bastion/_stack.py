@@ -3,7 +3,8 @@
     request -> observer      begin: the request id (a trusted proxy's, or a new one)
             -> envelope      screen: proxy resolver -> hosts -> CSRF; a refusal is answered here
             -> your app      (the failure rule catches what escapes it)
-            <- failure rule  client gone -> 499; a bug -> one ERROR line, a clean 500
+            <- failure rule  client gone -> 499; database out of reach -> one WARNING
+                             line, 503 with Retry-After; a bug -> one ERROR line, a clean 500
             <- envelope      the security headers the app did not set, and the request id
             <- observer      end: the access line and the request metrics
 
@@ -60,6 +61,6 @@ def build_stack(
         app,
         observer=RequestObserver(metrics=metrics, trusted_proxies=config.trusted_proxies),
         envelope=Envelope(config),
-        failures=FailureRule(),
+        failures=FailureRule(on_unavailable=metrics.database_errors.inc if metrics else None),
         error_page=config.error_page,
     )

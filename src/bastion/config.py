@@ -9,22 +9,36 @@ leaves (:mod:`bastion._redact` and the parsers in :mod:`bastion._parse`, which
 the blocks use too, so a value accepted here parses the same way there).
 Loading settings runs no plugin: whether ``SILENCED_CHECKS`` names real
 checks is a finding of ``bastion check`` (``bastion.W005``), which knows them.
+
+bastion lives inside apps that already read ``DATABASE_URL`` or ``APP_ENV``
+with meanings of their own, so every variable may also be given as
+``BASTION_<NAME>``, which wins over ``<NAME>``: an app keeps its variable and
+gives bastion another. In code, ``Settings(database_url=...)`` (any case)
+wins over both; a keyword that is no setting is a :class:`ConfigError`
+naming the setting it probably meant, never silently dropped.
 """
 
 from __future__ import annotations
 
+import difflib
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from bastion._parse.networks import parse_proxies
 from bastion._parse.origins import TrustedOrigins
 from bastion._parse.ratelimit import parse_rate_limit
 from bastion._parse.schedule import cron_for
-from bastion._parse.urls import POSTGRES_SCHEMES, database_url, valkey_url
+from bastion._parse.urls import database_backend, database_url, valkey_url
 from bastion._redact import redact, redact_url, remember
 
 __all__ = [
@@ -38,6 +52,9 @@ __all__ = [
 #: Used only in development so that a laptop needs no configuration. Production
 #: refuses to start without a real key (see ``_check_production``).
 DEV_SECRET_KEY = "bastion-development-key-not-for-production"  # noqa: S105
+
+#: Every setting may be given as ``BASTION_<NAME>`` too, and that form wins.
+ENV_PREFIX = "BASTION_"
 
 #: Loopback, and peers on a unix socket (which only local processes can reach).
 _LOOPBACK_PROXIES = ("127.0.0.0/8", "::1/128", "unix")
@@ -57,9 +74,30 @@ def _split_csv(value: object) -> object:
 
 
 class Settings(BaseSettings):
-    """The whole configuration. Field names are the environment variable names."""
+    """The whole configuration. Field names are the environment variable names.
+
+    Read, strongest first: keywords given in code (``Settings(database_url=...)``,
+    in any case), ``BASTION_<NAME>``, then ``<NAME>``.
+    """
 
     model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", frozen=True)
+
+    def __init__(self, **values: Any) -> None:
+        """Refuse a keyword that is no setting, naming the closest one; accept any case."""
+        super().__init__(**_keywords(type(self), values))
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Keywords, then ``BASTION_<NAME>``, then ``<NAME>``: the first that has a value wins."""
+        prefixed = EnvSettingsSource(settings_cls, case_sensitive=True, env_prefix=ENV_PREFIX)
+        return (init_settings, prefixed, env_settings, dotenv_settings, file_secret_settings)
 
     APP_ENV: Literal["development", "production"] = "development"
     APP_URL: str = "http://localhost:8000"
@@ -166,7 +204,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check_jobs(self) -> Settings:
         """procrastinate keeps its queue in PostgreSQL; SQLite cannot hold it."""
-        if self.JOBS_ENABLED and urlsplit(self.DATABASE_URL).scheme not in POSTGRES_SCHEMES:
+        if self.JOBS_ENABLED and database_backend(self.DATABASE_URL) != "postgresql":
             raise ValueError(
                 "JOBS_ENABLED: needs a PostgreSQL DATABASE_URL (the job queue lives there); "
                 "unset JOBS_ENABLED to run jobs inline"
@@ -180,6 +218,35 @@ class Settings(BaseSettings):
     @property
     def cache_enabled(self) -> bool:
         return self.VALKEY_URL is not None
+
+
+def _keywords(cls: type[Settings], values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with each keyword spelt as its field; ConfigError for one that is none.
+
+    pydantic's own options (``_env_file``) pass through. Two spellings of one
+    setting (``database_url`` and ``DATABASE_URL``) are refused too: which
+    one was meant is not ours to guess.
+    """
+    fields = {name.upper(): name for name in cls.model_fields}
+    given: dict[str, Any] = {}
+    for keyword, value in values.items():
+        if keyword.startswith("_"):
+            given[keyword] = value
+            continue
+        name = fields.get(keyword.upper())
+        if name is None:
+            raise ConfigError(f"Settings: {keyword!r} is not a setting{_closest(keyword)}")
+        if name in given:
+            raise ConfigError(f"Settings: {name} is given twice (as {keyword!r} too)")
+        given[name] = value
+    return given
+
+
+def _closest(keyword: str) -> str:
+    """``" (did you mean DATABASE_URL?)"``, or nothing when no setting is close."""
+    upper = keyword.upper().removeprefix(ENV_PREFIX)
+    match = difflib.get_close_matches(upper, Settings.model_fields, n=1, cutoff=0.6)
+    return f" (did you mean {match[0]}?)" if match else ""
 
 
 #: Settings whose value is itself a secret: a message never shows it, even redacted.
@@ -212,12 +279,20 @@ def load_settings(**overrides: Any) -> Settings:
         settings = Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(f"invalid configuration: {_describe(exc)}") from None
-    # From now on, every message bastion emits masks these secrets.
+    remember_secrets(settings)
+    return settings
+
+
+def remember_secrets(settings: Settings) -> None:
+    """From now on, every message bastion emits masks the secrets of ``settings``.
+
+    :func:`load_settings` calls it; so does :class:`~bastion.Bastion` for
+    settings an app built itself with ``Settings(...)``.
+    """
     remember(
         secrets=[settings.SECRET_KEY] if settings.SECRET_KEY != DEV_SECRET_KEY else [],
         urls=[settings.DATABASE_URL, settings.VALKEY_URL],
     )
-    return settings
 
 
 @lru_cache(maxsize=1)

@@ -5,7 +5,7 @@ the system at that instant (sign-in results, health, metrics, refusals):
 shared caches and the browser's back button must not replay them.
 
 A refusal (the envelope's 400 and 403, the sign-in guard's 400, 413 and 429,
-the sign-in and sign-up limits' 429, the failure rule's 500) is a
+the sign-in and sign-up limits' 429, the failure rule's 500 and 503) is a
 :class:`Refusal`: a status, a title, a stable reason name (``NO_ORIGIN``,
 ``RATE_LIMITED``), what went wrong and what to do about it. Every one is
 sent by :func:`send_refusal`, in the language the client reads best, as
@@ -66,6 +66,8 @@ class Refusal:
     reason: str
     detail: str
     hint: str
+    #: Headers the refusal always carries (a 503's ``Retry-After``), raw and lower case.
+    headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
 def negotiate(headers: Headers) -> Media:
@@ -142,7 +144,7 @@ async def send_refusal(
 ) -> None:
     """Answer ``refusal`` in the client's language (``Vary`` says so), then ``headers``."""
     body, content_type = render(refusal, negotiate(scope["headers"]), page)
-    await send_small(send, refusal.status, body, content_type, [_VARY, *headers])
+    await send_small(send, refusal.status, body, content_type, [_VARY, *refusal.headers, *headers])
 
 
 def encode_headers(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:

@@ -112,7 +112,10 @@ class AppServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, migrate: bool = True) -> AppServer:
-        prefixes = ("APP_", "VALKEY_", "CACHE_", "DATABASE_", "SIGN_IN_", "SESSION_", "TRUSTED_")
+        # BASTION_<NAME> wins over <NAME>: a developer's shell must not leak either in.
+        prefixes = (
+            "APP_", "VALKEY_", "CACHE_", "DATABASE_", "SIGN_IN_", "SESSION_", "TRUSTED_", "BASTION_",
+        )  # fmt: skip
         env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
         env.update({"APP_URL": self.url, **self.env})
         if migrate and not _copy_migrated(env["DATABASE_URL"]):

@@ -1,4 +1,4 @@
-"""Settings: laptop defaults, the comma-separated forms, and one-line errors."""
+"""Settings: laptop defaults, the comma-separated forms, one-line errors, and where values come from."""
 
 from __future__ import annotations
 
@@ -6,8 +6,16 @@ import subprocess
 import sys
 
 import pytest
+from harness.servers import clean_env
 
-from bastion.config import ConfigError, Settings, get_settings, load_settings, reset_settings
+from bastion import Bastion, _redact
+from bastion.config import (
+    ConfigError,
+    Settings,
+    get_settings,
+    load_settings,
+    reset_settings,
+)
 
 
 def test_development_defaults_need_no_environment() -> None:
@@ -122,3 +130,88 @@ def test_cli_reports_a_bad_value_in_one_line() -> None:
     assert result.stderr.strip().splitlines() == [
         "bastion: invalid configuration: APP_ENV: Input should be 'development' or 'production' (got 'staging')"
     ]
+
+
+def test_bastion_prefix_wins_over_the_apps_own_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An app keeps DATABASE_URL and APP_ENV for itself, with values bastion would refuse."""
+    monkeypatch.setenv("DATABASE_URL", "mysql://app@db.internal/shop")
+    monkeypatch.setenv("APP_ENV", "staging")
+    monkeypatch.setenv("BASTION_DATABASE_URL", "sqlite:///bastion-of-the-app.db")
+    monkeypatch.setenv("BASTION_APP_ENV", "development")
+    settings = load_settings()
+    assert settings.DATABASE_URL == "sqlite:///bastion-of-the-app.db"
+    assert settings.APP_ENV == "development"
+
+
+def test_bastion_prefix_alone_is_read_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BASTION_TRUSTED_ORIGINS", "https://a.example, https://b.example")
+    monkeypatch.setenv("BASTION_METRICS_ENABLED", "true")
+    settings = load_settings()
+    assert settings.TRUSTED_ORIGINS == ("https://a.example", "https://b.example")
+    assert settings.METRICS_ENABLED
+
+
+def test_a_bad_prefixed_value_names_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BASTION_APP_URL", "localhost:8000")
+    with pytest.raises(ConfigError, match="APP_URL: expected an absolute http"):
+        load_settings()
+
+
+def test_keywords_in_code_win_in_any_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``Settings(database_url=...)`` used to be dropped in silence (the fields are upper case)."""
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///from-the-env.db")
+    monkeypatch.setenv("BASTION_DATABASE_URL", "sqlite:///from-the-prefixed-env.db")
+    settings = Settings(
+        database_url="postgresql://app@db.internal/app", APP_URL="https://a.example"
+    )
+    assert settings.DATABASE_URL == "postgresql://app@db.internal/app"
+    assert settings.APP_URL == "https://a.example"
+    assert load_settings(sign_in_rate_limit="3/minute").SIGN_IN_RATE_LIMIT == "3/minute"
+
+
+@pytest.mark.parametrize(
+    ("keyword", "expected"),
+    [
+        ("databse_url", "'databse_url' is not a setting (did you mean DATABASE_URL?)"),
+        ("SECRET", "'SECRET' is not a setting (did you mean SECRET_KEY?)"),
+        ("BASTION_VALKEY_URL", "'BASTION_VALKEY_URL' is not a setting (did you mean VALKEY_URL?)"),
+        ("colour", "'colour' is not a setting"),
+    ],
+)
+def test_a_keyword_that_is_no_setting_is_refused(keyword: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings(**{keyword: "sqlite:///x.db"})
+    assert str(info.value) == "Settings: " + expected
+    with pytest.raises(ConfigError, match="is not a setting"):
+        load_settings(**{keyword: "x"})
+
+
+def test_one_setting_given_twice_in_code_is_refused() -> None:
+    with pytest.raises(ConfigError, match="DATABASE_URL is given twice"):
+        Settings(DATABASE_URL="sqlite:///a.db", database_url="sqlite:///b.db")
+
+
+async def test_settings_built_in_code_are_masked_once_bastion_has_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``Settings(...)`` skips load_settings, which registers secrets; Bastion() does it too."""
+    monkeypatch.setattr(_redact, "_known", set())
+    key = "a-secret-key-built-in-code-" + "k" * 20
+    settings = Settings(secret_key=key, database_url="sqlite:///:memory:")
+    assert _redact.redact(f"saw {key}") == f"saw {key}"  # nothing remembered yet
+    security = Bastion(settings)
+    assert key not in _redact.redact(f"saw {key}")
+    await security.database.dispose()
+
+
+def test_child_environments_drop_the_prefixed_settings_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BASTION_DATABASE_URL", "sqlite:///leaked.db")
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///leaked-too.db")
+    monkeypatch.setenv("BASTION_SITE_ADDRESS", "kept: not a setting")
+    env = clean_env({"VALKEY_URL": "redis://127.0.0.1:1/0"})
+    assert "BASTION_DATABASE_URL" not in env
+    assert "DATABASE_URL" not in env
+    assert env["BASTION_SITE_ADDRESS"] == "kept: not a setting"
+    assert env["VALKEY_URL"] == "redis://127.0.0.1:1/0"

@@ -40,3 +40,46 @@ def test_libpq_sslmode_becomes_asyncpg_ssl() -> None:
 def test_other_schemes_are_refused_at_start_up(bad: str) -> None:
     with pytest.raises(ConfigError, match="DATABASE_URL: expected sqlite:///path or postgresql://"):
         load_settings(DATABASE_URL=bad)
+
+
+@pytest.mark.parametrize(
+    ("given", "plain"),
+    [
+        ("postgresql+asyncpg://app:pw@db.internal:6543/app", "postgresql://app:pw@db.internal:6543/app"),
+        ("postgresql+psycopg://app@db.internal/app?sslmode=require", "postgresql://app@db.internal/app?sslmode=require"),
+        ("postgres+asyncpg://app@/app?host=/run/postgresql", "postgres://app@/app?host=/run/postgresql"),
+        ("sqlite+aiosqlite:///./app.db", "sqlite:///./app.db"),
+        ("SQLITE+AIOSQLITE:////var/lib/app.db", "sqlite:////var/lib/app.db"),
+    ],
+)  # fmt: skip
+def test_the_sqlalchemy_forms_an_app_has_are_accepted(given: str, plain: str) -> None:
+    """The driver part is dropped once, so the engine, Alembic and psycopg all get one URL."""
+    settings = load_settings(DATABASE_URL=given)
+    assert plain == settings.DATABASE_URL
+    url = to_async_url(settings.DATABASE_URL)
+    assert url.drivername in ("sqlite+aiosqlite", "postgresql+asyncpg")
+    assert to_async_url(given) == url  # a URL handed to Database() directly, too
+
+
+def test_a_driver_url_gives_psycopg_a_plain_conninfo() -> None:
+    """procrastinate's pool hands DATABASE_URL to psycopg, which knows no ``+asyncpg``."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    settings = load_settings(
+        DATABASE_URL="postgresql+asyncpg://app:pw@db.internal:6543/app", JOBS_ENABLED=True
+    )
+    assert conninfo_to_dict(settings.DATABASE_URL) == {
+        "user": "app",
+        "password": "pw",
+        "host": "db.internal",
+        "port": "6543",
+        "dbname": "app",
+    }
+
+
+@pytest.mark.parametrize("bad", ["postgresql+pg8000://u@h/db", "mysql+asyncmy://u@h/db"])
+def test_unknown_drivers_are_refused_without_the_password(bad: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(DATABASE_URL=bad.replace("u@", "u:hunter2@"))
+    assert "DATABASE_URL: expected sqlite:///path or postgresql://" in str(info.value)
+    assert "hunter2" not in str(info.value)

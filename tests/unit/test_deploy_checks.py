@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 
 import pytest
 
-from bastion.config import ConfigError, Settings, load_settings
+from bastion.config import ENV_PREFIX, ConfigError, Settings, load_settings
 from bastion.deploy import CheckRegistry, CheckResult, CheckSpec, Finding, run_checks
 from bastion.deploy import finding as make_finding
 from bastion.deploy._checks import CHECKS, registry, schema_state
@@ -69,6 +69,7 @@ def _no_settings_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every Settings field starts unset, whatever the developer's shell exports."""
     for name in Settings.model_fields:
         monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(ENV_PREFIX + name, raising=False)
 
 
 def settings_from(monkeypatch: pytest.MonkeyPatch, env: Mapping[str, str]) -> Settings:

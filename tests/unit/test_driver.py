@@ -1,7 +1,8 @@
 """The driver of the per-request stack, path by path, over bare ASGI calls in-process.
 
 Each hook alone and all together, http and websocket and lifespan; a refusal;
-a client that hangs up; a bug before and after the response started; an app
+a client that hangs up; a bug before and after the response started; an
+app's own 500 held back, replaced for a database fault and kept for a bug; an app
 that sends its own security headers or request id. The hooks are the real
 ones (observer, envelope, failure rule), so what is asserted is what an app
 behind ``protect()`` gets: the status, every header once, the access line,
@@ -21,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bastion._driver import Driver, add_missing
 from bastion._stack import build_stack as protect
 from bastion.config import Settings, load_settings
+from bastion.db import DatabaseUnavailable
 from bastion.hardening import envelope
 from bastion.hardening._chain import EnvelopeConfig
 from bastion.ops._failures import FailureRule
@@ -102,6 +104,21 @@ class Apps:
                 await send({"type": "http.response.start", "status": 200, "headers": []})
                 await send({"type": "http.response.body", "body": b"sent"})
             raise RuntimeError(SECRET)
+
+        return app
+
+    def answers_500_then_raises(
+        self, exc: Exception, body: bytes = b"the app's own page"
+    ) -> ASGIApp:
+        """As Starlette's and FastAPI's error middleware do: their own 500, then the exception."""
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            self.seen.append(scope)
+            await send({"type": "http.response.start", "status": 500, "headers": []})
+            half = len(body) // 2
+            await send({"type": "http.response.body", "body": body[:half], "more_body": True})
+            await send({"type": "http.response.body", "body": body[half:]})
+            raise exc
 
         return app
 
@@ -417,6 +434,60 @@ async def test_a_bug_after_the_answer_began_is_only_logged(
     assert len(lines(caplog, "bastion.errors", logging.ERROR)) == 1
     assert requests_total(metrics, 200) == 1
     assert requests_total(metrics, 500) == 0
+
+
+async def test_a_database_fault_replaces_the_apps_500_with_a_503(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    metrics = Metrics()
+    fault = DatabaseUnavailable(f"jobs database: {SECRET}")
+    stack = protect(Apps().answers_500_then_raises(fault), settings, metrics=metrics)
+    with caplog.at_level(logging.INFO):
+        sent = await request(stack, headers=[HOST, ("accept", "application/json")])
+        access_lines.drain()
+    assert sent.status == 503  # one start: the app's 500 never went out
+    assert sent.header("retry-after") == "5"
+    assert sent.header("x-content-type-options") == "nosniff"
+    assert json.loads(sent.body)["reason"] == "DATABASE_UNAVAILABLE"
+    assert b"the app's own page" not in sent.body
+    (warning,) = lines(caplog, "bastion.errors", logging.WARNING)
+    assert "DatabaseUnavailable" in warning.getMessage()
+    assert lines(caplog, "bastion.errors", logging.ERROR) == []
+    assert SECRET not in caplog.text
+    assert requests_total(metrics, 503) == 1
+    assert requests_total(metrics, 500) == 0
+    assert metrics.registry.get_sample_value("bastion_database_unavailable_total") == 1
+
+
+async def test_an_apps_own_500_for_a_bug_stands(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    metrics = Metrics()
+    stack = protect(Apps().answers_500_then_raises(RuntimeError(SECRET)), settings, metrics=metrics)
+    with caplog.at_level(logging.INFO):
+        sent = await request(stack)
+        access_lines.drain()
+    assert (sent.status, sent.body) == (500, b"the app's own page")
+    assert sent.header("x-content-type-options") == "nosniff"
+    assert len(lines(caplog, "bastion.errors", logging.ERROR)) == 1
+    assert requests_total(metrics, 500) == 1
+
+
+async def test_a_500_too_big_to_hold_goes_out_as_it_comes(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Past 64 KiB a 500 is no error page; it is not kept in memory, and so not replaced."""
+    metrics = Metrics()
+    body = b"x" * (100 * 1024)
+    app = Apps().answers_500_then_raises(DatabaseUnavailable("gone"), body=body)
+    stack = protect(app, settings, metrics=metrics)
+    with caplog.at_level(logging.INFO):
+        sent = await request(stack)
+        access_lines.drain()
+    assert (sent.status, sent.body) == (500, body)
+    assert len(lines(caplog, "bastion.errors", logging.WARNING)) == 1  # still said, once
+    assert requests_total(metrics, 500) == 1
+    assert not metrics.registry.get_sample_value("bastion_database_unavailable_total")
 
 
 # -- the one pass over the response headers --------------------------------------------

@@ -9,34 +9,15 @@ or a full disk.
 
 from __future__ import annotations
 
-#: Code whose OSError or TimeoutError means "the database is unavailable".
-DATABASE_MODULES = (
-    "sqlalchemy",
-    "asyncpg",
-    "aiosqlite",
-    "sqlite3",
-    "psycopg",
-    "psycopg_pool",
-    "procrastinate",
-    "alembic",
-    "bastion.db",
-)
-
 
 def from_database(exc: BaseException) -> bool:
     """Whether a database call failed: a driver's error, or one raised inside database code."""
     from sqlalchemy.exc import DBAPIError
     from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-    if isinstance(exc, DBAPIError | PoolTimeout):
-        return True
-    tb = exc.__traceback__
-    while tb is not None:
-        module = str(tb.tb_frame.f_globals.get("__name__", ""))
-        if module.startswith(DATABASE_MODULES):
-            return True
-        tb = tb.tb_next
-    return False
+    from bastion.db._errors import raised_in_database_code
+
+    return isinstance(exc, DBAPIError | PoolTimeout) or raised_in_database_code(exc)
 
 
 #: PostgreSQL SQLSTATEs that mean the server answered and refused, each with what to do

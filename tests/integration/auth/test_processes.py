@@ -95,7 +95,12 @@ def test_stopped_postgres_gives_503_then_recovers_by_itself(
         down = attempt(server)
         elapsed = time.monotonic() - started
         assert down.status_code == 503
-        assert down.json() == {"error": "database unavailable"}
+        assert down.headers["retry-after"] == "5"
+        assert down.json() == {
+            "error": "Service Unavailable",
+            "reason": "DATABASE_UNAVAILABLE",
+            "hint": "try again in 5 seconds",
+        }
         assert elapsed < 5
         page = httpx.post(
             server.url + "/sign-in",
@@ -104,7 +109,7 @@ def test_stopped_postgres_gives_503_then_recovers_by_itself(
             timeout=10,
         )
         assert page.status_code == 503
-        assert "Temporarily unavailable" in page.text
+        assert "DATABASE_UNAVAILABLE" in page.text
         assert "Traceback" not in page.text
         postgres_server.start()
         assert attempt(server).status_code == 401

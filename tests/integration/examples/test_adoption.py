@@ -5,7 +5,9 @@ bastion did not write: fastapi-users' ``/auth/jwt/login`` (400
 ``LOGIN_BAD_CREDENTIALS``) and a Litestar app's own ``/login`` (401). A failed
 login lands in ``bastion audit --json`` with the client IP the trusted-proxy
 resolver saw, the limit holds across both instances, a cross-site POST is
-refused, and ``/api/health`` answers.
+refused, and ``/api/health`` answers. With PostgreSQL stopped under a running
+instance, a route that needs the database answers 503 with ``Retry-After``
+(never a 500), and after it returns, a burst of requests gets no 5xx.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.postgres import PostgresServer, unique_database_name
 from tests.support.servers import AppServer, run_cli
 
 LIMIT = 4
@@ -34,6 +37,8 @@ class Example:
     login: Callable[[str, str, str, dict[str, str]], httpx.Response]
     #: Creates the account the tests sign in as, the app's own way.
     register: Callable[[str, str], None]
+    #: A request to a route of the app's that needs the database: base URL -> response.
+    needs_database: Callable[[str], httpx.Response]
 
 
 def _form_login(path: str) -> Callable[[str, str, str, dict[str, str]], httpx.Response]:
@@ -71,6 +76,10 @@ EXAMPLES = {
         refused_status=400,
         login=_form_login("/auth/jwt/login"),
         register=_register_fastapi_users,
+        # fastapi-users reads the user table before it checks the password.
+        needs_database=lambda url: _form_login("/auth/jwt/login")(
+            url, "nobody@example.com", "wrong password", {"Accept": "application/json"}
+        ),
     ),
     "litestar": Example(
         factory="examples.litestar_app.app:create_app",
@@ -78,6 +87,7 @@ EXAMPLES = {
         refused_status=401,
         login=_json_login,
         register=lambda url, account: None,  # its one password comes from the environment
+        needs_database=lambda url: httpx.get(url + "/now", headers={"Accept": "application/json"}),
     ),
 }
 
@@ -212,3 +222,46 @@ def test_refusals_are_audited_in_aggregate_after_a_graceful_stop(
     (blocked,) = _audit(postgres_url, "auth.sign_in.blocked")
     assert blocked["details"]["count"] == 5
     assert blocked["client_ip"] == "127.0.0.1"
+
+
+@pytest.fixture(scope="module")
+def own_postgres() -> Iterator[PostgresServer]:
+    """A cluster of this module's own, to stop under a running app (the session's stays up)."""
+    server = PostgresServer().start()
+    yield server
+    server.close()
+
+
+def test_a_stopped_database_answers_503_then_recovers_with_no_5xx(
+    example: Example, valkey_url: str, own_postgres: PostgresServer
+) -> None:
+    if not own_postgres.running:  # the other example's run stopped it on failure
+        own_postgres.start()
+    url = own_postgres.create_database(unique_database_name("adoption_down"))
+    env = {**_env(valkey_url, url), "SIGN_IN_RATE_LIMIT": "1000/minute"}  # no 429 in the way
+    server = AppServer(env, factory=example.factory, ready_path="/api/health/live").start()
+    try:
+        up = example.needs_database(server.url).status_code
+        assert up in (200, example.refused_status)  # the app's own answer, from the database
+        own_postgres.stop()
+        down = [example.needs_database(server.url) for _ in range(3)]
+        assert [r.status_code for r in down] == [503] * 3, [r.text for r in down]
+        for response in down:
+            assert response.headers["retry-after"] == "5"
+            assert response.json()["reason"] == "DATABASE_UNAVAILABLE"
+        own_postgres.start()
+        # The pool's connections died with the server: none may fail a request now.
+        statuses = [example.needs_database(server.url).status_code for _ in range(20)]
+        assert statuses == [up] * 20
+        # Restarted while the app was idle: its pooled connection is dead, and no request
+        # saw it die. pool_pre_ping replaces it before a request gets it.
+        own_postgres.stop()
+        own_postgres.start()
+        statuses = [example.needs_database(server.url).status_code for _ in range(10)]
+        assert statuses == [up] * 10
+        output = server.output()
+        assert output.count("database unavailable (") == 3, output[-3000:]  # one line each
+        assert "Traceback" not in output
+        assert "ERROR" not in output
+    finally:
+        server.stop()
