@@ -9,6 +9,7 @@ Debian programs the selected tests run installed first (tests/support/system.py)
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from collections.abc import AsyncIterator, Generator, Iterable, Iterator
 from pathlib import Path
@@ -237,6 +238,28 @@ def _clean_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     reset_settings()
     yield
     reset_settings()
+
+
+@pytest.fixture(autouse=True)
+def _bastion_logger_as_it_was() -> Iterator[None]:
+    """A test that wraps an app leaves the ``bastion`` logger as it found it.
+
+    ``Bastion.protect`` sends bastion's lines to stderr, once per process, and
+    stops them reaching the root logger (see :func:`bastion.ops.configure_logging`);
+    a later test's ``caplog`` (a handler on the root) would otherwise see none.
+    """
+    logger = logging.getLogger("bastion")
+    handlers, level, propagate = list(logger.handlers), logger.level, logger.propagate
+    yield
+    for handler in list(logger.handlers):
+        if handler not in handlers:
+            handler.flush()
+            logger.removeHandler(handler)
+    for handler in handlers:
+        if handler not in logger.handlers:
+            logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = propagate
 
 
 @pytest.fixture(scope="session")

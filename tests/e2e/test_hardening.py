@@ -109,6 +109,7 @@ def test_health_answers(page: Page, app: AppServer) -> None:
     assert response.json() == {
         "status": "ok",
         "database": True,
+        "schema": "current",
         "jobs": False,
         "cache": False,
         "metrics": False,

@@ -57,7 +57,7 @@ async def _bastion(tmp_path: Path, valkey_url: str, **env: str) -> Bastion:
         VALKEY_URL=valkey_url,
         **env,
     )
-    return Bastion(settings)
+    return Bastion(settings, configure_logging=False)  # the tests read the lines with caplog
 
 
 @pytest.fixture

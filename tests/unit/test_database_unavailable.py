@@ -189,7 +189,7 @@ async def protected_by(
         engines.extend((own, app_db))
         settings = load_settings(DATABASE_URL=f"sqlite:///{tmp_path / 'bastion.db'}")
         metrics = Metrics()
-        security = Bastion(settings, metrics=metrics)
+        security = Bastion(settings, metrics=metrics, configure_logging=False)  # caplog reads them
         made.append(security)
         return security.protect(make(own, app_db), operations=False), metrics
 
@@ -240,7 +240,7 @@ async def test_a_database_hung_past_its_deadline_answers_503_within_it(
         DATABASE_URL=f"postgresql+asyncpg://app@127.0.0.1:{hung_server.port}/app",
         DATABASE_TIMEOUT_MS=200,
     )
-    security = Bastion(settings, metrics=Metrics())
+    security = Bastion(settings, metrics=Metrics(), configure_logging=False)  # caplog reads them
 
     async def needs_database(request: Request) -> JSONResponse:
         async with security.database.session() as db:

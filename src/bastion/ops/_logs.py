@@ -329,7 +329,10 @@ def configure_logging(json_lines: bool, level: int = logging.INFO) -> None:
 
     Only the ``bastion`` logger is touched (its one handler of this name is
     replaced, and its level set): the root logger, uvicorn's and the app's
-    own are left as they are.
+    own are left as they are. Its lines stop there, as uvicorn's own loggers
+    do: a framework that puts a handler on the root logger (Litestar does)
+    would otherwise write every line twice. An app that wants bastion's lines
+    in its own handlers does not call this (``Bastion(configure_logging=False)``).
     """
     handler = _StderrWriter()
     inner = (
@@ -347,6 +350,7 @@ def configure_logging(json_lines: bool, level: int = logging.INFO) -> None:
             root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level)
+    root.propagate = False
 
 
 def ensure_logging(json_lines: bool) -> bool:
