@@ -31,16 +31,6 @@ _REFUSALS = {
     "28P01": "the database refused the DATABASE_URL credentials",
     "28000": "the database refused the DATABASE_URL role (pg_hba.conf or the role's rights)",
 }
-#: SQLSTATE classes of a server that cannot serve: connection, shutdown, resources.
-_UNREACHABLE = ("08", "57", "53")
-#: The same, by SQLite's message (it has no codes a driver passes on).
-_SQLITE_REFUSALS = {
-    "no such table": "42P01",
-    "no such column": "42703",
-    "readonly database": "42501",
-    "already another table or index": "42P07",
-    "already exists": "42P07",
-}
 
 
 def describe_database_error(exc: BaseException) -> str:
@@ -51,23 +41,17 @@ def describe_database_error(exc: BaseException) -> str:
     answers from a database that is there, and each gets its own line.
     """
     from bastion.db._schema import ADVICE, SchemaError
+    from bastion.db._sqlstate import UNAVAILABLE_CLASSES, sqlstate
 
     if isinstance(exc, SchemaError):
         return str(exc)
-    orig = getattr(exc, "orig", None)
-    sqlstate = getattr(orig, "sqlstate", None)
-    if sqlstate is None:
-        cause = orig.__cause__ if orig is not None else None
-        sqlstate = getattr(cause, "sqlstate", None)
-    text = str(orig if orig is not None else exc).lower()
-    if sqlstate is None:
-        sqlstate = next((code for part, code in _SQLITE_REFUSALS.items() if part in text), None)
-    if sqlstate == "42P01":
+    code = sqlstate(exc)
+    if code == "42P01":
         return f"{ADVICE['missing']} first"
-    if sqlstate == "42703":
+    if code == "42703":
         return ADVICE["behind"]
-    if isinstance(sqlstate, str) and sqlstate in _REFUSALS:
-        return _REFUSALS[sqlstate]
-    if isinstance(sqlstate, str) and not sqlstate.startswith(_UNREACHABLE):
-        return f"the database refused a statement (SQLSTATE {sqlstate}, {type(exc).__name__})"
+    if code in _REFUSALS:
+        return _REFUSALS[code]
+    if code is not None and code[:2] not in UNAVAILABLE_CLASSES:
+        return f"the database refused a statement (SQLSTATE {code}, {type(exc).__name__})"
     return f"database unavailable ({type(exc).__name__})"

@@ -36,6 +36,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from bastion.db._engine import DatabaseUnavailable
+from bastion.db._sqlstate import UNAVAILABLE_CLASSES
 
 #: Code whose ``OSError`` or ``TimeoutError`` is the database's (the CLI judges by it too).
 DATABASE_MODULES = (
@@ -49,9 +50,6 @@ DATABASE_MODULES = (
     "alembic.",
     "bastion.db.",
 )
-
-#: SQLSTATE classes that say the server cannot serve now, not that the query is wrong.
-UNAVAILABLE_SQLSTATE_CLASSES = frozenset({"08", "53", "57"})
 
 #: SQLite primary result codes: BUSY, LOCKED, IOERR, FULL, CANTOPEN.
 UNAVAILABLE_SQLITE_CODES = frozenset({5, 6, 10, 13, 14})
@@ -83,9 +81,9 @@ def _driver_says(error: BaseException | None) -> bool | None:
     sqlite_code = getattr(error, "sqlite_errorcode", None)
     if isinstance(sqlite_code, int):
         return sqlite_code & 0xFF in UNAVAILABLE_SQLITE_CODES
-    sqlstate = getattr(error, "sqlstate", None)
-    if isinstance(sqlstate, str) and len(sqlstate) == 5:
-        return sqlstate[:2] in UNAVAILABLE_SQLSTATE_CLASSES
+    code = getattr(error, "sqlstate", None)
+    if isinstance(code, str) and len(code) == 5:
+        return code[:2] in UNAVAILABLE_CLASSES
     return None
 
 

@@ -20,6 +20,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bastion.db._sqlstate import sqlstate
+
 #: bastion's Alembic version table (an app's Alembic keeps ``alembic_version``).
 VERSION_TABLE = "bastion_alembic_version"
 #: bastion's migration revisions, oldest first; the last is the head.
@@ -78,10 +80,7 @@ def state_of(revisions: list[str]) -> SchemaState:
 
 def is_missing_table(exc: BaseException) -> bool:
     """Whether a statement failed because a table does not exist (SQLite or PostgreSQL)."""
-    if not isinstance(exc, DBAPIError):
-        return False
-    sqlstate = getattr(exc.orig, "sqlstate", None)
-    return sqlstate == "42P01" or "no such table" in str(exc.orig).lower()
+    return isinstance(exc, DBAPIError) and sqlstate(exc) == "42P01"
 
 
 async def read_revisions(connection: AsyncConnection) -> list[str] | None:
