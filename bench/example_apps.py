@@ -14,7 +14,6 @@ from starlette.types import ASGIApp
 
 from bastion import Bastion
 from bastion.config import get_settings
-from bastion.ops import configure_logging
 from bastion_example.app import create_routes_app
 
 BARE_POST_PATH = "/bench/post"
@@ -28,9 +27,7 @@ async def bare_post(request: Request) -> JSONResponse:
 
 def example_with_bare_post() -> ASGIApp:
     """``bastion_example:create_app`` with :data:`BARE_POST_PATH` among its routes."""
-    settings = get_settings()
-    configure_logging(json_lines=settings.is_production)
-    routes = create_routes_app(settings)
+    routes = create_routes_app(get_settings())
     routes.add_route(BARE_POST_PATH, bare_post, methods=["POST"])
     bastion: Bastion = routes.state.bastion
     # As create_app: the operations endpoints are among the routes already.

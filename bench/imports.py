@@ -1,17 +1,10 @@
-"""Start-up: ``import bastion; bastion.Bastion()`` under ``python -X importtime``, beside REV.
+"""``uv run python -m bench.imports REV [RUNS]``: start-up beside REV (exported as ``--before``).
 
-    uv run python -m bench.imports REV [RUNS]
-
-Fresh interpreters on the embedded default (SQLite, no Valkey, jobs off), this
-tree's and REV's (``git archive``, as ``--before``) in turn, RUNS (15) of each;
-a run's figure is the sum of its top-level imports' cumulative times. Prints
-the medians, their ratio, and which optional heavy packages each tree loaded.
-"""
-
-from __future__ import annotations
+``import bastion; bastion.Bastion()`` on the embedded default in fresh interpreters under
+``-X importtime``, this tree's and REV's in turn, RUNS (15) of each: the medians of the sums of
+top-level imports, their ratio, and which heavy optional packages each tree loaded."""
 
 import json
-import os
 import re
 import statistics
 import subprocess
@@ -29,13 +22,11 @@ _LINE = re.compile(r"import time:\s+\d+ \|\s+(\d+) \| ( *)(\w+)")
 
 def importtime(src: Path, scratch: Path) -> tuple[float, set[str]]:
     """Seconds of top-level imports on ``src``'s bastion, and which of :data:`HEAVY` it loaded."""
-    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": os.pathsep.join(python_path(src))}
-    env["DATABASE_URL"] = f"sqlite:///{scratch}/bastion.db"
-    code = "import bastion; bastion.Bastion()"
-    done = subprocess.run([sys.executable, "-X", "importtime", "-c", code], cwd=scratch,
-                          env=env, capture_output=True, text=True, check=True)  # fmt: skip
+    env = {"PYTHONPATH": ":".join(python_path(src)), "DATABASE_URL": f"sqlite:///{scratch}/b.db"}
+    code = [sys.executable, "-X", "importtime", "-c", "import bastion; bastion.Bastion()"]
+    done = subprocess.run(code, cwd=scratch, env=env, capture_output=True, text=True, check=True)
     found = _LINE.findall(done.stderr)
-    return sum(int(c) for c, indent, _ in found if not indent) / 1e6, {n for *_, n in found} & HEAVY
+    return sum(int(c) for c, pad, _ in found if not pad) / 1e6, {n for *_, n in found} & HEAVY
 
 
 def main(before: str, runs: int = 15) -> None:

@@ -25,7 +25,7 @@ import tempfile
 import time
 import timeit
 from collections.abc import Callable, Iterator, Mapping
-from typing import IO
+from typing import IO, Any
 
 import uvloop
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -240,11 +240,29 @@ def _driver_parts() -> dict[str, float]:
     }
 
 
+async def profile(requests: int, proxied: bool) -> Any:
+    """``--profile``: pyinstrument over protect+metrics, by function (a ``Profiler``)."""
+    from pyinstrument import Profiler
+
+    app = _apps()["protect+metrics"]
+    await per_request(app, "GET", "/json", 500, proxied)  # warm the caches first
+    with Profiler(interval=0.0001, async_mode="disabled") as profiler:
+        await per_request(app, "GET", "/json", requests // 2, proxied)
+        await per_request(app, "POST", "/submit", requests // 2, proxied)
+    return profiler
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--profile", type=int, metavar="REQUESTS", help="profile instead")
+    parser.add_argument("--proxied", action="store_true", help="--profile relayed requests")
     args = parser.parse_args(argv)
+    if args.profile:
+        profiler = uvloop.run(profile(args.profile, args.proxied))
+        print(profiler.output_text(unicode=True, color=False, show_all=False))
+        return
     print(json.dumps(uvloop.run(measure(args.rounds, args.count))))
 
 

