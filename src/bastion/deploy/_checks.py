@@ -127,8 +127,8 @@ def _app_env(settings: Settings) -> Iterator[Finding]:
         yield finding(
             "bastion.E004",
             f"APP_ENV is {settings.APP_ENV!r}: production safeguards are off",
-            "set APP_ENV=production (it requires a SECRET_KEY of your own, hides the sandbox "
-            "from non-admins and switches logs to JSON lines)",
+            "set APP_ENV=production (it requires a SECRET_KEY of your own and switches "
+            "logs to JSON lines)",
         )
 
 
@@ -156,8 +156,8 @@ def _app_url(settings: Settings) -> Iterator[Finding]:
             "bastion.E010",
             f"APP_URL is {settings.APP_URL!r}: sign-in passwords and session cookies travel "
             "in clear text, and the session cookie is issued without Secure",
-            "serve the app over https (the front door in deploy/ terminates TLS) and set "
-            "APP_URL=https://<your host>",
+            "serve the app over https (a TLS-terminating proxy in front, such as bastion's "
+            "Caddyfile) and set APP_URL=https://<your host>",
         )
 
 
@@ -331,7 +331,7 @@ def _metrics(settings: Settings) -> Iterator[Finding]:
             "bastion.W042",
             "METRICS_ENABLED is on and /api/metrics is answered to anyone who reaches the app; "
             "bastion cannot see whether the proxy refuses it",
-            "refuse /api/metrics at the front door (deploy/'s Caddyfile does) and scrape the "
+            "refuse /api/metrics at the proxy in front (bastion's Caddyfile does) and scrape the "
             "app from inside the network, then declare it: METRICS_BLOCKED_AT_PROXY=true",
         )
 
