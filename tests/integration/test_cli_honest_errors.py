@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import asyncpg
+
 from bastion.db import migrate
 from tests.support.servers import ROOT, free_port, run_cli
 
@@ -75,3 +77,35 @@ def test_createuser_with_an_empty_stdin_says_no_password_arrived(tmp_path: Path)
         "createuser", "--email", "a@example.com", env=env, stdin="a-long-enough-password\n"
     )
     assert made.returncode == 0, made.stderr
+
+
+TAKEN = "a name bastion's migration creates; nothing was changed"
+
+
+def test_migrate_over_a_taken_postgres_name_says_which_in_one_line(postgres_url: str) -> None:
+    """procrastinate's schema goes to asyncpg directly: its bare error is a database's too."""
+
+    async def run(statement: str) -> object:
+        connection = await asyncpg.connect(postgres_url)
+        try:
+            return await connection.fetchval(statement)
+        finally:
+            await connection.close()
+
+    asyncio.run(run("CREATE TABLE procrastinate_jobs (id bigserial PRIMARY KEY, note text)"))
+    result = run_cli("migrate", env={**os.environ, "DATABASE_URL": postgres_url})
+    assert result.returncode == 1
+    assert result.stderr == f'bastion: the database already holds "procrastinate_jobs", {TAKEN}\n'
+    assert asyncio.run(run("SELECT to_regclass('bastion_user')")) is None  # rolled back
+
+
+def test_migrate_over_a_taken_sqlite_name_says_which_in_one_line(tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / "taken.db") as db:
+        db.execute("CREATE TABLE bastion_user (nickname TEXT)")
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path}/taken.db"}
+    result = run_cli("migrate", env=env)
+    assert result.returncode == 1
+    assert result.stderr == f'bastion: the database already holds "bastion_user", {TAKEN}\n'
+    with sqlite3.connect(tmp_path / "taken.db") as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+    assert tables == {"bastion_user"}  # one transaction: nothing else was created

@@ -58,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bastion: {exc}", file=sys.stderr)
         return 2
     handler: Callable[[argparse.Namespace, Settings], int] = args.handler
-    from bastion.db import DATABASE_ERRORS, SchemaError  # the database, once a command runs
+    from bastion.db import SchemaError  # the database, once a command runs
 
     try:
         return handler(args, settings)
@@ -67,9 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _detach_stdout()
         return 0
     except Exception as exc:
-        if isinstance(exc, SchemaError) or (
-            isinstance(exc, DATABASE_ERRORS) and from_database(exc)
-        ):
+        if isinstance(exc, SchemaError) or from_database(exc):
             print(f"bastion: {describe_database_error(exc)}", file=sys.stderr)
             return 1
         # A bug's traceback still helps, but a library's message in it may quote a URL

@@ -74,6 +74,19 @@ def is_unavailable(exc: BaseException) -> bool:
     return bool(_driver_says(exc))
 
 
+def is_driver_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is a driver's own error with its code, not wrapped by SQLAlchemy.
+
+    Code that calls a driver directly raises these bare: migration 0002 runs
+    procrastinate's schema script on asyncpg's own ``execute`` (SQLAlchemy
+    would prepare it, and a prepared statement holds one command), and
+    procrastinate speaks psycopg. asyncpg's and psycopg's errors carry a
+    SQLSTATE, sqlite3's a result code; an error with neither says nothing
+    about the database, so it is left to the caller's other tests.
+    """
+    return _driver_says(exc) is not None
+
+
 def _driver_says(error: BaseException | None) -> bool | None:
     """What a driver's own error code says: unavailable, not, or nothing (no code)."""
     if error is None:

@@ -4,8 +4,10 @@ The driver (:class:`bastion._driver.Driver`) calls :meth:`RequestObserver.begin`
 first, before the envelope screens the request, and
 :meth:`RequestObserver.end` last, once the answer is complete, so refused
 requests are logged and counted too. ``end`` reads the route *template*
-Starlette's router leaves in ``scope["route"]`` and the client IP the
-envelope resolved in place, after the app has run. The driver stamps the id
+the app's router left in the scope (Starlette's ``scope["route"]``,
+Litestar's ``scope["path_template"]``; never the raw path, whose ids would
+make a metric series per object) and the client IP the envelope resolved
+in place, after the app has run. The driver stamps the id
 on the response (``header``) unless the app set one itself.
 """
 
@@ -83,7 +85,12 @@ class RequestObserver:
         route = scope.get("route")
         template = getattr(route, "path", None)
         if not isinstance(template, str):
-            template = REJECTED if "bastion.rejected" in scope else UNMATCHED
+            # Litestar names no route object; its router sets the matched handler's
+            # template, with the converters stripped ("/items/{i}") and any router
+            # prefix joined. A mounted app's is "": counted as unmatched.
+            template = scope.get("path_template") or (
+                REJECTED if "bastion.rejected" in scope else UNMATCHED
+            )
         method = scope.get("method", "GET")
         method = method if method in _METHODS else "OTHER"
         if self._observe is not None:

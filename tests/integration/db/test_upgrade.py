@@ -289,7 +289,7 @@ def test_a_failed_upgrade_changes_nothing(database: Backend, tmp_path: Path) -> 
     )
     assert result.returncode == 1
     assert result.stderr == (
-        "bastion: the database already holds a table or index under a name bastion "
+        'bastion: the database already holds "bastion_job_run", a name bastion\'s migration '
         "creates; nothing was changed\n"
     )
     assert database.names() == before

@@ -15,7 +15,10 @@ from pathlib import Path
 from typing import Any, cast
 
 import httpx
+import litestar
 import pytest
+from litestar.params import FromPath
+from prometheus_client.parser import text_string_to_metric_families
 from starlette.types import ASGIApp
 
 from bastion import Bastion
@@ -179,3 +182,27 @@ async def test_protect_answers_the_operations_endpoints(framework: str, bastion:
 async def test_the_operations_app_mounts_at_api(framework: str, bastion: Bastion) -> None:
     app, _ = BUILDERS[framework](bastion.operations_app())
     await _check_operations(bastion.protect(app, operations=False))
+
+
+async def test_litestar_requests_are_counted_under_their_route_template(bastion: Bastion) -> None:
+    """Litestar names no ``scope["route"]``: its template is read instead, never the path."""
+
+    @litestar.get("/items/{i:int}")
+    async def item(i: FromPath[int]) -> dict[str, int]:
+        return {"item": i}
+
+    app = bastion.protect(cast(ASGIApp, litestar.Litestar(route_handlers=[item])))
+    transport = httpx.ASGITransport(app=cast(Any, app), client=PROXY)
+    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
+        assert (await client.get("/items/7")).json() == {"item": 7}
+        assert (await client.get("/items/8")).status_code == 200
+        assert (await client.get("/nowhere/7")).status_code == 404
+        metrics = (await client.get("/api/metrics")).text
+    counted = {
+        (sample.labels["route"], sample.labels["status"]): sample.value
+        for family in text_string_to_metric_families(metrics)
+        for sample in family.samples
+        if sample.name == "bastion_http_requests_total"
+    }
+    # Litestar's template drops the converter, as its own Prometheus plugin's label does.
+    assert counted == {("/items/{i}", "200"): 2.0, ("<unmatched>", "404"): 1.0}
