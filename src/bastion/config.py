@@ -119,6 +119,9 @@ class Settings(BaseSettings):
     SESSION_MAX_AGE: int = Field(default=14 * 24 * 3600, ge=60, le=366 * 24 * 3600)
     SESSION_IDLE_TIMEOUT: int = Field(default=24 * 3600, ge=60, le=366 * 24 * 3600)
     DATABASE_TIMEOUT_MS: int = Field(default=2_000, ge=50, le=60_000)
+    #: argon2id's parameters for new password hashes (argon2-cffi's profiles): ``cheapest``
+    #: is for test suites (as Django's docs advise a fast hasher there), refused in production.
+    PASSWORD_HASH_PROFILE: Literal["rfc_9106_low_memory", "cheapest"] = "rfc_9106_low_memory"  # noqa: S105 - a name, not a secret
 
     CACHE_KEY_PREFIX: str = Field(default="bastion:", min_length=1, max_length=64)
     #: Deprecated, no effect: CACHE_COMMAND_TIMEOUT_MS bounds connecting too, and a
@@ -199,6 +202,10 @@ class Settings(BaseSettings):
     def _check_production(self) -> Settings:
         if self.APP_ENV == "production" and self.SECRET_KEY == DEV_SECRET_KEY:
             raise ValueError("SECRET_KEY: expected a secret of your own when APP_ENV=production")
+        if self.APP_ENV == "production" and self.PASSWORD_HASH_PROFILE == "cheapest":  # noqa: S105
+            raise ValueError(
+                "PASSWORD_HASH_PROFILE: 'cheapest' is for test suites, not APP_ENV=production"
+            )
         return self
 
     @model_validator(mode="after")

@@ -115,6 +115,7 @@ class AppServer:
         # BASTION_<NAME> wins over <NAME>: a developer's shell must not leak either in.
         prefixes = (
             "APP_", "VALKEY_", "CACHE_", "DATABASE_", "SIGN_IN_", "SESSION_", "TRUSTED_", "BASTION_",
+            "PASSWORD_",
         )  # fmt: skip
         env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
         env.update({"APP_URL": self.url, **self.env})

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 MIN_PASSWORD = 10
@@ -30,6 +30,16 @@ class Passwords:
     def __init__(self, hasher: PasswordHasher | None = None) -> None:
         self.hasher = hasher or PasswordHasher()
         self._dummy = self.hasher.hash("bastion-dummy-password-for-timing")
+
+    @classmethod
+    def for_profile(cls, profile: str) -> Passwords:
+        """New hashes with argon2-cffi's named profile (``PASSWORD_HASH_PROFILE``).
+
+        A stored hash carries its own parameters, so it verifies under any
+        profile; one made under another is rehashed at its next sign-in
+        (``needs_rehash``), which is how a move back to the default heals.
+        """
+        return cls(PasswordHasher.from_parameters(getattr(profiles, profile.upper())))
 
     async def hash(self, password: str) -> str:
         return await asyncio.to_thread(self.hasher.hash, password)

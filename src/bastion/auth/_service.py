@@ -103,7 +103,8 @@ class AuthService:
             idle_timeout=timedelta(seconds=settings.SESSION_IDLE_TIMEOUT),
             secret=settings.SECRET_KEY.encode(),
         )
-        return cls(database, guard, policy, sign_up_limiter=sign_up_limiter)
+        passwords = Passwords.for_profile(settings.PASSWORD_HASH_PROFILE)
+        return cls(database, guard, policy, passwords=passwords, sign_up_limiter=sign_up_limiter)
 
     async def find_user(self, db: AsyncSession, email: str) -> User | None:
         return await db.scalar(select(User).where(func.lower(User.email) == email.lower()))

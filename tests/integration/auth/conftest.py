@@ -35,6 +35,9 @@ def settings(database_url: str) -> Settings:
         SIGN_IN_RATE_LIMIT="1000/minute",
         SIGN_IN_ACCOUNT_RATE_LIMIT="1000/minute",
         SIGN_UP_RATE_LIMIT="1000/minute",
+        # argon2's cheapest parameters: these tests sign up and in hundreds of times, and
+        # what they prove does not depend on the cost (tests/unit/test_password_profiles.py).
+        PASSWORD_HASH_PROFILE="cheapest",
     )
 
 
