@@ -30,6 +30,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from bastion._later import set_later
 from bastion._stack import build_stack
 from bastion.cache import Cache, set_cache
 from bastion.config import Settings, get_settings, remember_secrets
@@ -105,6 +106,20 @@ class Bastion:
         # and Task.defer this app's jobs engine.
         set_cache(self.cache)
         set_jobs(self.jobs)
+        set_later(self.later)
+
+    async def later(self, task: str, /, **arguments: Any) -> None:
+        """Queue bastion's task ``task`` on this app's jobs engine (see :mod:`bastion._later`).
+
+        A queue that cannot take the job (its database down) is one log line;
+        the request that asked goes on, as the contract of ``Later`` says.
+        """
+        try:
+            await self.jobs.defer(self.jobs.tasks()[task], **arguments)
+        except Exception as exc:
+            logging.getLogger("bastion.jobs").warning(
+                "jobs: could not queue %s: %s", task, type(exc).__name__
+            )
 
     # -- per request -----------------------------------------------------------------------
 
@@ -195,6 +210,7 @@ class Bastion:
         """Start the background work: the loop-lag monitor and the jobs engine."""
         set_cache(self.cache)
         set_jobs(self.jobs)
+        set_later(self.later)
         self.loop_lag.start()
         # In the background: a database that is down must not hold up the start.
         self._schema_check = asyncio.create_task(self.warn_about_schema())

@@ -140,6 +140,16 @@ class Settings(BaseSettings):
     SIGN_IN_ACCOUNT_RATE_LIMIT: str = "5/15minutes"
     #: Accounts one client IP may create, in the same notation (its own budget).
     SIGN_UP_RATE_LIMIT: str = "5/hour"
+    #: Password-reset requests per client IP and, apart, per account (the same notation).
+    PASSWORD_RESET_RATE_LIMIT: str = "5/hour"  # noqa: S105 - a rate, not a secret
+    #: Seconds an emailed password-reset link works.
+    PASSWORD_RESET_TTL: int = Field(default=1_800, ge=60, le=7 * 24 * 3600)
+
+    #: ``smtp://user:password@host:port`` (STARTTLS when the server offers it) or
+    #: ``smtps://...`` (implicit TLS). Unset: mail goes to the console in development.
+    EMAIL_URL: str | None = None
+    #: The From address of every message bastion sends.
+    EMAIL_FROM: str = "bastion@localhost"
 
     #: Background jobs on procrastinate's PostgreSQL tables, run by ``bastion worker``.
     #: Off: jobs run inline in the app's process (the embedded default).
@@ -174,7 +184,12 @@ class Settings(BaseSettings):
     def _valkey_url(cls, value: str | None) -> str | None:
         return valkey_url(value)
 
-    @field_validator("SIGN_IN_RATE_LIMIT", "SIGN_IN_ACCOUNT_RATE_LIMIT", "SIGN_UP_RATE_LIMIT")
+    @field_validator(
+        "SIGN_IN_RATE_LIMIT",
+        "SIGN_IN_ACCOUNT_RATE_LIMIT",
+        "SIGN_UP_RATE_LIMIT",
+        "PASSWORD_RESET_RATE_LIMIT",
+    )
     @classmethod
     def _rate_limit(cls, value: str) -> str:
         parse_rate_limit(value)  # raises ValueError naming the expected notation
@@ -298,7 +313,7 @@ def remember_secrets(settings: Settings) -> None:
     """
     remember(
         secrets=[settings.SECRET_KEY] if settings.SECRET_KEY != DEV_SECRET_KEY else [],
-        urls=[settings.DATABASE_URL, settings.VALKEY_URL],
+        urls=[settings.DATABASE_URL, settings.VALKEY_URL, settings.EMAIL_URL],
     )
 
 

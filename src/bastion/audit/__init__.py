@@ -8,8 +8,13 @@ forge an entry in either place.
 from __future__ import annotations
 
 from bastion.audit._log import (
+    PASSWORD_CHANGED,
+    PASSWORD_RESET_COMPLETED,
+    PASSWORD_RESET_REQUESTED,
+    SESSION_REVOKED,
     SIGN_IN_BLOCKED,
     SIGN_IN_FAILED,
+    SIGN_IN_NEW_DEVICE,
     SIGN_IN_RATE_LIMITED,
     SIGN_IN_SUCCEEDED,
     SIGN_OUT,
@@ -24,8 +29,13 @@ from bastion.audit._log import (
 )
 
 __all__ = [
+    "PASSWORD_CHANGED",
+    "PASSWORD_RESET_COMPLETED",
+    "PASSWORD_RESET_REQUESTED",
+    "SESSION_REVOKED",
     "SIGN_IN_BLOCKED",
     "SIGN_IN_FAILED",
+    "SIGN_IN_NEW_DEVICE",
     "SIGN_IN_RATE_LIMITED",
     "SIGN_IN_SUCCEEDED",
     "SIGN_OUT",

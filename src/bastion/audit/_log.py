@@ -24,6 +24,11 @@ SIGN_IN_SUCCEEDED = "auth.sign_in.succeeded"
 SIGN_IN_RATE_LIMITED = "auth.sign_in.rate_limited"
 SIGN_OUT = "auth.sign_out"
 SIGN_UP = "auth.sign_up"
+PASSWORD_CHANGED = "auth.password.changed"  # noqa: S105 - audit action names, not secrets
+PASSWORD_RESET_REQUESTED = "auth.password_reset.requested"  # noqa: S105
+PASSWORD_RESET_COMPLETED = "auth.password_reset.completed"  # noqa: S105
+SESSION_REVOKED = "auth.session.revoked"
+SIGN_IN_NEW_DEVICE = "auth.sign_in.new_device"
 
 USER_AGENT_LIMIT = 256
 

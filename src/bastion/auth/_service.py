@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bastion._later import Later, current_later
 from bastion.audit import SIGN_OUT, SIGN_UP, AuditEntry, Outcome, record
 from bastion.auth._emails import normalise_email
 from bastion.auth._passwords import MAX_PASSWORD, MIN_PASSWORD, Passwords
@@ -30,6 +31,11 @@ from bastion.db import Database, User
 from bastion.db._types import utcnow
 from bastion.guard import Client, FailReason, SignInGuard
 from bastion.ratelimit import Decision, SignInLimiter
+
+
+async def _process_later(task: str, /, **arguments: object) -> None:
+    """The running app's ``Later``, looked up when used (the app may be built after us)."""
+    await current_later()(task, **arguments)
 
 
 class InvalidPassword(ValueError):
@@ -78,9 +84,19 @@ class AuthService:
         *,
         passwords: Passwords | None = None,
         sign_up_limiter: SignInLimiter | None = None,
+        later: Later | None = None,
+        app_url: str = "http://localhost:8000",
     ) -> None:
-        """``sign_up_limiter`` counts sign-ups per client IP (none: unlimited)."""
+        """``sign_up_limiter`` counts sign-ups per client IP (none: unlimited).
+
+        ``later`` queues the mail this service sends (a reset link, a security
+        notice) outside the request; by default, the running
+        :class:`~bastion.Bastion`'s jobs engine. ``app_url`` is where the
+        links in that mail point (``APP_URL``).
+        """
         self.database = database
+        self.later: Later = later or _process_later
+        self.app_url = app_url
         self.guard = guard
         self.sign_up_limiter = sign_up_limiter
         self.passwords = passwords or Passwords()
@@ -104,7 +120,14 @@ class AuthService:
             secret=settings.SECRET_KEY.encode(),
         )
         passwords = Passwords.for_profile(settings.PASSWORD_HASH_PROFILE)
-        return cls(database, guard, policy, passwords=passwords, sign_up_limiter=sign_up_limiter)
+        return cls(
+            database,
+            guard,
+            policy,
+            passwords=passwords,
+            sign_up_limiter=sign_up_limiter,
+            app_url=settings.APP_URL,
+        )
 
     async def find_user(self, db: AsyncSession, email: str) -> User | None:
         return await db.scalar(select(User).where(func.lower(User.email) == email.lower()))

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from bastion.db._engine import DATABASE_ERRORS, Database, DatabaseUnavailable
-from bastion.db._models import AuditLog, User, UserSession
+from bastion.db._models import AuditLog, KnownDevice, PasswordReset, User, UserSession
 from bastion.db._schema import Migration, MigrationReport, SchemaError, SchemaState
 
 if TYPE_CHECKING:
@@ -27,8 +27,10 @@ __all__ = [
     "AuditLog",
     "Database",
     "DatabaseUnavailable",
+    "KnownDevice",
     "Migration",
     "MigrationReport",
+    "PasswordReset",
     "SchemaError",
     "SchemaState",
     "User",

@@ -1,4 +1,4 @@
-"""The tables: users, sessions, the append-only audit log and job runs.
+"""The tables: users, sessions, password resets, known devices, the audit log and job runs.
 
 Every name is bastion's own (``bastion_*``, see :mod:`bastion.db._schema`): bastion
 lives in the adopting app's database, beside tables such as the app's own
@@ -10,6 +10,7 @@ the session or anything else it mentions, so that history survives deletion.
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +18,14 @@ from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, St
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bastion.db._types import UTCDateTime, utcnow
+
+PUBLIC_ID_BYTES = 16
+
+
+def new_public_id() -> str:
+    """A session's public id: 128 random bits, drawn apart from the token."""
+    return secrets.token_urlsafe(PUBLIC_ID_BYTES)
+
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a real BIGINT.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -49,6 +58,9 @@ class UserSession(Base):
     __tablename__ = "bastion_session"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    #: What the session list shows and ``DELETE /api/auth/sessions/{id}`` takes: random,
+    #: unrelated to the token, and not the row id (which would count the site's sign-ins).
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     user_id: Mapped[int] = mapped_column(
         BigId, ForeignKey("bastion_user.id", ondelete="CASCADE"), index=True
@@ -58,6 +70,51 @@ class UserSession(Base):
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     ip: Mapped[str | None] = mapped_column(String(45))
     user_agent: Mapped[str | None] = mapped_column(String(256))
+
+
+class PasswordReset(Base):
+    """One emailed password-reset link. Only an HMAC-SHA256 of its token is stored.
+
+    ``used_at`` is set when the link resets the password; a newer request for
+    the same account ends the older links the same way (``superseded``), so
+    the confirm endpoint can say why a token no longer works.
+    """
+
+    __tablename__ = "bastion_password_reset"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("bastion_user.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    superseded: Mapped[bool] = mapped_column(Boolean, default=False)
+    ip: Mapped[str | None] = mapped_column(String(45))
+
+
+class KnownDevice(Base):
+    """A device an account signed in from: browser, system and network, as one keyed hash.
+
+    A sign-in from a device not seen in the last 30 days sends a security
+    notice (``auth.sign_in.new_device``). Only the HMAC is kept, so the table
+    is no second log of where each user has been.
+    """
+
+    __tablename__ = "bastion_known_device"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("bastion_user.id", ondelete="CASCADE"), index=True
+    )
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        Index("uq_bastion_known_device_user_fingerprint", user_id, fingerprint, unique=True),
+    )
 
 
 class AuditLog(Base):

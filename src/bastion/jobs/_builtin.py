@@ -30,8 +30,22 @@ async def _clean_sessions(ctx: JobContext) -> None:
         logger.info("jobs: removed %d expired or idle sessions", removed)
 
 
+async def _send_mail(ctx: JobContext, to: str, subject: str, text: str) -> None:
+    # Imported when a message goes out, as the session sweep above.
+    from bastion.mail import Message, transport_for  # noqa: PLC0415
+
+    await transport_for(ctx.settings).send(Message(to=to, subject=subject, text=text))
+
+
 def builtin_tasks(settings: Settings) -> list[Task]:
-    """The expired-session sweep, every ``JOBS_SESSION_CLEANUP_SECONDS``."""
+    """The expired-session sweep, every ``JOBS_SESSION_CLEANUP_SECONDS``, and sending mail.
+
+    A message is retried with backoff (2, 4, 8 ... s) when its delivery
+    raises, a refused SMTP connection among the causes.
+    """
     return [
-        Task("bastion.sessions.clean", _clean_sessions, every=settings.JOBS_SESSION_CLEANUP_SECONDS)
+        Task(
+            "bastion.sessions.clean", _clean_sessions, every=settings.JOBS_SESSION_CLEANUP_SECONDS
+        ),
+        Task("bastion.mail.send", _send_mail, queue="mail", retries=5, backoff=2),
     ]

@@ -101,9 +101,10 @@ def test_expired_and_idle_sessions_disappear_by_themselves(app: AppServer) -> No
         ]
         for name, created, expires, seen in rows:
             db.execute(
-                "INSERT INTO bastion_session (token_hash, user_id, created_at, expires_at, last_seen_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (name.ljust(64, "0"), user_id, created, expires, seen),
+                "INSERT INTO bastion_session "
+                "(public_id, token_hash, user_id, created_at, expires_at, last_seen_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (name, name.ljust(64, "0"), user_id, created, expires, seen),
             )
 
     def remaining() -> list[str] | None:
