@@ -95,6 +95,29 @@ class Sessions:
             await db.commit()
         return session, user
 
+    async def end_all(
+        self, db: AsyncSession, user_id: int, *, keep: UserSession | None = None
+    ) -> int:
+        """End every session of ``user_id`` but ``keep``; returns how many ended.
+
+        A password change keeps the session that made it (and gives it a new
+        token, :meth:`rotate`); a reset by email keeps none.
+        """
+        statement = delete(UserSession).where(UserSession.user_id == user_id)
+        if keep is not None:
+            statement = statement.where(UserSession.id != keep.id)
+        result = await db.execute(statement)
+        await db.commit()
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def rotate(self, db: AsyncSession, session: UserSession) -> str:
+        """A new token for ``session`` (same row, same public id); the old cookie stops working."""
+        token = secrets.token_urlsafe(32)
+        session.token_hash = hash_token(token, self.policy.secret)
+        session.last_seen_at = utcnow()
+        await db.commit()
+        return token
+
     async def end(self, db: AsyncSession, token: str) -> bool:
         """Delete the session on the server side; True if there was one."""
         result = await db.execute(
