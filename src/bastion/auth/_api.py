@@ -18,13 +18,8 @@ from starlette.routing import Route
 from bastion.auth._cookies import clear_session_cookie, read_session_cookie, set_session_cookie
 from bastion.auth._emails import InvalidEmail, normalise_email
 from bastion.auth._passwords import MAX_PASSWORD
-from bastion.auth._service import (
-    AuthService,
-    EmailTaken,
-    InvalidPassword,
-    SignInResult,
-    SignUpLimited,
-)
+from bastion.auth._policy import TOO_LONG, InvalidPassword, PasswordRule
+from bastion.auth._service import AuthService, EmailTaken, SignInResult, SignUpLimited
 from bastion.body import BadRequest, read_form, read_json
 from bastion.body._media import media_type
 from bastion.db._models import User
@@ -61,7 +56,7 @@ async def read_credentials(request: Request) -> tuple[str, str]:
     if not isinstance(email, str) or not isinstance(password, str):
         raise BadRequest("email and password must be strings")
     if len(password) > MAX_PASSWORD:
-        raise BadRequest(f"password must be at most {MAX_PASSWORD} characters")
+        raise BadRequest(TOO_LONG, name=PasswordRule.TOO_LONG)
     try:
         return normalise_email(email), password
     except InvalidEmail as exc:
@@ -86,7 +81,7 @@ def auth_routes(service: AuthService, max_age: int) -> list[Route]:
         try:
             user, token = await service.sign_up(email, password, client_of(request))
         except InvalidPassword as exc:
-            raise BadRequest(str(exc)) from None
+            raise BadRequest(str(exc), name=exc.reason) from None
         except EmailTaken as exc:
             return JSONResponse({"error": str(exc)}, status_code=409, headers=NO_STORE)
         except SignUpLimited as exc:

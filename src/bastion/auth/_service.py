@@ -23,17 +23,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bastion.audit import SIGN_OUT, SIGN_UP, AuditEntry, Outcome, record
 from bastion.auth._emails import normalise_email
-from bastion.auth._passwords import MAX_PASSWORD, MIN_PASSWORD, Passwords
+from bastion.auth._passwords import Passwords
+from bastion.auth._policy import PasswordPolicy, check_password
 from bastion.auth._sessions import SessionPolicy, Sessions
 from bastion.config import Settings
 from bastion.db import Database, User
 from bastion.db._types import utcnow
 from bastion.guard import Client, FailReason, SignInGuard
 from bastion.ratelimit import Decision, SignInLimiter
-
-
-class InvalidPassword(ValueError):
-    """The password breaks a length rule; the message is safe to show."""
 
 
 class EmailTaken(ValueError):
@@ -60,13 +57,6 @@ class SignInResult:
         return self.user is not None and self.token is not None
 
 
-def check_password_rules(password: str) -> None:
-    if len(password) < MIN_PASSWORD:
-        raise InvalidPassword(f"password must be at least {MIN_PASSWORD} characters")
-    if len(password) > MAX_PASSWORD:
-        raise InvalidPassword(f"password must be at most {MAX_PASSWORD} characters")
-
-
 class AuthService:
     """Accounts and sessions on one database, behind the shared sign-in guard."""
 
@@ -78,11 +68,13 @@ class AuthService:
         *,
         passwords: Passwords | None = None,
         sign_up_limiter: SignInLimiter | None = None,
+        password_policy: PasswordPolicy | None = None,
     ) -> None:
         """``sign_up_limiter`` counts sign-ups per client IP (none: unlimited)."""
         self.database = database
         self.guard = guard
         self.sign_up_limiter = sign_up_limiter
+        self.password_policy = password_policy or PasswordPolicy()
         self.passwords = passwords or Passwords()
         self.sessions = Sessions(policy)
 
@@ -103,8 +95,22 @@ class AuthService:
             idle_timeout=timedelta(seconds=settings.SESSION_IDLE_TIMEOUT),
             secret=settings.SECRET_KEY.encode(),
         )
-        passwords = Passwords.for_profile(settings.PASSWORD_HASH_PROFILE)
-        return cls(database, guard, policy, passwords=passwords, sign_up_limiter=sign_up_limiter)
+        return cls(
+            database,
+            guard,
+            policy,
+            passwords=Passwords.for_profile(settings.PASSWORD_HASH_PROFILE),
+            sign_up_limiter=sign_up_limiter,
+            password_policy=PasswordPolicy.from_settings(settings),
+        )
+
+    def check_new_password(self, password: str, email: str) -> None:
+        """Raise :class:`InvalidPassword` (with its ``reason``) unless ``password`` may be set.
+
+        Every place a password is chosen (sign-up, ``createuser``, a change, a
+        reset) asks here, so one policy holds everywhere; signing in never does.
+        """
+        check_password(password, email=email, policy=self.password_policy)
 
     async def find_user(self, db: AsyncSession, email: str) -> User | None:
         return await db.scalar(select(User).where(func.lower(User.email) == email.lower()))
@@ -143,7 +149,7 @@ class AuthService:
         session: bool = False,
     ) -> tuple[User, str]:
         normalised = normalise_email(email)
-        check_password_rules(password)
+        self.check_new_password(password, normalised)
         password_hash = await self.passwords.hash(password)
         async with self.database.session() as db:
             if await self.find_user(db, normalised) is not None:
