@@ -95,7 +95,7 @@ class PasswordPolicy:
 
     min_length: int = 15
     #: The site's own words, case-folded: ``SITE_NAME``'s and ``APP_URL``'s host's.
-    site_words: frozenset[str] = frozenset()
+    site_words: frozenset[str] = frozenset({"bastion"})
     #: As configured, for a form to say the rule: "not the site's name (bastion)".
     site_name: str = "bastion"
 
