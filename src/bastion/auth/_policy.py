@@ -21,9 +21,10 @@ named reason a client can act on:
   (``SITE_NAME`` and the labels of ``APP_URL``'s host).
 
 The policy applies where a password is chosen (sign-up, ``bastion
-createuser``, and change and reset through :meth:`AuthService.check_new_password`),
-never at sign-in: a password set under an older rule still signs in, as
-rev. 4 asks verifiers not to force a change without evidence of compromise.
+createuser``, and change and reset through
+:meth:`~bastion.auth.AuthService.check_new_password`), never at sign-in: a
+password set under an older rule still signs in, as rev. 4 asks verifiers not
+to force a change without evidence of compromise.
 
 The list is read on the first check, not at import: starting an app (or any
 CLI command) pays nothing for it, and a process that never takes a new
@@ -43,18 +44,6 @@ from bastion.auth._passwords import MAX_PASSWORD
 
 if TYPE_CHECKING:
     from bastion.config import Settings
-
-__all__ = [
-    "COMMON_PASSWORDS_FILE",
-    "MIN_CONTEXT_WORD",
-    "TOO_LONG",
-    "InvalidPassword",
-    "PasswordPolicy",
-    "PasswordRule",
-    "check_password",
-    "common_passwords",
-    "context_words",
-]
 
 #: The blocklist's file in this package: one case-folded password a line, gzip.
 COMMON_PASSWORDS_FILE = "common_passwords.txt.gz"

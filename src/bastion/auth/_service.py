@@ -105,7 +105,7 @@ class AuthService:
         )
 
     def check_new_password(self, password: str, email: str) -> None:
-        """Raise :class:`InvalidPassword` (with its ``reason``) unless ``password`` may be set.
+        """Accept ``email``'s new ``password`` or raise :class:`~bastion.auth.InvalidPassword`.
 
         Every place a password is chosen (sign-up, ``createuser``, a change, a
         reset) asks here, so one policy holds everywhere; signing in never does.
