@@ -122,7 +122,8 @@ class AuthService:
 
         Raises InvalidEmail, InvalidPassword or EmailTaken.
         """
-        user, _ = await self._create(email, password, is_admin=is_admin, client=client)
+        normalised = self._acceptable(email, password)
+        user, _ = await self._create(normalised, password, is_admin=is_admin, client=client)
         return user
 
     async def sign_up(self, email: str, password: str, client: Client) -> tuple[User, str]:
@@ -130,26 +131,35 @@ class AuthService:
 
         Raises SignUpLimited, InvalidEmail, InvalidPassword or EmailTaken; on
         any of them no account exists. Sign-ups have their own per-IP limit,
-        counted before anything else, and spend none of the sign-in budget.
-        The new session is audited as the sign-up's own.
+        and spend none of the sign-in budget. The limit counts only sign-ups
+        whose email and password are acceptable (checked first, without the
+        database): a 400 changes nothing, and someone who tries a few
+        passwords the policy refuses is not locked out for the hour. The
+        new session is audited as the sign-up's own.
         """
+        normalised = self._acceptable(email, password)
         if self.sign_up_limiter is not None:
             decision = await self.sign_up_limiter.hit(client.ip or "unknown", "")
             if not decision.allowed:
                 raise SignUpLimited(decision)
-        return await self._create(email, password, client=client, session=True)
+        return await self._create(normalised, password, client=client, session=True)
+
+    def _acceptable(self, email: str, password: str) -> str:
+        """The normalised email, once it and the password pass; InvalidEmail or InvalidPassword."""
+        normalised = normalise_email(email)
+        self.check_new_password(password, normalised)
+        return normalised
 
     async def _create(
         self,
-        email: str,
+        normalised: str,
         password: str,
         *,
         is_admin: bool = False,
         client: Client | None = None,
         session: bool = False,
     ) -> tuple[User, str]:
-        normalised = normalise_email(email)
-        self.check_new_password(password, normalised)
+        """The account for an email and password that :meth:`_acceptable` passed."""
         password_hash = await self.passwords.hash(password)
         async with self.database.session() as db:
             if await self.find_user(db, normalised) is not None:

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bastion.auth._passwords import MAX_PASSWORD, Passwords
-from bastion.config import load_settings
+from bastion.config import Settings, load_settings
 from bastion.db import User, migrate
 from tests.integration.auth.conftest import Browser
 
@@ -22,16 +22,20 @@ PASSPHRASE = "a correct horse grazes by the battery staple"
 
 
 @pytest.fixture
-async def browser(tmp_path: Path) -> AsyncIterator[Browser]:
+def settings(tmp_path: Path) -> Settings:
     url = f"sqlite:///{tmp_path / 'bastion.db'}"
-    await asyncio.to_thread(asyncio.run, migrate(url))
-    settings = load_settings(
+    asyncio.run(migrate(url))
+    return load_settings(
         DATABASE_URL=url,
         APP_URL="http://testserver",
         ALLOWED_HOSTS="testserver",
         SIGN_UP_RATE_LIMIT="1000/minute",
         PASSWORD_HASH_PROFILE="cheapest",
     )
+
+
+@pytest.fixture
+async def browser(settings: Settings) -> AsyncIterator[Browser]:
     instance = Browser(settings)
     yield instance
     await instance.close()
@@ -141,3 +145,15 @@ async def test_the_sandbox_page_checks_without_javascript(browser: Browser) -> N
     assert "1234567890qwerty" not in checked.text  # the password is not echoed
     bad = await browser.client.post("/api/sandbox/accounts/password-verdict", json=["x"])
     assert bad.status_code == 400
+
+
+async def test_a_refused_password_spends_none_of_the_sign_up_budget(settings: Settings) -> None:
+    """A 400 changes nothing: trying weak passwords does not lock the next, good one out."""
+    limited = Browser(settings.model_copy(update={"SIGN_UP_RATE_LIMIT": "1/hour"}))
+    try:
+        for weak in ("too short", "1234567890qwerty", "y" * (MAX_PASSWORD + 1)):
+            assert (await limited.sign_up("ada@example.com", weak)).status_code == 400
+        assert (await limited.sign_up("ada@example.com", PASSPHRASE)).status_code == 201
+        assert (await limited.sign_up("bob@example.com", PASSPHRASE)).status_code == 429
+    finally:
+        await limited.close()
