@@ -1,7 +1,10 @@
 """The JSON endpoints: POST sign-up, sign-in, sign-out and GET session under /api/auth.
 
 They take JSON or an urlencoded form, so the same endpoint serves scripts and
-plain HTML forms. A failed sign-in uses one body for every reason. A 429 is
+plain HTML forms. A failed sign-in uses one body for every reason. A sign-up
+whose password the policy refuses (:mod:`bastion.auth._policy`) is a
+:class:`~bastion.body.BadRequest` named for the rule, which the app answers
+as ``{"error": <sentence>, "reason": "too_short"}`` (:meth:`BadRequest.as_json`). A 429 is
 answered like every refusal of bastion (:mod:`bastion.responses`: for a JSON
 client ``{"error", "reason": "RATE_LIMITED", "hint"}``) with Retry-After
 and the RateLimit headers.
