@@ -118,12 +118,17 @@ async def sign_in(request: Request) -> Response:
     return templates.TemplateResponse(request, "sign_in.html", context, status_code=401)
 
 
+def _sign_up_context(request: Request) -> dict[str, object]:
+    """The sign-in form's context and the password policy, which the form states up front."""
+    return {**_form_context(request), "policy": auth_service(request).password_policy}
+
+
 async def sign_up_page(request: Request) -> Response:
-    return templates.TemplateResponse(request, "sign_up.html", _form_context(request))
+    return templates.TemplateResponse(request, "sign_up.html", _sign_up_context(request))
 
 
 async def sign_up(request: Request) -> Response:
-    context = _form_context(request)
+    context = _sign_up_context(request)
     service = auth_service(request)
     try:
         email, password = await read_credentials(request)

@@ -27,6 +27,7 @@ from bastion.responses import NO_STORE
 from bastion_example import (
     accounts,
     pages,
+    sandbox_accounts,
     sandbox_cache,
     sandbox_hardening,
     sandbox_health,
@@ -46,7 +47,7 @@ def _wants_json(request: Request) -> bool:
 async def _bad_request(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, BadRequest)
     if _wants_json(request):
-        return JSONResponse({"error": exc.reason}, status_code=exc.status_code)
+        return JSONResponse(exc.as_json(), status_code=exc.status_code)
     return Response(exc.reason + "\n", status_code=exc.status_code, media_type="text/plain")
 
 
@@ -143,6 +144,7 @@ def create_routes_app(settings: Settings, metrics: Metrics | None = None) -> Sta
             *sandbox_jobs.routes,
             *sandbox_signin.routes,
             *sandbox_health.routes,
+            *sandbox_accounts.routes,
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
         exception_handlers=handlers,

@@ -122,6 +122,12 @@ class Settings(BaseSettings):
     #: argon2id's parameters for new password hashes (argon2-cffi's profiles): ``cheapest``
     #: is for test suites (as Django's docs advise a fast hasher there), refused in production.
     PASSWORD_HASH_PROFILE: Literal["rfc_9106_low_memory", "cheapest"] = "rfc_9106_low_memory"  # noqa: S105 - a name, not a secret
+    #: The shortest new password accepted (NIST SP 800-63B rev. 4: 15 when the password is
+    #: the only factor, 8 the floor with a second one); signing in is never refused for it.
+    PASSWORD_MIN_LENGTH: int = Field(default=15, ge=8, le=64)
+    #: The site's name as its users know it: a new password may not contain its words
+    #: (nor those of APP_URL's host). The example app calls itself bastion.
+    SITE_NAME: str = Field(default="bastion", min_length=1, max_length=100)
 
     CACHE_KEY_PREFIX: str = Field(default="bastion:", min_length=1, max_length=64)
     #: Deprecated, no effect: CACHE_COMMAND_TIMEOUT_MS bounds connecting too, and a

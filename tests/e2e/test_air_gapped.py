@@ -81,7 +81,7 @@ def test_every_page_loads_only_from_its_own_origin_and_uses_the_self_hosted_font
     # A new member: sign up (lands on /account), then sign out.
     page.goto(app.url + "/sign-up")
     page.fill("#email", "member@example.com")
-    page.fill("#password", "a member passphrase")
+    page.fill("#password", "a newcomer passphrase")
     page.click("#submit")
     expect(page).to_have_url(app.url + "/account")
     expect(page.locator("#account-role")).to_have_text("member")

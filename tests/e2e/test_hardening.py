@@ -15,7 +15,7 @@ from playwright.sync_api import Page, expect
 from tests.support.servers import AppServer, StaticSite
 
 ADMIN_EMAIL = "admin@example.com"
-ADMIN_PASSWORD = "an admin passphrase"
+ADMIN_PASSWORD = "an operator passphrase"
 
 
 @pytest.fixture(scope="module")

@@ -39,7 +39,7 @@ EMAIL = "hostile@example.com"
 PASSWORD = "a long enough password"
 #: The administrator the suite's app is created with: credentials that sign in for real.
 ADMIN_EMAIL = "hostile-admin@example.com"
-ADMIN_PASSWORD = "a long enough admin password"
+ADMIN_PASSWORD = "a long enough operator passphrase"
 
 
 @dataclass(frozen=True)

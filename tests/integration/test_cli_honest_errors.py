@@ -72,11 +72,26 @@ def test_createuser_with_an_empty_stdin_says_no_password_arrived(tmp_path: Path)
         result = run_cli("createuser", "--email", "a@example.com", env=env, stdin=stdin)
         assert result.returncode == 1
         assert "no password arrived on stdin" in result.stderr
-        assert "10 characters" not in result.stderr
+        assert "at least" not in result.stderr
     made = run_cli(
         "createuser", "--email", "a@example.com", env=env, stdin="a-long-enough-password\n"
     )
     assert made.returncode == 0, made.stderr
+
+
+def test_createuser_refuses_a_common_password_in_one_line(tmp_path: Path) -> None:
+    """The sign-up's policy, the same sentence: no administrator gets ``1234567890qwerty``."""
+    env = _migrated(tmp_path)
+    result = run_cli(
+        "createuser", "--email", "root@example.com", "--admin", env=env, stdin="1234567890QWERTY\n"
+    )
+    assert result.returncode == 1
+    assert (
+        result.stderr == "bastion: this password is one of the most common ones; choose another\n"
+    )
+    assert result.stdout == ""
+    with sqlite3.connect(tmp_path / "bastion.db") as db:
+        assert db.execute("SELECT count(*) FROM bastion_user").fetchone() == (0,)
 
 
 TAKEN = "a name bastion's migration creates; nothing was changed"

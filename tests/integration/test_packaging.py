@@ -59,6 +59,9 @@ def test_the_library_wheel_holds_no_example(wheels: dict[str, zipfile.ZipFile]) 
     assert "bastion" in tops
     assert not any(top.startswith("bastion_example") for top in tops), sorted(tops)
     assert "bastion/db/migrations/env.py" in names  # the library's own data still ships
+    # The password blocklist and its notice: checks work air-gapped, from the wheel alone.
+    assert "bastion/auth/common_passwords.txt.gz" in names
+    assert "bastion/auth/common_passwords.NOTICE.txt" in names
     points = _entry_points(wheels["bastion"])
     assert points == {"console_scripts": {"bastion": "bastion.cli:main"}}
     assert not set(points) & set(GROUPS)

@@ -235,3 +235,13 @@ def test_floats_stay_floats_and_finite() -> None:
     value = parse_json("[1.5, -0.0, 1e308]")
     assert value == [1.5, -0.0, 1e308]
     assert all(math.isfinite(v) for v in value)
+
+
+def test_a_named_refusal_carries_its_name_for_json_clients() -> None:
+    assert BadRequest("body must be an object").as_json() == {"error": "body must be an object"}
+    named = BadRequest("password must be at least 15 characters", name="too_short")
+    assert named.as_json() == {
+        "error": "password must be at least 15 characters",
+        "reason": "too_short",
+    }
+    assert named.status_code == 400

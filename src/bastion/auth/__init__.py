@@ -9,22 +9,20 @@ from __future__ import annotations
 from bastion.auth._api import auth_routes, client_of, read_credentials
 from bastion.auth._cookies import clear_session_cookie, read_session_cookie, set_session_cookie
 from bastion.auth._emails import InvalidEmail
-from bastion.auth._service import (
-    AuthService,
-    EmailTaken,
-    InvalidPassword,
-    SignInResult,
-    SignUpLimited,
-)
+from bastion.auth._policy import InvalidPassword, PasswordPolicy, PasswordRule, check_password
+from bastion.auth._service import AuthService, EmailTaken, SignInResult, SignUpLimited
 
 __all__ = [
     "AuthService",
     "EmailTaken",
     "InvalidEmail",
     "InvalidPassword",
+    "PasswordPolicy",
+    "PasswordRule",
     "SignInResult",
     "SignUpLimited",
     "auth_routes",
+    "check_password",
     "clear_session_cookie",
     "client_of",
     "read_credentials",

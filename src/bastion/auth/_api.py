@@ -1,7 +1,10 @@
 """The JSON endpoints: POST sign-up, sign-in, sign-out and GET session under /api/auth.
 
 They take JSON or an urlencoded form, so the same endpoint serves scripts and
-plain HTML forms. A failed sign-in uses one body for every reason. A 429 is
+plain HTML forms. A failed sign-in uses one body for every reason. A sign-up
+whose password the policy refuses (:mod:`bastion.auth._policy`) is a
+:class:`~bastion.body.BadRequest` named for the rule, which the app answers
+as ``{"error": <sentence>, "reason": "too_short"}`` (:meth:`BadRequest.as_json`). A 429 is
 answered like every refusal of bastion (:mod:`bastion.responses`: for a JSON
 client ``{"error", "reason": "RATE_LIMITED", "hint"}``) with Retry-After
 and the RateLimit headers.
@@ -18,13 +21,8 @@ from starlette.routing import Route
 from bastion.auth._cookies import clear_session_cookie, read_session_cookie, set_session_cookie
 from bastion.auth._emails import InvalidEmail, normalise_email
 from bastion.auth._passwords import MAX_PASSWORD
-from bastion.auth._service import (
-    AuthService,
-    EmailTaken,
-    InvalidPassword,
-    SignInResult,
-    SignUpLimited,
-)
+from bastion.auth._policy import TOO_LONG, InvalidPassword, PasswordRule
+from bastion.auth._service import AuthService, EmailTaken, SignInResult, SignUpLimited
 from bastion.body import BadRequest, read_form, read_json
 from bastion.body._media import media_type
 from bastion.db._models import User
@@ -61,7 +59,7 @@ async def read_credentials(request: Request) -> tuple[str, str]:
     if not isinstance(email, str) or not isinstance(password, str):
         raise BadRequest("email and password must be strings")
     if len(password) > MAX_PASSWORD:
-        raise BadRequest(f"password must be at most {MAX_PASSWORD} characters")
+        raise BadRequest(TOO_LONG, name=PasswordRule.TOO_LONG)
     try:
         return normalise_email(email), password
     except InvalidEmail as exc:
@@ -86,7 +84,7 @@ def auth_routes(service: AuthService, max_age: int) -> list[Route]:
         try:
             user, token = await service.sign_up(email, password, client_of(request))
         except InvalidPassword as exc:
-            raise BadRequest(str(exc)) from None
+            raise BadRequest(str(exc), name=exc.reason) from None
         except EmailTaken as exc:
             return JSONResponse({"error": str(exc)}, status_code=409, headers=NO_STORE)
         except SignUpLimited as exc:

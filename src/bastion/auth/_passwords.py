@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-MIN_PASSWORD = 10
 MAX_PASSWORD = 1024  # argon2 takes any length; a cap stops multi-megabyte hashing requests
 
 

@@ -24,7 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bastion._later import Later, current_later
 from bastion.audit import SIGN_OUT, SIGN_UP, AuditEntry, Outcome, record
 from bastion.auth._emails import normalise_email
-from bastion.auth._passwords import MAX_PASSWORD, MIN_PASSWORD, Passwords
+from bastion.auth._passwords import Passwords
+from bastion.auth._policy import PasswordPolicy, check_password
 from bastion.auth._sessions import SessionPolicy, Sessions
 from bastion.config import Settings
 from bastion.db import Database, User
@@ -36,10 +37,6 @@ from bastion.ratelimit import Decision, SignInLimiter
 async def _process_later(task: str, /, **arguments: object) -> None:
     """The running app's ``Later``, looked up when used (the app may be built after us)."""
     await current_later()(task, **arguments)
-
-
-class InvalidPassword(ValueError):
-    """The password breaks a length rule; the message is safe to show."""
 
 
 class EmailTaken(ValueError):
@@ -66,13 +63,6 @@ class SignInResult:
         return self.user is not None and self.token is not None
 
 
-def check_password_rules(password: str) -> None:
-    if len(password) < MIN_PASSWORD:
-        raise InvalidPassword(f"password must be at least {MIN_PASSWORD} characters")
-    if len(password) > MAX_PASSWORD:
-        raise InvalidPassword(f"password must be at most {MAX_PASSWORD} characters")
-
-
 class AuthService:
     """Accounts and sessions on one database, behind the shared sign-in guard."""
 
@@ -84,6 +74,7 @@ class AuthService:
         *,
         passwords: Passwords | None = None,
         sign_up_limiter: SignInLimiter | None = None,
+        password_policy: PasswordPolicy | None = None,
         later: Later | None = None,
         app_url: str = "http://localhost:8000",
     ) -> None:
@@ -99,6 +90,7 @@ class AuthService:
         self.app_url = app_url
         self.guard = guard
         self.sign_up_limiter = sign_up_limiter
+        self.password_policy = password_policy or PasswordPolicy()
         self.passwords = passwords or Passwords()
         self.sessions = Sessions(policy)
 
@@ -119,15 +111,23 @@ class AuthService:
             idle_timeout=timedelta(seconds=settings.SESSION_IDLE_TIMEOUT),
             secret=settings.SECRET_KEY.encode(),
         )
-        passwords = Passwords.for_profile(settings.PASSWORD_HASH_PROFILE)
         return cls(
             database,
             guard,
             policy,
-            passwords=passwords,
+            passwords=Passwords.for_profile(settings.PASSWORD_HASH_PROFILE),
             sign_up_limiter=sign_up_limiter,
+            password_policy=PasswordPolicy.from_settings(settings),
             app_url=settings.APP_URL,
         )
+
+    def check_new_password(self, password: str, email: str) -> None:
+        """Accept ``email``'s new ``password`` or raise :class:`~bastion.auth.InvalidPassword`.
+
+        Every place a password is chosen (sign-up, ``createuser``, a change, a
+        reset) asks here, so one policy holds everywhere; signing in never does.
+        """
+        check_password(password, email=email, policy=self.password_policy)
 
     async def find_user(self, db: AsyncSession, email: str) -> User | None:
         return await db.scalar(select(User).where(func.lower(User.email) == email.lower()))
@@ -139,7 +139,8 @@ class AuthService:
 
         Raises InvalidEmail, InvalidPassword or EmailTaken.
         """
-        user, _ = await self._create(email, password, is_admin=is_admin, client=client)
+        normalised = self._acceptable(email, password)
+        user, _ = await self._create(normalised, password, is_admin=is_admin, client=client)
         return user
 
     async def sign_up(self, email: str, password: str, client: Client) -> tuple[User, str]:
@@ -147,26 +148,35 @@ class AuthService:
 
         Raises SignUpLimited, InvalidEmail, InvalidPassword or EmailTaken; on
         any of them no account exists. Sign-ups have their own per-IP limit,
-        counted before anything else, and spend none of the sign-in budget.
-        The new session is audited as the sign-up's own.
+        and spend none of the sign-in budget. The limit counts only sign-ups
+        whose email and password are acceptable (checked first, without the
+        database): a 400 changes nothing, and someone who tries a few
+        passwords the policy refuses is not locked out for the hour. The
+        new session is audited as the sign-up's own.
         """
+        normalised = self._acceptable(email, password)
         if self.sign_up_limiter is not None:
             decision = await self.sign_up_limiter.hit(client.ip or "unknown", "")
             if not decision.allowed:
                 raise SignUpLimited(decision)
-        return await self._create(email, password, client=client, session=True)
+        return await self._create(normalised, password, client=client, session=True)
+
+    def _acceptable(self, email: str, password: str) -> str:
+        """The normalised email, once it and the password pass; InvalidEmail or InvalidPassword."""
+        normalised = normalise_email(email)
+        self.check_new_password(password, normalised)
+        return normalised
 
     async def _create(
         self,
-        email: str,
+        normalised: str,
         password: str,
         *,
         is_admin: bool = False,
         client: Client | None = None,
         session: bool = False,
     ) -> tuple[User, str]:
-        normalised = normalise_email(email)
-        check_password_rules(password)
+        """The account for an email and password that :meth:`_acceptable` passed."""
         password_hash = await self.passwords.hash(password)
         async with self.database.session() as db:
             if await self.find_user(db, normalised) is not None:

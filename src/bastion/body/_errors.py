@@ -21,12 +21,25 @@ _REFUSALS = {
 
 
 class BadRequest(Exception):
-    """A client error with an HTTP status and a one-line, user-safe reason."""
+    """A client error with an HTTP status and a one-line, user-safe reason.
 
-    def __init__(self, reason: str, status_code: int = 400) -> None:
+    ``name``, when given, is the refusal's stable name for a program to act
+    on (``too_short``): a JSON client reads it as ``"reason"`` beside the
+    sentence (:meth:`as_json`), which may change wording at any release.
+    """
+
+    def __init__(self, reason: str, status_code: int = 400, *, name: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.status_code = status_code
+        self.name = name
+
+    def as_json(self) -> dict[str, str]:
+        """The JSON body an app answers this with: ``{"error"}``, and ``"reason"`` when named."""
+        body = {"error": self.reason}
+        if self.name is not None:
+            body["reason"] = self.name
+        return body
 
     def refusal(self) -> Refusal:
         """This error as a refusal, for code that answers it itself (a middleware, not a handler).
