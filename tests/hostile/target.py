@@ -443,7 +443,8 @@ class Target:
 
     def _session_alive(self, cookie: str) -> bool:
         response = self._http.get("/api/auth/session", headers={"cookie": cookie})
-        return response.json()["user"] is not None
+        # An ended session's cookie is a 401 (SESSION_ENDED); no cookie, 200 {"user": null}.
+        return response.status_code == 200 and response.json()["user"] is not None
 
     # -- state ------------------------------------------------------------------------------
 
