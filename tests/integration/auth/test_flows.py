@@ -30,7 +30,8 @@ async def assert_session_ended(browser: Browser) -> None:
     assert refused.status_code == 401
     assert refused.json()["reason"] == "SESSION_ENDED"
     cleared = refused.headers["set-cookie"]
-    assert cleared.startswith(f'{COOKIE_NAME}=""') and "Max-Age=0" in cleared
+    assert cleared.startswith(f'{COOKIE_NAME}=""')
+    assert "Max-Age=0" in cleared
     browser.client.cookies.clear()  # a cookie set by hand has no domain for the jar to match
     anonymous = await browser.client.get("/api/auth/session")
     assert (anonymous.status_code, anonymous.json()) == (200, {"user": None})
