@@ -445,7 +445,7 @@ class Target:
         """The public id of the administrator's live session (what the session routes take)."""
         response = self._http.get("/api/auth/sessions", headers={"cookie": self.admin_cookie()})
         assert response.status_code == 200, response.text
-        return next(each["id"] for each in response.json()["sessions"] if each["current"])
+        return str(next(each["id"] for each in response.json()["sessions"] if each["current"]))
 
     def admin_elsewhere(self) -> None:
         """One more administrator session, on no device of ours: for "end all others" to end."""

@@ -48,4 +48,3 @@ def clear_session_cookie(response: Response, request: HTTPConnection) -> None:
 #: behind (cached pages, cookies, local storage) for this origin. Browsers
 #: honour it only over https (a secure context).
 CLEAR_SITE_DATA = {"Clear-Site-Data": '"cache", "cookies", "storage"'}
-
