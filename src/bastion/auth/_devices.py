@@ -23,7 +23,7 @@ import ipaddress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -137,3 +137,17 @@ async def remember(db: AsyncSession, user_id: int, key: str, now: datetime) -> b
         await db.rollback()
         return False
     return first is not None
+
+
+async def forget_stale(db: AsyncSession, now: datetime) -> int:
+    """Delete the devices unused for :data:`NEW_DEVICE_WINDOW`; returns how many. Commits.
+
+    Such a device would be "new" at its next sign-in anyway, so its row says
+    nothing any more; the periodic ``bastion.sessions.clean`` keeps the
+    table to the devices of the last 30 days.
+    """
+    result = await db.execute(
+        delete(KnownDevice).where(KnownDevice.last_seen_at <= now - NEW_DEVICE_WINDOW)
+    )
+    await db.commit()
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import select, update
 
 from bastion.audit import SESSION_REVOKED, SIGN_IN_NEW_DEVICE, SIGN_OUT, recent
+from bastion.auth._devices import forget_stale
 from bastion.auth._sessions import COOKIE_NAME
 from bastion.config import Settings
 from bastion.db import AuditLog, UserSession
@@ -332,6 +333,11 @@ async def test_a_sign_in_from_a_new_device_is_audited_and_mailed_once(
     await devices.signed_in(email, CHROME_WINDOWS, ip="198.51.100.10")
     assert len(await audit_rows(browser, SIGN_IN_NEW_DEVICE)) == 4
     assert len(await mail(email, NEW_SIGN_IN, 4)) == 4
+    # The periodic cleanup forgets the devices unused for 30 days (all but the last one).
+    async with browser.database.session() as db:
+        assert await forget_stale(db, utcnow()) == 3
+        (kept,) = (await db.scalars(select(KnownDevice))).all()
+    assert utcnow() - kept.last_seen_at < timedelta(minutes=5)
 
 
 async def test_revocations_are_counted(settings: Settings) -> None:
