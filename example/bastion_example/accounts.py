@@ -1,4 +1,4 @@
-"""Pages for people: /sign-in, /sign-up, /account, /sign-out and /admin/audit.
+"""Pages for people: /sign-in, /sign-up, /account (and its sessions), /sign-out and /admin/audit.
 
 Plain HTML forms posting to their own page: same-origin, so the envelope's
 CSRF check passes on Sec-Fetch-Site with no token in the form. Only POST
@@ -21,10 +21,13 @@ from starlette.routing import Route
 
 from bastion.audit import count, recent
 from bastion.auth import (
+    CLEAR_SITE_DATA,
     AuthService,
     EmailTaken,
+    EndSession,
     InvalidPassword,
     SignUpLimited,
+    classify_device,
     clear_session_cookie,
     client_of,
     read_credentials,
@@ -154,7 +157,7 @@ async def sign_up(request: Request) -> Response:
 
 async def sign_out(request: Request) -> Response:
     await auth_service(request).sign_out(read_session_cookie(request), client_of(request))
-    response = RedirectResponse("/", status_code=303)
+    response = RedirectResponse("/", status_code=303, headers=CLEAR_SITE_DATA)
     clear_session_cookie(response, request)
     return response
 
@@ -163,7 +166,8 @@ async def account(request: Request) -> Response:
     user = await current_user(request)
     if user is None:
         return require_sign_in(request)
-    return templates.TemplateResponse(request, "account.html", {"user": user})
+    context = {"user": user, **await sessions_context(request)}
+    return templates.TemplateResponse(request, "account.html", context)
 
 
 async def admin_audit(request: Request) -> Response:
@@ -187,10 +191,67 @@ async def admin_audit(request: Request) -> Response:
     return templates.TemplateResponse(request, "admin_audit.html", context)
 
 
+# -- the sessions block of /account (account_sessions.html) ------------------------------------
+
+
+async def sessions_context(request: Request) -> dict[str, object]:
+    """Each live session as the page shows it: browser and system, IP, last seen, this device."""
+    found = await auth_service(request).list_sessions(read_session_cookie(request))
+    if found is None:
+        return {"sessions": []}
+    current, rows = found
+    sessions = [
+        {
+            "id": row.public_id,
+            "device": classify_device(row.user_agent).label(),
+            "ip": row.ip or "unknown",
+            "last_seen": row.last_seen_at.strftime("%Y-%m-%d %H:%M UTC"),
+            "signed_in": row.created_at.strftime("%Y-%m-%d %H:%M UTC"),
+            "current": row.id == current.id,
+        }
+        for row in rows
+    ]
+    return {"sessions": sessions}
+
+
+async def end_session(request: Request) -> Response:
+    """POST /account/sessions/{id}/end: end one session; ending this one signs out."""
+    token = read_session_cookie(request)
+    outcome = await auth_service(request).end_session(
+        token, request.path_params["id"], client_of(request)
+    )
+    if outcome is EndSession.NOT_SIGNED_IN:
+        return require_sign_in(request)
+    if outcome is EndSession.NOT_FOUND:
+        raise HTTPException(404, "no session of yours has this id")
+    if outcome is EndSession.SIGNED_OUT:
+        response = RedirectResponse("/", status_code=303, headers=CLEAR_SITE_DATA)
+        clear_session_cookie(response, request)
+        return response
+    return RedirectResponse("/account", status_code=303)
+
+
+async def end_other_sessions(request: Request) -> Response:
+    """POST /account/sessions/end-others: every session but this one ends."""
+    ended = await auth_service(request).end_other_sessions(
+        read_session_cookie(request), client_of(request)
+    )
+    if ended is None:
+        return require_sign_in(request)
+    return RedirectResponse("/account", status_code=303)
+
+
 routes = [
     form_page("/sign-in", sign_in_page, sign_in, name="sign_in"),
     form_page("/sign-up", sign_up_page, sign_up, name="sign_up"),
     Route("/sign-out", sign_out, methods=["POST"], name="sign_out"),
     Route("/account", account, name="account"),
     Route("/admin/audit", admin_audit, name="admin_audit"),
+    Route(
+        "/account/sessions/end-others",
+        end_other_sessions,
+        methods=["POST"],
+        name="end_other_sessions",
+    ),
+    Route("/account/sessions/{id}/end", end_session, methods=["POST"], name="end_session"),
 ]

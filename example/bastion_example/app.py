@@ -123,7 +123,11 @@ def create_routes_app(settings: Settings, metrics: Metrics | None = None) -> Sta
     """
     bastion = Bastion(settings, metrics=metrics)
     auth = AuthService.from_settings(
-        settings, bastion.database, bastion.guard, bastion.sign_up_limiter
+        settings,
+        bastion.database,
+        bastion.guard,
+        bastion.sign_up_limiter,
+        on_revoke=bastion.metrics.on_sessions_revoked if bastion.metrics else None,
     )
 
     handlers: dict[type[BaseException] | int, ExceptionHandler] = {

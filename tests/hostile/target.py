@@ -441,9 +441,27 @@ class Target:
             self._state = None  # a new session row and an audit row
         return self._admin_cookie
 
+    def admin_session_id(self) -> str:
+        """The public id of the administrator's live session (what the session routes take)."""
+        response = self._http.get("/api/auth/sessions", headers={"cookie": self.admin_cookie()})
+        assert response.status_code == 200, response.text
+        return str(next(each["id"] for each in response.json()["sessions"] if each["current"]))
+
+    def admin_elsewhere(self) -> None:
+        """One more administrator session, on no device of ours: for "end all others" to end."""
+        response = self._http.post(
+            "/api/auth/sign-in",
+            json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD},
+            headers={"origin": self.origin},
+        )
+        assert response.status_code == 200, response.text
+        self._http.cookies.clear()
+        self._state = None
+
     def _session_alive(self, cookie: str) -> bool:
         response = self._http.get("/api/auth/session", headers={"cookie": cookie})
-        return response.json()["user"] is not None
+        # An ended session's cookie is a 401 (SESSION_ENDED); no cookie, 200 {"user": null}.
+        return response.status_code == 200 and response.json()["user"] is not None
 
     # -- state ------------------------------------------------------------------------------
 

@@ -7,22 +7,40 @@ envelope wraps; build the service with ``AuthService.from_settings``.
 from __future__ import annotations
 
 from bastion.auth._api import auth_routes, client_of, read_credentials
-from bastion.auth._cookies import clear_session_cookie, read_session_cookie, set_session_cookie
+from bastion.auth._cookies import (
+    CLEAR_SITE_DATA,
+    clear_session_cookie,
+    read_session_cookie,
+    set_session_cookie,
+)
+from bastion.auth._devices import Device, classify_device
 from bastion.auth._emails import InvalidEmail
 from bastion.auth._policy import InvalidPassword, PasswordPolicy, PasswordRule, check_password
-from bastion.auth._service import AuthService, EmailTaken, SignInResult, SignUpLimited
+from bastion.auth._service import (
+    AuthService,
+    EmailTaken,
+    EndSession,
+    OnRevoke,
+    SignInResult,
+    SignUpLimited,
+)
 
 __all__ = [
+    "CLEAR_SITE_DATA",
     "AuthService",
+    "Device",
     "EmailTaken",
+    "EndSession",
     "InvalidEmail",
     "InvalidPassword",
+    "OnRevoke",
     "PasswordPolicy",
     "PasswordRule",
     "SignInResult",
     "SignUpLimited",
     "auth_routes",
     "check_password",
+    "classify_device",
     "clear_session_cookie",
     "client_of",
     "read_credentials",

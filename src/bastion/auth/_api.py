@@ -1,4 +1,4 @@
-"""The JSON endpoints: POST sign-up, sign-in, sign-out and GET session under /api/auth.
+"""The JSON endpoints under /api/auth: sign-up, sign-in, sign-out, session, and the sessions list.
 
 They take JSON or an urlencoded form, so the same endpoint serves scripts and
 plain HTML forms. A failed sign-in uses one body for every reason. A sign-up
@@ -12,23 +12,35 @@ and the RateLimit headers.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bastion.auth._cookies import clear_session_cookie, read_session_cookie, set_session_cookie
+from bastion.auth._cookies import (
+    CLEAR_SITE_DATA,
+    clear_session_cookie,
+    read_session_cookie,
+    set_session_cookie,
+)
 from bastion.auth._emails import InvalidEmail, normalise_email
 from bastion.auth._passwords import MAX_PASSWORD
 from bastion.auth._policy import TOO_LONG, InvalidPassword, PasswordRule
-from bastion.auth._service import AuthService, EmailTaken, SignInResult, SignUpLimited
+from bastion.auth._service import (
+    AuthService,
+    EmailTaken,
+    EndSession,
+    SignInResult,
+    SignUpLimited,
+)
 from bastion.body import BadRequest, read_form, read_json
 from bastion.body._media import media_type
-from bastion.db._models import User
+from bastion.db._models import User, UserSession
 from bastion.guard import Client, FailReason, rate_limited
 from bastion.ratelimit import rate_limit_headers
-from bastion.responses import NO_STORE, RefusalResponse
+from bastion.responses import NO_STORE, Refusal, RefusalResponse, render
 
 MAX_AUTH_BODY = 8 * 1024
 FAILED_SIGN_IN = "invalid email or password"
@@ -107,12 +119,17 @@ def auth_routes(service: AuthService, max_age: int) -> list[Route]:
 
     async def sign_out(request: Request) -> Response:
         await service.sign_out(read_session_cookie(request), client_of(request))
-        response = JSONResponse({"signed_out": True}, headers=NO_STORE)
+        response = JSONResponse({"signed_out": True}, headers={**NO_STORE, **CLEAR_SITE_DATA})
         clear_session_cookie(response, request)
         return response
 
     async def session(request: Request) -> Response:
-        user = await service.current(read_session_cookie(request))
+        # No cookie: an anonymous visitor, 200 {"user": null}. A cookie that names
+        # no live session (ended elsewhere, expired, its user deactivated): 401.
+        token = read_session_cookie(request)
+        user = await service.current(token)
+        if token and user is None:
+            return not_signed_in(request, token)
         return JSONResponse({"user": user_json(user) if user else None}, headers=NO_STORE)
 
     return [
@@ -120,4 +137,106 @@ def auth_routes(service: AuthService, max_age: int) -> list[Route]:
         Route("/api/auth/sign-in", sign_in, methods=["POST"]),
         Route("/api/auth/sign-out", sign_out, methods=["POST"]),
         Route("/api/auth/session", session, methods=["GET"]),
+        *session_routes(service),
+    ]
+
+
+# -- sessions you can see and end -------------------------------------------------------------
+
+NO_SUCH_SESSION = Refusal(
+    404,
+    "Not Found",
+    "NO_SUCH_SESSION",
+    "no session of yours has this id",
+    "list your sessions with GET /api/auth/sessions",
+)
+
+
+SESSION_ENDED = Refusal(
+    401,
+    "Unauthorized",
+    "SESSION_ENDED",
+    "this session has ended (signed out, ended from another device, or expired)",
+    "sign in again",
+)
+NOT_SIGNED_IN = Refusal(401, "Unauthorized", "NOT_SIGNED_IN", "you are not signed in", "sign in")
+
+
+def json_refusal(refusal: Refusal) -> Response:
+    """``refusal`` as bastion's JSON refusals read (``{"error", "reason", "hint"}``), always.
+
+    These endpoints speak only JSON, and a ``fetch`` or a script asking for
+    one sends ``Accept: */*`` and no body: negotiating would hand it text.
+    """
+    body, content_type = render(refusal, "json")
+    return Response(body, refusal.status, NO_STORE, content_type.decode())
+
+
+def not_signed_in(request: Request, token: str | None) -> Response:
+    """401 for a caller with no live session; a stale cookie is cleared on the way."""
+    if not token:
+        return json_refusal(NOT_SIGNED_IN)
+    response = json_refusal(SESSION_ENDED)
+    clear_session_cookie(response, request)
+    return response
+
+
+def iso_utc(moment: datetime) -> str:
+    """ISO 8601 in UTC to the second, ``Z``-suffixed: ``2026-01-31T12:00:00Z``."""
+    return moment.astimezone(UTC).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
+
+
+def session_json(row: UserSession, current: UserSession) -> dict[str, Any]:
+    """One entry of the list: the public id and what the user recognises, never the token."""
+    return {
+        "id": row.public_id,
+        "created_at": iso_utc(row.created_at),
+        "last_seen_at": iso_utc(row.last_seen_at),
+        "expires_at": iso_utc(row.expires_at),
+        "ip": row.ip,
+        "user_agent": row.user_agent,
+        "current": row.id == current.id,
+    }
+
+
+def session_routes(service: AuthService) -> list[Route]:
+    """``GET /api/auth/sessions``, ``DELETE /api/auth/sessions/{id}``, ``POST .../revoke-others``.
+
+    All for the signed-in user alone: any other caller gets a 401. An id that
+    is not one of the caller's sessions is a 404 whether or not it exists.
+    """
+
+    async def list_sessions(request: Request) -> Response:
+        token = read_session_cookie(request)
+        found = await service.list_sessions(token)
+        if found is None:
+            return not_signed_in(request, token)
+        current, rows = found
+        body = {"sessions": [session_json(row, current) for row in rows]}
+        return JSONResponse(body, headers=NO_STORE)
+
+    async def end_session(request: Request) -> Response:
+        token = read_session_cookie(request)
+        outcome = await service.end_session(token, request.path_params["id"], client_of(request))
+        if outcome is EndSession.NOT_SIGNED_IN:
+            return not_signed_in(request, token)
+        if outcome is EndSession.NOT_FOUND:
+            return json_refusal(NO_SUCH_SESSION)
+        if outcome is EndSession.SIGNED_OUT:
+            response = Response(status_code=204, headers={**NO_STORE, **CLEAR_SITE_DATA})
+            clear_session_cookie(response, request)
+            return response
+        return Response(status_code=204, headers=NO_STORE)
+
+    async def revoke_others(request: Request) -> Response:
+        token = read_session_cookie(request)
+        ended = await service.end_other_sessions(token, client_of(request))
+        if ended is None:
+            return not_signed_in(request, token)
+        return JSONResponse({"revoked": ended}, headers=NO_STORE)
+
+    return [
+        Route("/api/auth/sessions", list_sessions, methods=["GET"]),
+        Route("/api/auth/sessions/revoke-others", revoke_others, methods=["POST"]),
+        Route("/api/auth/sessions/{id}", end_session, methods=["DELETE"]),
     ]

@@ -42,3 +42,9 @@ def clear_session_cookie(response: Response, request: HTTPConnection) -> None:
     response.delete_cookie(
         cookie_name(request), path="/", secure=_is_https(request), httponly=True, samesite="lax"
     )
+
+
+#: Sent with every sign-out: the browser drops what the signed-in pages left
+#: behind (cached pages, cookies, local storage) for this origin. Browsers
+#: honour it only over https (a secure context).
+CLEAR_SITE_DATA = {"Clear-Site-Data": '"cache", "cookies", "storage"'}

@@ -42,7 +42,8 @@ NOTICES: dict[str, _Notice] = {
     ),
     SESSION_REVOKED: _Notice(
         "A session of your account was ended",
-        "A session of your account was ended from another signed-in device.",
+        "One or more sessions of your account were ended from another signed-in "
+        "device (the address and browser below).",
     ),
     SIGN_IN_NEW_DEVICE: _Notice(
         "New sign-in to your account",

@@ -14,6 +14,8 @@ audit row each) are bounded by the limit.
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -22,13 +24,24 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bastion._later import Later, current_later
-from bastion.audit import SIGN_OUT, SIGN_UP, AuditEntry, Outcome, record
+from bastion.audit import (
+    SESSION_REVOKED,
+    SIGN_IN_NEW_DEVICE,
+    SIGN_OUT,
+    SIGN_UP,
+    AuditEntry,
+    Outcome,
+    record,
+)
+from bastion.auth._devices import fingerprint, remember
 from bastion.auth._emails import normalise_email
+from bastion.auth._notices import notify
 from bastion.auth._passwords import Passwords
 from bastion.auth._policy import PasswordPolicy, check_password
 from bastion.auth._sessions import SessionPolicy, Sessions
 from bastion.config import Settings
 from bastion.db import Database, User
+from bastion.db._models import UserSession
 from bastion.db._types import utcnow
 from bastion.guard import Client, FailReason, SignInGuard
 from bastion.ratelimit import Decision, SignInLimiter
@@ -37,6 +50,24 @@ from bastion.ratelimit import Decision, SignInLimiter
 async def _process_later(task: str, /, **arguments: object) -> None:
     """The running app's ``Later``, looked up when used (the app may be built after us)."""
     await current_later()(task, **arguments)
+
+
+#: Called with (reason, how many) whenever sessions are ended for the user
+#: rather than by signing out: ``"ended"`` (one, from another session),
+#: ``"others"`` (all but the current one), and the password change and reset.
+#: The app wires it to ``bastion_sessions_revoked_total``.
+OnRevoke = Callable[[str, int], None]
+
+
+class EndSession(enum.Enum):
+    """What ``DELETE /api/auth/sessions/{id}`` did."""
+
+    NOT_SIGNED_IN = "not_signed_in"
+    NOT_FOUND = "not_found"
+    #: Another session of the user: audited, notified, counted.
+    ENDED = "ended"
+    #: The caller's own session: that is signing out.
+    SIGNED_OUT = "signed_out"
 
 
 class EmailTaken(ValueError):
@@ -77,13 +108,15 @@ class AuthService:
         password_policy: PasswordPolicy | None = None,
         later: Later | None = None,
         app_url: str = "http://localhost:8000",
+        on_revoke: OnRevoke | None = None,
     ) -> None:
         """``sign_up_limiter`` counts sign-ups per client IP (none: unlimited).
 
         ``later`` queues the mail this service sends (a reset link, a security
         notice) outside the request; by default, the running
         :class:`~bastion.Bastion`'s jobs engine. ``app_url`` is where the
-        links in that mail point (``APP_URL``).
+        links in that mail point (``APP_URL``). ``on_revoke`` hears of every
+        session ended for the user (see :data:`OnRevoke`).
         """
         self.database = database
         self.later: Later = later or _process_later
@@ -93,6 +126,7 @@ class AuthService:
         self.password_policy = password_policy or PasswordPolicy()
         self.passwords = passwords or Passwords()
         self.sessions = Sessions(policy)
+        self.on_revoke = on_revoke
 
     @property
     def limiter(self) -> SignInLimiter:
@@ -105,6 +139,8 @@ class AuthService:
         database: Database,
         guard: SignInGuard,
         sign_up_limiter: SignInLimiter | None = None,
+        *,
+        on_revoke: OnRevoke | None = None,
     ) -> AuthService:
         policy = SessionPolicy(
             max_age=timedelta(seconds=settings.SESSION_MAX_AGE),
@@ -119,6 +155,7 @@ class AuthService:
             sign_up_limiter=sign_up_limiter,
             password_policy=PasswordPolicy.from_settings(settings),
             app_url=settings.APP_URL,
+            on_revoke=on_revoke,
         )
 
     def check_new_password(self, password: str, email: str) -> None:
@@ -205,6 +242,8 @@ class AuthService:
                 token = await self.sessions.create(
                     db, user, client.ip if client else None, client.user_agent if client else None
                 )
+                if client is not None:
+                    await self._new_device(db, user, client)  # the first one: never "new"
             return user, token
 
     async def sign_in(self, email: str, password: str, client: Client) -> SignInResult:
@@ -247,6 +286,8 @@ class AuthService:
                 details={"rehashed": verification.needs_rehash},
                 db=db,
             )
+            if await self._new_device(db, user, client):
+                await self._announce(db, SIGN_IN_NEW_DEVICE, user, client, {})
             return SignInResult(user, token, None, decision)
 
     async def aclose(self) -> None:
@@ -288,3 +329,103 @@ class AuthService:
             user.deactivated_at = utcnow()
             await db.commit()
             return True
+
+    # -- sessions you can see and end ------------------------------------------------------
+
+    async def signed_in(self, token: str | None) -> tuple[UserSession, User] | None:
+        """The live session a cookie names and its user, or None."""
+        if not token:
+            return None
+        async with self.database.session() as db:
+            return await self.sessions.resolve(db, token)
+
+    async def list_sessions(
+        self, token: str | None
+    ) -> tuple[UserSession, list[UserSession]] | None:
+        """The caller's session and all of their live ones, newest first; None if signed out."""
+        if not token:
+            return None
+        async with self.database.session() as db:
+            found = await self.sessions.resolve(db, token)
+            if found is None:
+                return None
+            current, user = found
+            return current, await self.sessions.live(db, user.id)
+
+    async def end_session(self, token: str | None, public_id: str, client: Client) -> EndSession:
+        """End one session of the signed-in user, named by its public id.
+
+        Ending another one is audited (``auth.session.revoked``, its public id
+        in the details), mailed to the account and counted; ending one's own is
+        signing out, and is audited as that.
+        """
+        if not token:
+            return EndSession.NOT_SIGNED_IN
+        async with self.database.session() as db:
+            found = await self.sessions.resolve(db, token)
+            if found is None:
+                return EndSession.NOT_SIGNED_IN
+            current, user = found
+            if public_id == current.public_id:
+                await self.sessions.end(db, token)
+                await record(db, self._entry(SIGN_OUT, user, client, {"via": "sessions"}))
+                return EndSession.SIGNED_OUT
+            if not await self.sessions.end_one(db, user.id, public_id):
+                return EndSession.NOT_FOUND
+            self.sessions_revoked("ended", 1)
+            await self._announce(db, SESSION_REVOKED, user, client, {"session": public_id})
+            return EndSession.ENDED
+
+    async def end_other_sessions(self, token: str | None, client: Client) -> int | None:
+        """End every session of the signed-in user but the caller's; how many, None if signed out.
+
+        One audit row with the count, and one notice, when any was ended.
+        """
+        if not token:
+            return None
+        async with self.database.session() as db:
+            found = await self.sessions.resolve(db, token)
+            if found is None:
+                return None
+            current, user = found
+            ended = await self.sessions.end_all(db, user.id, keep=current)
+            if ended:
+                self.sessions_revoked("others", ended)
+                details = {"count": ended, "kept": current.public_id}
+                await self._announce(db, SESSION_REVOKED, user, client, details)
+            return ended
+
+    def sessions_revoked(self, reason: str, count: int) -> None:
+        """Tell ``on_revoke`` that ``count`` sessions ended for ``reason`` (none: nothing)."""
+        if count > 0 and self.on_revoke is not None:
+            self.on_revoke(reason, count)
+
+    async def _new_device(self, db: AsyncSession, user: User, client: Client) -> bool:
+        """Whether this sign-in comes from a device ``user`` has not used lately (and note it)."""
+        key = fingerprint(self.sessions.policy.secret, client.user_agent, client.ip)
+        return await remember(db, user.id, key, utcnow())
+
+    def _entry(
+        self, action: str, user: User, client: Client, details: dict[str, object]
+    ) -> AuditEntry:
+        return AuditEntry(
+            action,
+            Outcome.SUCCESS,
+            subject=user.email,
+            actor=user.email,
+            client_ip=client.ip,
+            user_agent=client.user_agent,
+            details=dict(details),
+        )
+
+    async def _announce(
+        self,
+        db: AsyncSession,
+        action: str,
+        user: User,
+        client: Client,
+        details: dict[str, object],
+    ) -> None:
+        """The audit row for ``action``, then its security notice to the account."""
+        await record(db, self._entry(action, user, client, details))
+        await notify(self.later, action, user.email, client, app_url=self.app_url)

@@ -118,6 +118,41 @@ class Sessions:
         await db.commit()
         return token
 
+    async def live(self, db: AsyncSession, user_id: int) -> list[UserSession]:
+        """The sessions of ``user_id`` still in force, newest first (the session list).
+
+        Rows past their lifetime or idle timeout but not yet swept are left
+        out: their cookies are already refused, so they are no longer "where
+        you are signed in".
+        """
+        now = utcnow()
+        rows = await db.scalars(
+            select(UserSession)
+            .where(
+                UserSession.user_id == user_id,
+                UserSession.expires_at > now,
+                UserSession.last_seen_at > now - self.policy.idle_timeout,
+            )
+            .order_by(UserSession.created_at.desc(), UserSession.id.desc())
+        )
+        return list(rows.all())
+
+    async def end_one(self, db: AsyncSession, user_id: int, public_id: str) -> bool:
+        """End the session ``public_id`` if it is one of ``user_id``'s; True if it was.
+
+        One statement with both conditions: another user's id and an id that
+        never existed end nothing, and the caller cannot tell them apart.
+        """
+        if not public_id or len(public_id) > 64:
+            return False
+        result = await db.execute(
+            delete(UserSession).where(
+                UserSession.user_id == user_id, UserSession.public_id == public_id
+            )
+        )
+        await db.commit()
+        return bool(getattr(result, "rowcount", 0))
+
     async def end(self, db: AsyncSession, token: str) -> bool:
         """Delete the session on the server side; True if there was one."""
         result = await db.execute(

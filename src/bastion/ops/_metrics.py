@@ -137,6 +137,13 @@ class Metrics:
             buckets=LAG_BUCKETS,
             registry=r,
         )
+        self.sessions_revoked = Counter(
+            "bastion_sessions_revoked_total",
+            "Sessions ended for their user other than by signing out, by reason "
+            "(ended, others, and the password change and reset).",
+            ["reason"],
+            registry=r,
+        )
         self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     # Hooks -----------------------------------------------------------------
@@ -186,6 +193,10 @@ class Metrics:
 
     def on_sign_in_failure(self, reason: str) -> None:
         self.sign_in_failures.labels(reason).inc()
+
+    def on_sessions_revoked(self, reason: str, count: int) -> None:
+        """:class:`~bastion.auth.AuthService`'s ``on_revoke``."""
+        self.sessions_revoked.labels(reason).inc(count)
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one request and its duration; called once per request, so kept short.

@@ -21,6 +21,22 @@ from tests.integration.auth.conftest import Browser
 PASSWORD = "correct horse battery"
 
 
+async def assert_session_ended(browser: Browser) -> None:
+    """A cookie that names no live session: 401 SESSION_ENDED and the cookie cleared.
+
+    The next request, with no cookie, is an anonymous visitor's: 200 {"user": null}.
+    """
+    refused = await browser.client.get("/api/auth/session")
+    assert refused.status_code == 401
+    assert refused.json()["reason"] == "SESSION_ENDED"
+    cleared = refused.headers["set-cookie"]
+    assert cleared.startswith(f'{COOKIE_NAME}=""')
+    assert "Max-Age=0" in cleared
+    browser.client.cookies.clear()  # a cookie set by hand has no domain for the jar to match
+    anonymous = await browser.client.get("/api/auth/session")
+    assert (anonymous.status_code, anonymous.json()) == (200, {"user": None})
+
+
 async def audit_rows(browser: Browser, action: str | None = None) -> list[AuditLog]:
     async with browser.database.session() as db:
         return await recent(db, limit=100, action=action)
@@ -43,7 +59,7 @@ async def test_sign_up_sign_in_session_sign_out(browser: Browser) -> None:
     assert (await browser.client.get("/api/auth/session")).json() == {"user": None}
     # The server forgot it: replaying the old cookie does not bring the session back.
     browser.client.cookies.set(COOKIE_NAME, token)
-    assert (await browser.client.get("/api/auth/session")).json() == {"user": None}
+    await assert_session_ended(browser)
 
 
 async def test_only_a_hash_of_the_token_is_stored(browser: Browser) -> None:
@@ -70,7 +86,7 @@ async def test_the_stored_hash_is_keyed_by_the_secret(settings: Settings) -> Non
     rotated = Browser(settings.model_copy(update={"SECRET_KEY": "r" * 64}))
     try:
         rotated.client.cookies.set(COOKIE_NAME, token)
-        assert (await rotated.client.get("/api/auth/session")).json() == {"user": None}
+        await assert_session_ended(rotated)
     finally:
         await rotated.close()
 
@@ -151,7 +167,7 @@ async def test_deactivated_user_counts_as_signed_out(browser: Browser) -> None:
     await browser.sign_up("ada@example.com", PASSWORD)
     assert (await browser.client.get("/api/auth/session")).json()["user"] is not None
     assert await browser.auth.deactivate("ada@example.com")
-    assert (await browser.client.get("/api/auth/session")).json() == {"user": None}
+    await assert_session_ended(browser)
     refused = await browser.sign_in("ada@example.com", PASSWORD)
     assert refused.status_code == 401
     (row, *_) = await audit_rows(browser, "auth.sign_in.failed")
@@ -163,14 +179,14 @@ async def test_idle_and_absolute_expiry(browser: Browser) -> None:
     async with browser.database.session() as db:
         await db.execute(update(UserSession).values(last_seen_at=utcnow() - timedelta(days=2)))
         await db.commit()
-    assert (await browser.client.get("/api/auth/session")).json() == {"user": None}
+    await assert_session_ended(browser)
 
     await browser.sign_in("ada@example.com", PASSWORD)
     assert (await browser.client.get("/api/auth/session")).json()["user"] is not None
     async with browser.database.session() as db:
         await db.execute(update(UserSession).values(expires_at=utcnow() - timedelta(seconds=1)))
         await db.commit()
-    assert (await browser.client.get("/api/auth/session")).json() == {"user": None}
+    await assert_session_ended(browser)
     async with browser.database.session() as db:
         assert (await db.scalars(select(UserSession))).all() == []  # expired rows are removed
 

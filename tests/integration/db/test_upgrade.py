@@ -269,7 +269,8 @@ def test_an_older_bastion_database_upgrades_in_place(database: Backend, fresh: B
     response = asyncio.run(session_of(database.url, token))
     assert response.status_code == 200, response.text
     assert response.json()["user"]["email"] == EMAIL
-    assert asyncio.run(session_of(database.url, "not-a-session")).json() == {"user": None}
+    stale = asyncio.run(session_of(database.url, "not-a-session"))
+    assert (stale.status_code, stale.json()["reason"]) == (401, "SESSION_ENDED")
 
     # Still append-only, under the new name.
     with pytest.raises((sqlite3.DatabaseError, asyncpg.PostgresError), match="append-only"):
