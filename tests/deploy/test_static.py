@@ -383,10 +383,15 @@ def test_the_schema_check_is_not_vacuous() -> None:
 
 def test_services_profiles_healthchecks_and_dependencies() -> None:
     services = compose()["services"]
-    assert set(services) == {"db", "valkey", "migrate", "app", "worker", "caddy"}
-    assert [name for name, s in services.items() if "profiles" in s] == ["caddy"]
-    assert services["caddy"]["profiles"] == ["proxy"]
-    for name in ("db", "valkey", "app", "caddy"):
+    assert set(services) == {
+        "db", "valkey", "migrate", "app", "worker", "caddy", "prometheus", "alertmanager"
+    }  # fmt: skip
+    assert {name: s["profiles"] for name, s in services.items() if "profiles" in s} == {
+        "caddy": ["proxy"],
+        "prometheus": ["monitoring"],
+        "alertmanager": ["monitoring"],
+    }
+    for name in ("db", "valkey", "app", "caddy", "prometheus", "alertmanager"):
         assert services[name]["healthcheck"]["test"][0] == "CMD", name
     assert services["app"]["depends_on"] == {
         "migrate": {"condition": "service_completed_successfully"},
@@ -406,7 +411,7 @@ def test_services_profiles_healthchecks_and_dependencies() -> None:
     assert any(p.endswith(":${BASTION_HTTPS_PORT:-8088}") for p in services["caddy"]["ports"])
     # Data lives in named volumes, declared at the top level.
     named = set(compose()["volumes"])
-    for name in ("db", "valkey", "caddy"):
+    for name in ("db", "valkey", "caddy", "prometheus", "alertmanager"):
         for volume in services[name]["volumes"]:
             source = volume.split(":", 1)[0]
             assert source.startswith("./") or source in named, volume
@@ -419,12 +424,39 @@ def test_services_profiles_healthchecks_and_dependencies() -> None:
 def test_every_compose_image_is_pinned_by_version_and_digest() -> None:
     services = compose()["services"]
     pulled = {name: s["image"] for name, s in services.items() if "build" not in s}
-    assert set(pulled) == {"db", "valkey", "caddy"}
+    assert set(pulled) == {"db", "valkey", "caddy", "prometheus", "alertmanager"}
     for name, image in pulled.items():
         match = PINNED.match(image)
         assert match, f"{name}: not pinned by tag and digest: {image}"
         assert match["tag"] != "latest"
-        assert re.match(r"\d+\.\d+", match["tag"]), f"{name}: tag is not a version: {image}"
+        # Prometheus and Alertmanager tag their releases v3.5.0.
+        assert re.match(r"v?\d+\.\d+", match["tag"]), f"{name}: tag is not a version: {image}"
+
+
+def test_monitoring_scrapes_the_app_inside_and_publishes_on_loopback_only() -> None:
+    """Prometheus reads /api/metrics over the internal network, never through Caddy."""
+    services = compose()["services"]
+    prometheus, alertmanager = services["prometheus"], services["alertmanager"]
+    assert "backend" in prometheus["networks"]
+    assert "edge" not in prometheus["networks"]
+    assert "./deploy/prometheus:/etc/prometheus:ro" in prometheus["volumes"]
+    assert (
+        "./deploy/alertmanager/alertmanager.yml:/etc/alertmanager/alertmanager.yml:ro"
+        in alertmanager["volumes"]
+    )
+    for service in (prometheus, alertmanager):
+        assert all(port.startswith("127.0.0.1:") for port in service["ports"]), service["ports"]
+        assert service["read_only"] is True
+        assert service["cap_drop"] == ["ALL"]
+    config = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    [job] = [j for j in config["scrape_configs"] if j["job_name"] == "bastion"]
+    assert job["metrics_path"] == "/api/metrics"
+    assert job["dns_sd_configs"][0]["names"] == ["app"]
+    assert job["dns_sd_configs"][0]["port"] == 8000
+    assert config["rule_files"] == ["rules.yml"]
+    assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == [
+        "alertmanager:9093"
+    ]
 
 
 def env_example_names() -> set[str]:

@@ -161,6 +161,15 @@ def test_bundle_is_one_tar_with_everything(built: Built) -> None:
             if p.is_file() and "__pycache__" not in p.parts
         }
         assert expected <= set(members)
+        # The monitoring envelope travels with the app (README "Monitoring").
+        for name in (
+            "prometheus/rules.yml",
+            "prometheus/rules.test.yml",
+            "prometheus/prometheus.yml",
+            "alertmanager/alertmanager.yml",
+            "grafana/bastion.json",
+        ):
+            assert f"{top}/deploy/{name}" in members, name
 
 
 def test_wheelhouse_holds_exactly_the_locked_runtime_dependencies(built: Built) -> None:

@@ -26,7 +26,11 @@ ROOT = Path(__file__).resolve().parents[2]
 # Marker -> the test paths (relative to the repository, a trailing "/" for a
 # folder) whose tests carry it.
 KINDS: dict[str, tuple[str, ...]] = {
-    "load": ("tests/integration/load/", "tests/integration/test_bench_harness.py"),
+    "load": (
+        "tests/integration/load/",
+        "tests/integration/test_bench_harness.py",
+        "tests/integration/monitoring/",
+    ),
     "bench": ("tests/integration/test_bench_harness.py",),
     "browser": ("tests/e2e/",),
     "bundle": ("tests/integration/test_bundle.py",),

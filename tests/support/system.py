@@ -2,9 +2,10 @@
 
 The README's test command is ``uv run pytest`` and nothing else, so a fresh
 machine with only Python and uv must be able to run it as written. The Python
-servers (Valkey, PostgreSQL, Caddy) come as wheels; three programs do not:
+servers (Valkey, PostgreSQL, Caddy) come as wheels; some programs do not:
 Chromium for the browser tests, wrk for the load tests, openssl for the
-front-door certificates. ``tests/conftest.py`` calls :func:`ensure` once the
+front-door certificates, Prometheus (with promtool) and Alertmanager's amtool
+for the monitoring rules and their live test. ``tests/conftest.py`` calls :func:`ensure` once the
 tests are collected: what the collected tests need and the machine lacks is
 installed with apt-get when the run is root (CI, a container), and otherwise
 the run stops with one line saying what to install. Only what the selected
@@ -33,7 +34,14 @@ from tests.support.kinds import ROOT, under
 __all__ = ["NEEDED_BY", "PACKAGES", "ROOT", "SetupError", "ensure", "missing_for", "needed_for"]
 
 # Program on PATH -> the Debian package that provides it.
-PACKAGES: dict[str, str] = {"chromium": "chromium", "wrk": "wrk", "openssl": "openssl"}
+PACKAGES: dict[str, str] = {
+    "chromium": "chromium",
+    "wrk": "wrk",
+    "openssl": "openssl",
+    "prometheus": "prometheus",
+    "promtool": "prometheus",
+    "amtool": "prometheus-alertmanager",
+}
 
 # Program -> the test paths (relative to the repository, a trailing "/" for a
 # folder) that run it. tests/unit/test_system_packages.py scans the suite and
@@ -42,6 +50,9 @@ NEEDED_BY: dict[str, tuple[str, ...]] = {
     "chromium": ("tests/e2e/",),
     "wrk": ("tests/integration/load/", "tests/integration/test_bench_harness.py"),
     "openssl": ("tests/deploy/",),
+    "prometheus": ("tests/integration/monitoring/",),
+    "promtool": ("tests/deploy/test_monitoring.py",),
+    "amtool": ("tests/deploy/test_monitoring.py",),
 }
 
 #: Held while programs are installed, by whichever test run on this machine installs them.

@@ -1,6 +1,7 @@
 """The test run's own set-up knows every Debian program the suite runs.
 
-``tests/support/system.py`` installs Chromium, wrk and openssl for the tests
+``tests/support/system.py`` installs Chromium, wrk, openssl, Prometheus and
+amtool for the tests
 that need them. A new test that starts one of them from a folder the set-up
 does not list would pass on a developer's machine (where it is installed) and
 fail on a fresh one; these tests find such a file by reading the suite.
@@ -21,6 +22,12 @@ USES: dict[str, re.Pattern[str]] = {
         r"[\"']wrk[\"']|from (?:bench|harness)\.wrk import|support\.load import [^\n]*\bwrk\b"
     ),
     "openssl": re.compile(r"[\"']openssl[\"']"),
+    # The server, by argv or through tests/support/prometheus.py (not the word: compose names it).
+    "prometheus": re.compile(
+        r"\[[\"']prometheus[\"'],|support\.prometheus import (?:\([^)]*|[^\n]*)\bPrometheusServer\b"
+    ),
+    "promtool": re.compile(r"[\"']promtool[\"']"),
+    "amtool": re.compile(r"[\"']amtool[\"']"),
 }
 
 # Files that only name the programs (the set-up, and the tests of what documents them).
@@ -56,6 +63,9 @@ def test_every_test_that_runs_a_program_is_covered_by_the_set_up() -> None:
     assert "tests/integration/test_bench_harness.py" in found["wrk"]
     assert any(name.startswith("tests/e2e/") for name in found["chromium"])
     assert "tests/deploy/test_static.py" in found["openssl"]
+    assert "tests/deploy/test_monitoring.py" in found["promtool"]
+    assert "tests/deploy/test_monitoring.py" in found["amtool"]
+    assert any(name.startswith("tests/integration/monitoring/") for name in found["prometheus"])
 
 
 def test_unit_tests_need_no_program() -> None:

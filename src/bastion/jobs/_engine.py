@@ -49,6 +49,8 @@ class Jobs:
         self.database = database
         self.metrics = metrics
         self.enabled = settings.JOBS_ENABLED
+        if metrics is not None:
+            metrics.enabled.set(1 if self.enabled else 0)
         self.builtins = builtin_tasks(settings)
         self.inline = InlineRunner(settings, database, metrics)
         self.queue = ProcrastinateQueue(settings, database, metrics, lambda: self.tasks().values())

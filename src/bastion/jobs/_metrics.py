@@ -70,6 +70,14 @@ class JobMetrics:
             registry=r,
             multiprocess_mode="max",
         )
+        # Without it "no worker" cannot be told from "no worker needed": inline
+        # jobs run in the app and have no worker (and no heartbeat series) at all.
+        self.enabled = Gauge(
+            "bastion_jobs_enabled",
+            "1 when jobs wait in PostgreSQL for a `bastion worker` (JOBS_ENABLED), 0 when inline.",
+            registry=r,
+            multiprocess_mode="max",
+        )
         self.workers = Gauge(
             "bastion_jobs_workers",
             "Workers with a heartbeat in the database.",

@@ -75,6 +75,8 @@ def test_a_failing_job_never_fails_its_request(app: AppServer) -> None:
     metrics = httpx.get(app.url + "/api/metrics", timeout=5).text
     assert 'bastion_jobs_failed_total{task="sandbox.demo"} 1.0' in metrics
     assert 'bastion_jobs_retried_total{task="sandbox.demo"}' in metrics
+    # Inline jobs need no worker: the alert on "no live worker" reads this as 0.
+    assert "\nbastion_jobs_enabled 0.0\n" in metrics
     page = httpx.get(app.url + "/sandbox/jobs", timeout=5).text
     assert "DemoFailure" in page
     assert "Jobs run inline" in page

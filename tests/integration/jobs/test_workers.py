@@ -188,6 +188,7 @@ def test_a_failing_task_is_retried_with_backoff_then_failed(
         "failed job in the metrics",
     )
     assert "bastion_jobs_worker_heartbeat_age_seconds" in metrics
+    assert "\nbastion_jobs_enabled 1.0\n" in metrics
 
 
 def test_sigterm_stops_a_worker_gracefully(
