@@ -32,6 +32,7 @@ from bastion_example import (
     sandbox_hardening,
     sandbox_health,
     sandbox_jobs,
+    sandbox_outbox,
     sandbox_signin,
 )
 from bastion_example.templating import templates
@@ -149,6 +150,7 @@ def create_routes_app(settings: Settings, metrics: Metrics | None = None) -> Sta
             *sandbox_signin.routes,
             *sandbox_health.routes,
             *sandbox_accounts.routes,
+            *sandbox_outbox.routes,
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
         exception_handlers=handlers,

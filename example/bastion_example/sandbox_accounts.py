@@ -27,6 +27,7 @@ from bastion.responses import NO_STORE
 from bastion_example.accounts import auth_service
 from bastion_example.forms import form_page
 from bastion_example.guards import guard_sandbox
+from bastion_example.sandbox_outbox import outbox_context
 from bastion_example.templating import templates
 
 __all__ = ["routes", "verdict"]
@@ -62,7 +63,7 @@ async def api_verdict(request: Request) -> Response:
 
 async def _render(request: Request, checked: dict[str, object] | None = None) -> Response:
     policy = auth_service(request).password_policy
-    context: dict[str, object] = {"policy": policy, "verdict": checked}
+    context: dict[str, object] = {"policy": policy, "verdict": checked, **outbox_context(request)}
     return templates.TemplateResponse(request, "sandbox_accounts.html", context, headers=NO_STORE)
 
 

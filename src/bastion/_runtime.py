@@ -42,6 +42,7 @@ from bastion.jobs import Jobs
 from bastion.jobs._current import set_jobs
 from bastion.jobs._inline import AfterResponse
 from bastion.jobs._metrics import JobMetrics
+from bastion.mail import set_mail_listener
 from bastion.ops._failures import hear_exceptions
 from bastion.ops._health import health_routes
 from bastion.ops._logs import ensure_logging
@@ -107,6 +108,8 @@ class Bastion:
         set_cache(self.cache)
         set_jobs(self.jobs)
         set_later(self.later)
+        # Mail sent in this process (inline jobs) is counted in bastion_emails_total.
+        set_mail_listener(metrics.on_email if metrics else None)
 
     async def later(self, task: str, /, **arguments: Any) -> None:
         """Queue bastion's task ``task`` on this app's jobs engine (see :mod:`bastion._later`).
@@ -211,6 +214,7 @@ class Bastion:
         set_cache(self.cache)
         set_jobs(self.jobs)
         set_later(self.later)
+        set_mail_listener(self.metrics.on_email if self.metrics else None)
         self.loop_lag.start()
         # In the background: a database that is down must not hold up the start.
         self._schema_check = asyncio.create_task(self.warn_about_schema())

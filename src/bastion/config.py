@@ -34,6 +34,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from bastion._parse.email import email_url
 from bastion._parse.networks import parse_proxies
 from bastion._parse.origins import TrustedOrigins
 from bastion._parse.ratelimit import parse_rate_limit
@@ -151,8 +152,9 @@ class Settings(BaseSettings):
     #: Seconds an emailed password-reset link works.
     PASSWORD_RESET_TTL: int = Field(default=1_800, ge=60, le=7 * 24 * 3600)
 
-    #: ``smtp://user:password@host:port`` (STARTTLS when the server offers it) or
-    #: ``smtps://...`` (implicit TLS). Unset: mail goes to the console in development.
+    #: ``smtp://[user:password@]host[:port]`` (STARTTLS when the server offers it, port 587
+    #: by default) or ``smtps://...`` (implicit TLS, port 465); see :mod:`bastion._parse.email`.
+    #: Unset: mail goes to the console in development, nowhere in production (E070).
     EMAIL_URL: str | None = None
     #: The From address of every message bastion sends.
     EMAIL_FROM: str = "bastion@localhost"
@@ -189,6 +191,11 @@ class Settings(BaseSettings):
     @classmethod
     def _valkey_url(cls, value: str | None) -> str | None:
         return valkey_url(value)
+
+    @field_validator("EMAIL_URL")
+    @classmethod
+    def _email_url(cls, value: str | None) -> str | None:
+        return email_url(value)  # the one parser bastion.mail connects with
 
     @field_validator(
         "SIGN_IN_RATE_LIMIT",

@@ -41,6 +41,9 @@ def _bad_values() -> list[tuple[str, str]]:
         ("VALKEY_URL", f"redis://admin:{PASSWORD}@127.0.0.1:{refused}/0"),
         ("VALKEY_URL", f"redis://:{PASSWORD}@db:port/0"),
         ("APP_URL", f"http://admin:{PASSWORD}@app.example.com"),
+        ("EMAIL_URL", f"http://admin:{PASSWORD}@smtp.example.com"),
+        ("EMAIL_URL", f"smtp://admin:{PASSWORD}@smtp.example.com:port"),
+        ("EMAIL_URL", f"smtps://admin:{PASSWORD}@127.0.0.1:{refused}"),
     ]
     return cases
 

@@ -38,6 +38,7 @@ GOOD_ENV = {
     "WEB_CONCURRENCY": "4",
     "METRICS_ENABLED": "true",
     "METRICS_BLOCKED_AT_PROXY": "true",
+    "EMAIL_URL": "smtps://bastion:k7Qm2vX9pL4sT8wB@smtp.example.com",
 }
 
 #: Everything wrong at once; APP_ENV=development is the only way to keep the dev key.
@@ -140,6 +141,7 @@ def test_ids_are_stable() -> None:
         "bastion.E051",
         "bastion.W060",
         "bastion.W061",
+        "bastion.E070",
     ]
     # The example app registers its own (its sandbox), under the IDs they always had.
     assert list(registry())[len(CHECKS) :] == ["bastion.E040", "bastion.W041"]
@@ -508,3 +510,13 @@ def test_worker_heartbeat_rule_is_pure_and_needs_jobs(monkeypatch: pytest.Monkey
     assert list(worker_heartbeat(settings, 3.0)) == []
     inline = settings_from(monkeypatch, {**GOOD_ENV, "JOBS_ENABLED": "false"})
     assert list(worker_heartbeat(inline, None)) == []
+
+
+def test_production_without_email_url_is_e070(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reset links and notices would go nowhere: an error, not a judgement call."""
+    without = {k: v for k, v in GOOD_ENV.items() if k != "EMAIL_URL"}
+    result = run_checks(settings_from(monkeypatch, without), deploy=True)
+    assert ids(result) == {"bastion.W041", "bastion.E070"}
+    assert result.failed()
+    # Development writes mail to the console: nothing to report there.
+    assert "bastion.E070" not in check_ids(monkeypatch, {**without, "APP_ENV": "development"})

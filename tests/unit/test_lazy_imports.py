@@ -20,16 +20,16 @@ HEAVY = ("alembic", "procrastinate", "psycopg", "asyncpg")
 POSTGRES = "postgresql://bastion@127.0.0.1:9/bastion"
 
 
-def _loaded(code: str, **env: str) -> set[str]:
+def _loaded(code: str, prefixes: tuple[str, ...] = HEAVY, **env: str) -> set[str]:
     setup = "".join(f"import os; os.environ[{k!r}] = {v!r}\n" for k, v in env.items())
-    return {name.split(".")[0] for name in modules_loaded_by(setup + code, HEAVY)}
+    return {name.split(".")[0] for name in modules_loaded_by(setup + code, prefixes)}
 
 
 def test_the_embedded_default_loads_none_of_them(tmp_path: Path) -> None:
     code = "import bastion\nbastion.Bastion()"
     database = f"sqlite:///{tmp_path}/bastion.db"
     assert _loaded(code, DATABASE_URL=database) == set()
-    others = ("valkey", "prometheus_client", "croniter")
+    others = ("valkey", "prometheus_client", "croniter", "aiosmtplib")
     assert (
         modules_loaded_by(f"import os; os.environ['DATABASE_URL'] = {database!r}\n{code}", others)
         == []
@@ -84,3 +84,21 @@ def test_a_task_declared_with_retries_asks_procrastinate_only_when_it_fails() ->
     assert _loaded(declare) == set()
     wait = _loaded(declare + "assert 0 < t.retry_in(ValueError(), 1) <= 2\n")
     assert {"procrastinate", "psycopg"} <= wait
+
+
+def test_an_email_url_brings_aiosmtplib_only_when_a_message_goes_out() -> None:
+    """EMAIL_URL set and a transport built: still nothing; sending (refused at once) loads it."""
+    build = (
+        "import bastion\n"
+        "from bastion.mail import Message, transport_for\n"
+        "security = bastion.Bastion()\n"
+        "transport = transport_for(security.settings)\n"
+    )
+    send = (
+        "import asyncio, contextlib\n"
+        "with contextlib.suppress(Exception):\n"
+        "    asyncio.run(transport.send(Message('a@example.com', 's', 't')))\n"
+    )
+    url = "smtp://127.0.0.1:9"  # discard: nothing listens, the send fails at once
+    assert _loaded(build, ("aiosmtplib",), EMAIL_URL=url) == set()
+    assert _loaded(build + send, ("aiosmtplib",), EMAIL_URL=url) == {"aiosmtplib"}

@@ -24,6 +24,9 @@ def no_remembered_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
         ("url=mysql+aiomysql://u:p4ss@h/x", f"url=mysql+aiomysql://u:{MASK}@h/x"),
         ("(sqlite://u:pw@h)", f"(sqlite://u:{MASK}@h)"),
         ("two a://u:one@h and b://v:two@k", f"two a://u:{MASK}@h and b://v:{MASK}@k"),
+        # EMAIL_URL's forms, a URL-encoded user and password among them.
+        ("smtp://apikey:SG.x-y@smtp.example.com:587", f"smtp://apikey:{MASK}@smtp.example.com:587"),
+        ("'smtps://ops%40ex.com:p%2Fw@h'", f"'smtps://ops%40ex.com:{MASK}@h'"),
     ],
 )
 def test_passwords_in_urls_are_masked(text: str, expected: str) -> None:

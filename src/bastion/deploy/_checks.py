@@ -418,6 +418,18 @@ def _jobs_inline(settings: Settings) -> Iterator[Finding]:
         )
 
 
+@register(CheckSpec("bastion.E070", "production without EMAIL_URL: no mail is sent"))
+def _email(settings: Settings) -> Iterator[Finding]:
+    if settings.is_production and settings.EMAIL_URL is None:
+        yield finding(
+            "bastion.E070",
+            "EMAIL_URL is not set in production: password-reset links and security notices "
+            "are not sent (each message is dropped with one WARNING in the log)",
+            "set EMAIL_URL=smtp://user:password@host:587 (STARTTLS) or smtps://...:465 "
+            "(implicit TLS), and EMAIL_FROM to an address the server may send as",
+        )
+
+
 #: bastion's checks, then the apps', once the plugins are loaded.
 _merged: CheckRegistry | None = None
 

@@ -37,9 +37,9 @@ async def _clean_sessions(ctx: JobContext) -> None:
 
 async def _send_mail(ctx: JobContext, to: str, subject: str, text: str) -> None:
     # Imported when a message goes out, as the session sweep above.
-    from bastion.mail import Message, transport_for  # noqa: PLC0415
+    from bastion.mail import Message, deliver, transport_for  # noqa: PLC0415
 
-    await transport_for(ctx.settings).send(Message(to=to, subject=subject, text=text))
+    await deliver(Message(to=to, subject=subject, text=text), transport_for(ctx.settings))
 
 
 def builtin_tasks(settings: Settings) -> list[Task]:

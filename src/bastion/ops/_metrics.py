@@ -144,6 +144,13 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.emails = Counter(
+            "bastion_emails_total",
+            "Messages by outcome: sent (SMTP accepted), failed (an attempt raised; the job "
+            "retries), dropped (production without EMAIL_URL), console (development).",
+            ["outcome"],
+            registry=r,
+        )
         self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     # Hooks -----------------------------------------------------------------
@@ -190,6 +197,10 @@ class Metrics:
     def on_loop_lag(self, seconds: float) -> None:
         """The loop-lag monitor's ``on_sample``."""
         self.loop_lag.observe(seconds)
+
+    def on_email(self, outcome: str) -> None:
+        """bastion.mail's listener: counted in the process that sent (``set_mail_listener``)."""
+        self.emails.labels(outcome).inc()
 
     def on_sign_in_failure(self, reason: str) -> None:
         self.sign_in_failures.labels(reason).inc()
