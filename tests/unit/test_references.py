@@ -25,8 +25,9 @@ The README's names are code paths, resolved by rule 3, or one of the other
 dotted names bastion defines, each checked against its own source: a
 deployment check ID (``bastion.W005``) that the checks registry knows, an
 entry-point group bastion reads (``bastion.apps``), a logger bastion logs
-on (``bastion.errors``), or the name of one of bastion's own tasks
-(``bastion.sessions.clean``). A dotted name inside a longer token (a file
+on (``bastion.errors``), the name of one of bastion's own tasks
+(``bastion.sessions.clean``), or a group of the shipped Prometheus rules
+(``bastion.thresholds``). A dotted name inside a longer token (a file
 path such as ``/srv/bastion.tar``) is not a name.
 """
 
@@ -42,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from bastion import _plugins, load_settings
 from bastion.deploy._checks import registry
@@ -208,7 +210,9 @@ def _other_names() -> set[str]:
     groups = {_plugins.APPS_GROUP, _plugins.CHECKS_GROUP, _plugins.TASKS_GROUP}
     loggers = {name for _, path in _modules() for name in LOGGER.findall(path.read_text())}
     tasks = {task.name for task in builtin_tasks(load_settings())}
-    return check_ids | groups | loggers | {ACCESS_LOGGER} | tasks
+    rules = yaml.safe_load((README.parent / "deploy" / "prometheus" / "rules.yml").read_text())
+    rule_groups = {group["name"] for group in rules["groups"]}
+    return check_ids | groups | loggers | {ACCESS_LOGGER} | tasks | rule_groups
 
 
 def test_the_readme_names_bastion_in_code() -> None:
