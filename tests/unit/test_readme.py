@@ -43,7 +43,7 @@ def test_the_sandbox_json_api_is_documented() -> None:
 
 def test_the_ci_section_names_what_ci_installs() -> None:
     section = README.split("`bash .ci/run`", 1)[1][:400]
-    for program in ("uv", "Chromium", "wrk", "openssl"):
+    for program in ("uv", "Chromium", "wrk", "openssl", "Prometheus", "Alertmanager"):
         assert program in section, program
 
 
