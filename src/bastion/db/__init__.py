@@ -16,7 +16,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from bastion.db._engine import DATABASE_ERRORS, Database, DatabaseUnavailable
-from bastion.db._models import AuditLog, KnownDevice, PasswordReset, User, UserSession
+from bastion.db._models import (
+    AuditLog,
+    BackupCode,
+    KnownDevice,
+    Passkey,
+    PasswordReset,
+    PendingSignIn,
+    TotpSecret,
+    User,
+    UserSession,
+    WebAuthnChallenge,
+)
 from bastion.db._schema import Migration, MigrationReport, SchemaError, SchemaState
 
 if TYPE_CHECKING:
@@ -25,16 +36,21 @@ if TYPE_CHECKING:
 __all__ = [
     "DATABASE_ERRORS",
     "AuditLog",
+    "BackupCode",
     "Database",
     "DatabaseUnavailable",
     "KnownDevice",
     "Migration",
     "MigrationReport",
+    "Passkey",
     "PasswordReset",
+    "PendingSignIn",
     "SchemaError",
     "SchemaState",
+    "TotpSecret",
     "User",
     "UserSession",
+    "WebAuthnChallenge",
     "migrate",
 ]
 

@@ -14,7 +14,17 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, func
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    func,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bastion.db._types import UTCDateTime, utcnow
@@ -115,6 +125,102 @@ class KnownDevice(Base):
     __table_args__ = (
         Index("uq_bastion_known_device_user_fingerprint", user_id, fingerprint, unique=True),
     )
+
+
+class TotpSecret(Base):
+    """An account's TOTP secret (RFC 6238), encrypted under a key derived from SECRET_KEY.
+
+    ``confirmed_at`` is None between enrolment and the first right code: the
+    second factor is on only once it is set. ``last_step`` is the last time
+    step a code was accepted for (RFC 6238 section 5.2): a code of that step
+    or an earlier one is refused, and the update that records a step is one
+    conditional UPDATE, so two instances cannot both accept one code.
+    """
+
+    __tablename__ = "bastion_totp"
+
+    user_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("bastion_user.id", ondelete="CASCADE"), primary_key=True
+    )
+    secret_ciphertext: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    last_step: Mapped[int | None] = mapped_column(BigInteger, default=None)
+
+
+class BackupCode(Base):
+    """One single-use backup code; only an HMAC-SHA256 of it is stored."""
+
+    __tablename__ = "bastion_backup_code"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("bastion_user.id", ondelete="CASCADE"), index=True
+    )
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class Passkey(Base):
+    """A WebAuthn credential: its id, public key (COSE) and signature counter."""
+
+    __tablename__ = "bastion_passkey"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
+    user_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("bastion_user.id", ondelete="CASCADE"), index=True
+    )
+    #: The credential id, base64url without padding (at most 1,023 bytes raw).
+    credential_id: Mapped[str] = mapped_column(String(1400), unique=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    sign_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    transports: Mapped[list[str]] = mapped_column(JSON, default=list)
+    name: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class WebAuthnChallenge(Base):
+    """A WebAuthn challenge handed out: single use, five minutes, stored as an HMAC.
+
+    The browser's answer carries the challenge in its clientDataJSON; its HMAC
+    finds the row, which says what it was for and whose it was, and is spent
+    by one conditional UPDATE (a replay finds it spent, on every instance).
+    """
+
+    __tablename__ = "bastion_webauthn_challenge"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    challenge_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    #: ``register`` or ``sign_in``.
+    purpose: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("bastion_user.id", ondelete="CASCADE"), default=None
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class PendingSignIn(Base):
+    """A right password awaiting its second factor: not a session, and it authorises nothing.
+
+    Its cookie holds a random token, this table an HMAC of it. It lives five
+    minutes and dies after five wrong codes.
+    """
+
+    __tablename__ = "bastion_pending_sign_in"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("bastion_user.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class AuditLog(Base):

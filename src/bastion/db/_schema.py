@@ -25,7 +25,7 @@ from bastion.db._sqlstate import sqlstate
 #: bastion's Alembic version table (an app's Alembic keeps ``alembic_version``).
 VERSION_TABLE = "bastion_alembic_version"
 #: bastion's migration revisions, oldest first; the last is the head.
-REVISIONS: tuple[str, ...] = ("0001", "0002", "0003")
+REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004")
 HEAD = REVISIONS[-1]
 #: The one query that says where the schema stands.
 SELECT_REVISIONS = text("SELECT version_num FROM bastion_alembic_version")

@@ -243,11 +243,13 @@ def test_an_older_bastion_database_upgrades_in_place(database: Backend, fresh: B
         "bastion: moved revision 0002 from alembic_version to bastion_alembic_version",
         "bastion: applied migration 0003: Accounts a team can run: session public ids, password "
         "resets and known devices.",
-        "bastion: the database is at the latest migration (0003)",
+        "bastion: applied migration 0004: A second factor: TOTP secrets, backup codes, passkeys, "
+        "WebAuthn challenges, pending sign-ins.",
+        "bastion: the database is at the latest migration (0004)",
     ]
     after = {old: database.run(f"SELECT count(*) FROM {new}")[0][0] for old, new in TABLES.items()}
     assert after == counts
-    assert database.run("SELECT version_num FROM bastion_alembic_version") == [("0003",)]
+    assert database.run("SELECT version_num FROM bastion_alembic_version") == [("0004",)]
     # The sessions issued before the upgrade got public ids of their own.
     public_ids = [row[0] for row in database.run("SELECT public_id FROM bastion_session")]
     assert len(set(public_ids)) == 2
@@ -260,7 +262,9 @@ def test_an_older_bastion_database_upgrades_in_place(database: Backend, fresh: B
         "(PostgreSQL only) and the bastion_job_run history.",
         "bastion: applied migration 0003: Accounts a team can run: session public ids, password "
         "resets and known devices.",
-        "bastion: the database is at the latest migration (0003)",
+        "bastion: applied migration 0004: A second factor: TOTP secrets, backup codes, passkeys, "
+        "WebAuthn challenges, pending sign-ins.",
+        "bastion: the database is at the latest migration (0004)",
     ]
     assert database.names() == fresh.names()
     assert not {name for name in database.names() if "bastion" not in name}
@@ -278,7 +282,7 @@ def test_an_older_bastion_database_upgrades_in_place(database: Backend, fresh: B
 
     # Run again (in-process: the console script's lines were checked above).
     assert describe(asyncio.run(migrate(database.url))) == [
-        "bastion: nothing to apply, the database is at the latest migration (0003)"
+        "bastion: nothing to apply, the database is at the latest migration (0004)"
     ]
 
 
@@ -371,11 +375,11 @@ def test_beside_an_app_with_its_own_tables_and_alembic(database: Backend, tmp_pa
     database.run("INSERT INTO sessions (id, user_id, data) VALUES (1, 1, 'app session')")
 
     report = asyncio.run(migrate(database.url))
-    assert [m.revision for m in report.applied] == ["0001", "0002", "0003"]
+    assert [m.revision for m in report.applied] == ["0001", "0002", "0003", "0004"]
     assert report.renamed == ()
 
     assert database.run("SELECT version_num FROM alembic_version") == [("0002",)]
-    assert database.run("SELECT version_num FROM bastion_alembic_version") == [("0003",)]
+    assert database.run("SELECT version_num FROM bastion_alembic_version") == [("0004",)]
     assert database.run("SELECT id, name FROM users") == [(1, "app user")]
     assert database.run("SELECT id, user_id, data FROM sessions") == [(1, 1, "app session")]
     # bastion added its own tables and nothing else: no unprefixed one.
@@ -383,6 +387,11 @@ def test_beside_an_app_with_its_own_tables_and_alembic(database: Backend, tmp_pa
         "bastion_alembic_version",
         "bastion_password_reset",
         "bastion_known_device",
+        "bastion_totp",
+        "bastion_backup_code",
+        "bastion_passkey",
+        "bastion_webauthn_challenge",
+        "bastion_pending_sign_in",
         *TABLES.values(),
     }
 
