@@ -122,7 +122,12 @@ def create_routes_app(settings: Settings, metrics: Metrics | None = None) -> Sta
     """
     bastion = Bastion(settings, metrics=metrics)
     auth = AuthService.from_settings(
-        settings, bastion.database, bastion.guard, bastion.sign_up_limiter
+        settings,
+        bastion.database,
+        bastion.guard,
+        bastion.sign_up_limiter,
+        reset_limiter=bastion.reset_limiter,
+        on_reset=bastion.metrics.on_password_reset if bastion.metrics else None,
     )
 
     handlers: dict[type[BaseException] | int, ExceptionHandler] = {

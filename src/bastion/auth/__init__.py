@@ -6,15 +6,20 @@ envelope wraps; build the service with ``AuthService.from_settings``.
 
 from __future__ import annotations
 
-from bastion.auth._api import auth_routes, client_of, read_credentials
+from bastion.auth._api import auth_routes, client_of, password_reason, read_credentials, read_fields
 from bastion.auth._cookies import clear_session_cookie, read_session_cookie, set_session_cookie
 from bastion.auth._emails import InvalidEmail
+from bastion.auth._resets import ResetRefused
 from bastion.auth._service import (
     AuthService,
     EmailTaken,
     InvalidPassword,
+    NotSignedIn,
+    PasswordChangeLimited,
+    ResetLimited,
     SignInResult,
     SignUpLimited,
+    WrongPassword,
 )
 
 __all__ = [
@@ -22,12 +27,19 @@ __all__ = [
     "EmailTaken",
     "InvalidEmail",
     "InvalidPassword",
+    "NotSignedIn",
+    "PasswordChangeLimited",
+    "ResetLimited",
+    "ResetRefused",
     "SignInResult",
     "SignUpLimited",
+    "WrongPassword",
     "auth_routes",
     "clear_session_cookie",
     "client_of",
+    "password_reason",
     "read_credentials",
+    "read_fields",
     "read_session_cookie",
     "set_session_cookie",
 ]

@@ -14,6 +14,7 @@ audit row each) are bounded by the limit.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -22,9 +23,19 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bastion._later import Later, current_later
-from bastion.audit import SIGN_OUT, SIGN_UP, AuditEntry, Outcome, record
+from bastion.audit import (
+    PASSWORD_CHANGED,
+    PASSWORD_RESET_COMPLETED,
+    SIGN_OUT,
+    SIGN_UP,
+    AuditEntry,
+    Outcome,
+    record,
+)
 from bastion.auth._emails import normalise_email
+from bastion.auth._notices import notify
 from bastion.auth._passwords import MAX_PASSWORD, MIN_PASSWORD, Passwords
+from bastion.auth._resets import RESET_TASK, ResetRefused, consume, find_reset
 from bastion.auth._sessions import SessionPolicy, Sessions
 from bastion.config import Settings
 from bastion.db import Database, User
@@ -44,6 +55,37 @@ class InvalidPassword(ValueError):
 
 class EmailTaken(ValueError):
     pass
+
+
+class NotSignedIn(Exception):
+    """The request carries no live session: a password change needs one."""
+
+
+class WrongPassword(Exception):
+    """The current password given to a password change is wrong (a failed sign-in)."""
+
+    def __init__(self, decision: Decision) -> None:
+        super().__init__("the current password is wrong")
+        self.decision = decision
+
+
+class PasswordChangeLimited(Exception):
+    """Over the sign-in limit: the current password was not even checked."""
+
+    def __init__(self, decision: Decision) -> None:
+        super().__init__("too many password attempts; try again later")
+        self.decision = decision
+
+
+class ResetLimited(Exception):
+    """Too many reset requests from this client or for this email.
+
+    The limit is ``PASSWORD_RESET_RATE_LIMIT``.
+    """
+
+    def __init__(self, decision: Decision) -> None:
+        super().__init__("too many password reset requests; try again later")
+        self.decision = decision
 
 
 class SignUpLimited(Exception):
@@ -86,8 +128,16 @@ class AuthService:
         sign_up_limiter: SignInLimiter | None = None,
         later: Later | None = None,
         app_url: str = "http://localhost:8000",
+        reset_limiter: SignInLimiter | None = None,
+        on_reset: Callable[[str], None] | None = None,
     ) -> None:
         """``sign_up_limiter`` counts sign-ups per client IP (none: unlimited).
+
+        ``reset_limiter`` counts password-reset requests per client IP and per
+        email (``Bastion.reset_limiter``; none: unlimited, which only a test
+        should want). ``on_reset`` hears each reset outcome (``requested``,
+        ``limited``, ``completed``, ``invalid``, ``used``, ``expired``): a
+        metrics hook, ``Metrics.on_password_reset``.
 
         ``later`` queues the mail this service sends (a reset link, a security
         notice) outside the request; by default, the running
@@ -101,6 +151,8 @@ class AuthService:
         self.sign_up_limiter = sign_up_limiter
         self.passwords = passwords or Passwords()
         self.sessions = Sessions(policy)
+        self.reset_limiter = reset_limiter
+        self.on_reset = on_reset
 
     @property
     def limiter(self) -> SignInLimiter:
@@ -113,6 +165,9 @@ class AuthService:
         database: Database,
         guard: SignInGuard,
         sign_up_limiter: SignInLimiter | None = None,
+        *,
+        reset_limiter: SignInLimiter | None = None,
+        on_reset: Callable[[str], None] | None = None,
     ) -> AuthService:
         policy = SessionPolicy(
             max_age=timedelta(seconds=settings.SESSION_MAX_AGE),
@@ -127,6 +182,8 @@ class AuthService:
             passwords=passwords,
             sign_up_limiter=sign_up_limiter,
             app_url=settings.APP_URL,
+            reset_limiter=reset_limiter,
+            on_reset=on_reset,
         )
 
     async def find_user(self, db: AsyncSession, email: str) -> User | None:
@@ -278,3 +335,129 @@ class AuthService:
             user.deactivated_at = utcnow()
             await db.commit()
             return True
+
+    # -- passwords: change and reset (issue 20) ----------------------------------------------
+
+    def check_new_password(self, password: str, email: str) -> None:
+        """Raise :class:`InvalidPassword` unless ``password`` may become ``email``'s password.
+
+        The one check a new password passes, on change and on reset.
+        """
+        check_password_rules(password)
+
+    async def change_password(
+        self, token: str | None, current_password: str, new_password: str, client: Client
+    ) -> str:
+        """Change the signed-in user's password; returns the new token for the cookie.
+
+        The new password is checked first (it costs nothing and reveals
+        nothing). Then the current one is checked as a sign-in is: counted
+        against the sign-in limits first (over them, :class:`PasswordChangeLimited`
+        and no check at all), and a wrong one is a failed sign-in for the
+        audit trail (``auth.sign_in.failed`` with ``"during":
+        "password_change"``) and the metrics: a stolen session cookie must not
+        be a way around the sign-in limit.
+
+        A right one sets the new hash and ends every other session of the
+        user in one transaction, then gives this session a new token (the old
+        cookie value stops working), writes ``auth.password.changed`` and
+        queues the notice. Raises NotSignedIn, InvalidPassword,
+        PasswordChangeLimited or WrongPassword.
+        """
+        if not token:
+            raise NotSignedIn
+        async with self.database.session() as db:
+            found = await self.sessions.resolve(db, token)
+            if found is None:
+                raise NotSignedIn
+            session, user = found
+            self.check_new_password(new_password, user.email)
+            guard = self.guard
+            decision = await guard.attempt(client, user.email)
+            if not decision.allowed:
+                raise PasswordChangeLimited(decision)
+            if decision.remaining == 0:
+                await guard.tripped(db, client, user.email, decision)
+            verification = await self.passwords.verify(user.password_hash, current_password)
+            if not verification.ok:
+                await guard.failed(
+                    client,
+                    user.email,
+                    FailReason.BAD_PASSWORD,
+                    decision,
+                    db=db,
+                    details={"during": "password_change"},
+                )
+                raise WrongPassword(decision)
+            user.password_hash = await self.passwords.hash(new_password)
+            ended = await self.sessions.end_all(db, user.id, keep=session)  # commits the hash too
+            new_token = await self.sessions.rotate(db, session)
+            email = user.email
+            await record(
+                db,
+                AuditEntry(
+                    PASSWORD_CHANGED,
+                    Outcome.SUCCESS,
+                    subject=email,
+                    actor=email,
+                    client_ip=client.ip,
+                    user_agent=client.user_agent,
+                    details={"sessions_ended": ended},
+                ),
+            )
+        await notify(self.later, PASSWORD_CHANGED, email, client, app_url=self.app_url)
+        return new_token
+
+    async def request_password_reset(self, email: str, client: Client) -> None:
+        """Count the request and queue the reset job: the same work whatever ``email`` is.
+
+        ``email`` must be normalised. No database is read here (see
+        :mod:`bastion.auth._resets`): whether the account exists is the job's
+        business. Raises ResetLimited past ``PASSWORD_RESET_RATE_LIMIT``.
+        """
+        if self.reset_limiter is not None:
+            decision = await self.reset_limiter.hit(client.ip or "unknown", email)
+            if not decision.allowed:
+                self._reset_outcome("limited")
+                raise ResetLimited(decision)
+        await self.later(RESET_TASK, email=email, ip=client.ip, user_agent=client.user_agent)
+        self._reset_outcome("requested")
+
+    async def confirm_password_reset(self, token: str, password: str, client: Client) -> None:
+        """Set the password of the token's account and end every session of it.
+
+        Raises ResetRefused (``reason``: invalid, used, expired) or
+        InvalidPassword; a token refused for its password stays usable. The
+        token is marked used in the transaction that sets the password.
+        """
+        secret = self.sessions.policy.secret
+        async with self.database.session() as db:
+            try:
+                reset, user = await find_reset(db, token, secret)
+                self.check_new_password(password, user.email)
+                password_hash = await self.passwords.hash(password)
+                await consume(db, reset)
+            except ResetRefused as exc:
+                self._reset_outcome(exc.reason)
+                raise
+            user.password_hash = password_hash
+            ended = await self.sessions.end_all(db, user.id)  # commits the token and the hash
+            email = user.email
+            await record(
+                db,
+                AuditEntry(
+                    PASSWORD_RESET_COMPLETED,
+                    Outcome.SUCCESS,
+                    subject=email,
+                    actor=email,
+                    client_ip=client.ip,
+                    user_agent=client.user_agent,
+                    details={"sessions_ended": ended},
+                ),
+            )
+        self._reset_outcome("completed")
+        await notify(self.later, PASSWORD_RESET_COMPLETED, email, client, app_url=self.app_url)
+
+    def _reset_outcome(self, outcome: str) -> None:
+        if self.on_reset is not None:
+            self.on_reset(outcome)
