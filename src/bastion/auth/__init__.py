@@ -6,7 +6,14 @@ envelope wraps; build the service with ``AuthService.from_settings``.
 
 from __future__ import annotations
 
-from bastion.auth._api import auth_routes, client_of, password_reason, read_credentials, read_fields
+from bastion.auth._api import (
+    auth_routes,
+    client_of,
+    password_reason,
+    read_credentials,
+    read_email,
+    read_fields,
+)
 from bastion.auth._cookies import clear_session_cookie, read_session_cookie, set_session_cookie
 from bastion.auth._emails import InvalidEmail
 from bastion.auth._resets import ResetRefused
@@ -39,6 +46,7 @@ __all__ = [
     "client_of",
     "password_reason",
     "read_credentials",
+    "read_email",
     "read_fields",
     "read_session_cookie",
     "set_session_cookie",

@@ -35,7 +35,7 @@ from bastion.audit import (
 from bastion.auth._emails import normalise_email
 from bastion.auth._notices import notify
 from bastion.auth._passwords import MAX_PASSWORD, MIN_PASSWORD, Passwords
-from bastion.auth._resets import RESET_TASK, ResetRefused, consume, find_reset
+from bastion.auth._resets import RESET_TASK, ResetReason, ResetRefused, consume, find_reset
 from bastion.auth._sessions import SessionPolicy, Sessions
 from bastion.config import Settings
 from bastion.db import Database, User
@@ -457,6 +457,19 @@ class AuthService:
             )
         self._reset_outcome("completed")
         await notify(self.later, PASSWORD_RESET_COMPLETED, email, client, app_url=self.app_url)
+
+    async def reset_token_problem(self, token: str) -> ResetReason | None:
+        """Why ``token`` would be refused now (``invalid``, ``used``, ``expired``), or None.
+
+        For the reset page, which says so before anyone types a new password.
+        Changes nothing and counts nothing: only a confirmation spends a token.
+        """
+        async with self.database.session() as db:
+            try:
+                await find_reset(db, token, self.sessions.policy.secret)
+            except ResetRefused as exc:
+                return exc.reason
+        return None
 
     def _reset_outcome(self, outcome: str) -> None:
         if self.on_reset is not None:
