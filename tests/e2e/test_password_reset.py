@@ -43,7 +43,7 @@ def reset_link(server: AppServer) -> str:
     while time.monotonic() < deadline:
         found = re.findall(r"(http://\S+/reset-password\?token=[A-Za-z0-9_-]+)", server.output())
         if found:
-            return found[-1]
+            return str(found[-1])
         time.sleep(0.05)
     raise AssertionError(f"no reset link in the output:\n{server.output()}")
 

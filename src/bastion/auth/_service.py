@@ -207,6 +207,8 @@ class AuthService:
         counted before anything else, and spend none of the sign-in budget.
         The new session is audited as the sign-up's own.
         """
+        # A password refused anyway spends no sign-up: a 400 must change nothing.
+        self.check_new_password(password, email)
         if self.sign_up_limiter is not None:
             decision = await self.sign_up_limiter.hit(client.ip or "unknown", "")
             if not decision.allowed:
