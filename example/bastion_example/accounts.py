@@ -38,9 +38,6 @@ from bastion.auth import (
     read_session_cookie,
     set_session_cookie,
 )
-
-# The length rule until the password policy gives the forms its own (PASSWORD_MIN_LENGTH).
-from bastion.auth._passwords import MAX_PASSWORD, MIN_PASSWORD
 from bastion.body import BadRequest
 from bastion.config import Settings
 from bastion.db import User
@@ -208,9 +205,6 @@ routes = [
 #: the envelope's "same-origin" would still send that URL as the Referer of the page's own
 #: stylesheet and script requests (and so into any log that records it).
 RESET_PAGE_HEADERS = {"Referrer-Policy": "no-referrer", **NO_STORE}
-
-templates.env.globals.setdefault("password_min_length", MIN_PASSWORD)
-templates.env.globals.setdefault("password_max_length", MAX_PASSWORD)
 
 
 async def change_password(request: Request) -> Response:
