@@ -10,6 +10,9 @@ answered from the limiter's decision and tallied in memory by
 ``auth.sign_in.blocked`` row per client, account and few seconds. A flood is
 then cheap to answer, and the attempts that reach the password check (one
 audit row each) are bounded by the limit.
+
+A password change checks the current password as a sign-in does (same
+limit, same audit action); a reset by email is :mod:`bastion.auth._resets`.
 """
 
 from __future__ import annotations
