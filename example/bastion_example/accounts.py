@@ -26,11 +26,18 @@ from bastion.auth import (
     EmailTaken,
     EndSession,
     InvalidPassword,
+    NotSignedIn,
+    PasswordChangeLimited,
+    ResetLimited,
+    ResetRefused,
     SignUpLimited,
+    WrongPassword,
     classify_device,
     clear_session_cookie,
     client_of,
     read_credentials,
+    read_email,
+    read_fields,
     read_session_cookie,
     set_session_cookie,
 )
@@ -40,6 +47,7 @@ from bastion.db import User
 from bastion.guard import FailReason
 from bastion.ratelimit import rate_limit_headers
 from bastion.redirects import next_for, safe_next
+from bastion.responses import NO_STORE
 from bastion_example.forms import form_page
 from bastion_example.templating import templates
 
@@ -254,4 +262,120 @@ routes = [
         name="end_other_sessions",
     ),
     Route("/account/sessions/{id}/end", end_session, methods=["POST"], name="end_session"),
+]
+
+
+# -- passwords: change on /account, and reset by email (issue 20) ---------------------------
+
+#: What the reset pages answer with besides no-store: the token is in the page's URL, and
+#: the envelope's "same-origin" would still send that URL as the Referer of the page's own
+#: stylesheet and script requests (and so into any log that records it).
+RESET_PAGE_HEADERS = {"Referrer-Policy": "no-referrer", **NO_STORE}
+
+
+async def change_password(request: Request) -> Response:
+    """The /account form: POST only. Success comes back to /account with the new cookie;
+    a refusal renders /account again, with the error, under the refusal's status."""
+    service = auth_service(request)
+    headers: dict[str, str] = {}
+    try:
+        current, new = await read_fields(request, "current_password", "new_password")
+        token = await service.change_password(
+            read_session_cookie(request), current, new, client_of(request)
+        )
+    except NotSignedIn:
+        return RedirectResponse("/sign-in?" + urlencode({"next": "/account"}), status_code=303)
+    except (BadRequest, InvalidPassword) as exc:
+        error, status = (exc.reason if isinstance(exc, BadRequest) else str(exc)), 400
+    except WrongPassword:
+        error, status = "Your current password is wrong.", 401
+    except PasswordChangeLimited as exc:
+        wait = max(1, exc.decision.reset_after)
+        error, status = f"Too many password attempts. Try again in {wait} seconds.", 429
+        headers = rate_limit_headers(exc.decision)
+    else:
+        response = RedirectResponse("/account?password=changed", status_code=303)
+        set_session_cookie(response, request, token, _settings(request).SESSION_MAX_AGE)
+        return response
+    request.state.password_error = error[:1].upper() + error[1:]
+    page = await account(request)
+    page.status_code = status
+    page.headers.update(headers)
+    return page
+
+
+def _forgot_context(**values: object) -> dict[str, object]:
+    return {"sent": False, "error": None, "email": "", **values}
+
+
+async def forgot_password_page(request: Request) -> Response:
+    return templates.TemplateResponse(request, "forgot_password.html", _forgot_context())
+
+
+async def forgot_password(request: Request) -> Response:
+    """The same page and status for any well-formed address, as the JSON endpoint's 202."""
+    ttl_minutes = max(1, _settings(request).PASSWORD_RESET_TTL // 60)
+    try:
+        email = await read_email(request)
+        await auth_service(request).request_password_reset(email, client_of(request))
+    except BadRequest as exc:
+        context = _forgot_context(error=exc.reason)
+        return templates.TemplateResponse(request, "forgot_password.html", context, 400)
+    except ResetLimited as exc:
+        context = _forgot_context(error="Too many reset requests. Try again later.")
+        headers = rate_limit_headers(exc.decision)
+        return templates.TemplateResponse(
+            request, "forgot_password.html", context, 429, headers=headers
+        )
+    context = _forgot_context(sent=True, email=email, ttl_minutes=ttl_minutes)
+    return templates.TemplateResponse(request, "forgot_password.html", context)
+
+
+def _reset_page(
+    request: Request,
+    token: str,
+    *,
+    problem: str | None = None,
+    error: str | None = None,
+    status: int = 200,
+) -> Response:
+    context = {"token": token, "problem": problem, "error": error}
+    return templates.TemplateResponse(
+        request, "reset_password.html", context, status, headers=RESET_PAGE_HEADERS
+    )
+
+
+async def reset_password_page(request: Request) -> Response:
+    """The emailed link's page: says at once when the link no longer works."""
+    token = request.query_params.get("token", "")
+    reason = await auth_service(request).reset_token_problem(token)
+    if reason is not None:
+        return _reset_page(request, "", problem=_sentence(str(ResetRefused(reason))), status=400)
+    return _reset_page(request, token)
+
+
+async def reset_password(request: Request) -> Response:
+    try:
+        token, password = await read_fields(request, "token", "password")
+    except BadRequest as exc:
+        return _reset_page(request, "", problem=exc.reason, status=400)
+    try:
+        await auth_service(request).confirm_password_reset(token, password, client_of(request))
+    except ResetRefused as exc:
+        return _reset_page(request, "", problem=_sentence(str(exc)), status=400)
+    except InvalidPassword as exc:
+        return _reset_page(request, token, error=_sentence(str(exc)), status=400)
+    response = RedirectResponse("/sign-in?reset=done", status_code=303)
+    clear_session_cookie(response, request)  # every session of the account has ended
+    return response
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+
+
+routes += [
+    Route("/account/password", change_password, methods=["POST"], name="change_password"),
+    form_page("/forgot-password", forgot_password_page, forgot_password, name="forgot_password"),
+    form_page("/reset-password", reset_password_page, reset_password, name="reset_password"),
 ]

@@ -129,6 +129,8 @@ def create_routes_app(settings: Settings, metrics: Metrics | None = None) -> Sta
         bastion.guard,
         bastion.sign_up_limiter,
         on_revoke=bastion.metrics.on_sessions_revoked if bastion.metrics else None,
+        reset_limiter=bastion.reset_limiter,
+        on_reset=bastion.metrics.on_password_reset if bastion.metrics else None,
     )
 
     handlers: dict[type[BaseException] | int, ExceptionHandler] = {

@@ -90,6 +90,10 @@ class Bastion:
         self.sign_up_limiter = SignInLimiter.for_sign_up(
             settings, on_event=metrics.on_sign_up_limit if metrics else None
         )
+        #: Password-reset requests per client IP and per account (``PASSWORD_RESET_RATE_LIMIT``).
+        self.reset_limiter = SignInLimiter.for_password_reset(
+            settings, on_event=metrics.on_reset_limit if metrics else None
+        )
         self.guard = SignInGuard(
             self.limiter,
             self.database,
@@ -240,6 +244,7 @@ class Bastion:
         await self.guard.aclose()
         await self.limiter.aclose()
         await self.sign_up_limiter.aclose()
+        await self.reset_limiter.aclose()
         await self.database.dispose()
         await self.cache.aclose()
 

@@ -43,6 +43,7 @@ def target(
             "SIGN_IN_RATE_LIMIT": "10000/day",
             "SIGN_IN_ACCOUNT_RATE_LIMIT": "10000/day",
             "SIGN_UP_RATE_LIMIT": "10000/day",
+            "PASSWORD_RESET_RATE_LIMIT": "10000/day",
             "CACHE_COMMAND_TIMEOUT_MS": "500",
             # No periodic job during the suite: a deferred job is one a request made.
             "JOBS_SESSION_CLEANUP_SECONDS": "86400",

@@ -44,6 +44,8 @@ _TABLES = {
     # last id show any change, at a cost that does not grow with the table.
     "bastion_audit_log": "SELECT count(*), max(id) FROM bastion_audit_log",
 }
+#: The token of a reset link in the console transport's mail line.
+_RESET_TOKEN = re.compile(r"/reset-password\?token=([A-Za-z0-9_-]+)")
 #: The status in an access line: "POST /sign-up 499 1.2ms client=... id=...".
 _LOGGED_STATUS = re.compile(r"bastion\.access: \S+ \S+ (\d{3}) ")
 #: The request id a line names (access and ERROR lines end with it, or with a path after it).
@@ -58,6 +60,8 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 #: Slack for a key's TTL between two snapshots (clock reads, round trips).
 _TTL_SLACK_MS = 1500
+#: How long a snapshot waits for the jobs the requests before it deferred to run once.
+_SETTLE_SECONDS = 2.0
 #: Requests per snapshot in :meth:`Target.attack_all`: large enough that the
 #: snapshots cost little, small enough that a batch to replay stays short.
 BATCH = 32
@@ -458,6 +462,26 @@ class Target:
         self._http.cookies.clear()
         self._state = None
 
+    def reset_token(self, email: str) -> str:
+        """A live password-reset token for ``email``, from the console mail line in the log.
+
+        Asked for outside any snapshot (it writes an audit row and a token),
+        as :meth:`admin_cookie` signs in.
+        """
+        before = set(_RESET_TOKEN.findall(self.server.output()))
+        response = self._http.post(
+            "/api/auth/password-reset", json={"email": email}, headers={"origin": self.origin}
+        )
+        assert response.status_code == 202, response.text
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            fresh = set(_RESET_TOKEN.findall(self.server.output())) - before
+            if fresh:
+                self._state = None
+                return str(fresh.pop())
+            time.sleep(0.01)
+        raise AssertionError(f"no reset link for {email} in the log")
+
     def _session_alive(self, cookie: str) -> bool:
         response = self._http.get("/api/auth/session", headers={"cookie": cookie})
         # An ended session's cookie is a 401 (SESSION_ENDED); no cookie, 200 {"user": null}.
@@ -466,6 +490,9 @@ class Target:
     # -- state ------------------------------------------------------------------------------
 
     def state(self) -> State:
+        # Jobs first: a job a request deferred (a password reset writes its audit row in
+        # one) must have run before the tables are read, or its rows land in the next batch.
+        jobs_deferred = float(self._jobs_seen())
         rows = {name: self._tables.read(query) for name, query in _TABLES.items()}
         keys: dict[bytes, tuple[bytes | None, int]] = {}
         names = sorted(self._valkey.keys("*"))  # type: ignore[arg-type]
@@ -483,7 +510,7 @@ class Target:
             "hardening counter": float(
                 json.loads(self._get("/api/sandbox/hardening") or b"")["counter"]
             ),
-            "jobs deferred": float(self._jobs_seen()),
+            "jobs deferred": jobs_deferred,
         }
         return State(time.monotonic(), rows, keys, memory)
 
@@ -498,9 +525,32 @@ class Target:
             created = self._http.post("/api/sandbox/jobs", json={}, headers={"origin": self.origin})
             assert created.status_code == 201, created.text
             self._next_job = self._first_job = int(created.json()["id"]) + 1
-        while self._get(f"/api/sandbox/jobs/{self._next_job}", missing_ok=True) is not None:
+        fresh = []
+        while (
+            found := self._get(f"/api/sandbox/jobs/{self._next_job}", missing_ok=True)
+        ) is not None:
+            fresh.append((self._next_job, found))
             self._next_job += 1
+        self._settle(fresh)
         return self._next_job - self._first_job
+
+    def _settle(self, jobs: list[tuple[int, bytes]]) -> None:
+        """Wait (at most :data:`_SETTLE_SECONDS`) for the first run of each job in ``jobs``.
+
+        An inline job starts once its response is sent, and may write rows
+        (a password reset's audit row). A job that waits for a delay or a
+        retry is left to it: the sandbox's demo jobs write none.
+        """
+        deadline = time.monotonic() + _SETTLE_SECONDS
+        for job_id, first in jobs:
+            state = json.loads(first)
+            while state["status"] == "running" or (
+                state["status"] == "waiting" and state["attempts"] == 0
+            ):
+                if time.monotonic() > deadline:
+                    return
+                time.sleep(0.01)
+                state = json.loads(self._get(f"/api/sandbox/jobs/{job_id}") or b"")
 
     def _get(self, path: str, *, missing_ok: bool = False) -> bytes | None:
         response = self._http.get(path)

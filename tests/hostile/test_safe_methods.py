@@ -3,7 +3,9 @@
 Every route that takes an unsafe method (from the router) gets, with each safe
 method, the bodies that change something when sent with that unsafe method:
 credentials for the sign-up and sign-in forms and endpoints, a session for
-the sign-outs, a cache entry for the sandbox, a bump for the counter. A safe
+the sign-outs, a cache entry for the sandbox, a bump for the counter, a wrong
+current password for the password change (a failed sign-in, audited), an
+email for the reset request, a live reset link for the reset confirmations. A safe
 request must change nothing, and a HEAD must answer as its GET does, with no
 body and no cookie. Then the same bodies with the unsafe methods prove they
 were the ones that would have changed something.
@@ -12,6 +14,7 @@ were the ones that would have changed something.
 from __future__ import annotations
 
 import itertools
+import json
 
 from tests.hostile.corpus import ADMIN_EMAIL, ADMIN_PASSWORD, Case, credentials, entry, form
 from tests.hostile.routes import Endpoint
@@ -25,6 +28,13 @@ _fresh = itertools.count()
 #: POSTs that must change nothing: a password to judge travels in a body, never in a URL
 #: (which logs keep), so the policy's verdict is a POST, and these check it stays read-only.
 READ_ONLY = frozenset({"/sandbox/accounts", "/api/sandbox/accounts/password-verdict"})
+FORM_TYPE = "application/x-www-form-urlencoded"
+#: Where a reset link is spent: only a live token changes anything there.
+RESET_CONFIRMS = frozenset({"/api/auth/password-reset/confirm", "/reset-password"})
+_WRONG_CHANGE = [
+    ("current_password", "not the administrator's password at all"),
+    ("new_password", "violet lantern over quiet harbour 7"),
+]
 
 
 def would_change() -> list[Case]:
@@ -34,7 +44,7 @@ def would_change() -> list[Case]:
     nothing else).
     """
     email = f"safe-{next(_fresh)}@example.com"
-    form_type = "application/x-www-form-urlencoded"
+    form_type = FORM_TYPE
     return [
         Case("new account, JSON", credentials(email=f'"{email}"')),
         Case("new account, form", form([("email", email), ("password", PASSWORD)]), form_type),
@@ -46,6 +56,23 @@ def would_change() -> list[Case]:
         ),
         ENTRY,
         Case("nothing but the session", b"", None),
+        Case("wrong current password, JSON", json.dumps(dict(_WRONG_CHANGE)).encode()),
+        Case("wrong current password, form", form(_WRONG_CHANGE), FORM_TYPE),
+    ]
+
+
+def reset_link(target: Target, endpoint: Endpoint) -> list[Case]:
+    """For a reset confirmation: a live token of the administrator, as JSON and as a form.
+
+    Spending it sets the administrator's password to the one it had and
+    ends its sessions (the target signs in again when it next needs one).
+    """
+    if endpoint.template not in RESET_CONFIRMS:
+        return []
+    fields = [("token", target.reset_token(ADMIN_EMAIL)), ("password", ADMIN_PASSWORD)]
+    return [
+        Case("reset link, JSON", json.dumps(dict(fields)).encode()),
+        Case("reset link, form", form(fields), FORM_TYPE),
     ]
 
 
@@ -80,9 +107,10 @@ def test_safe_methods_with_a_body_change_nothing_where_the_unsafe_ones_would(
         path = live_path(target, endpoint)
         get = target.send("GET", path, [("Cookie", target.admin_cookie())])
         assert get.response is not None
+        link = reset_link(target, endpoint)
         attacks = [
             Attack(method, path, signed_in(target, case))
-            for case in would_change()
+            for case in [*would_change(), *link]
             for method in SAFE
         ]
         for attack, verdict in zip(attacks, target.attack_all(attacks), strict=True):
@@ -99,7 +127,7 @@ def test_safe_methods_with_a_body_change_nothing_where_the_unsafe_ones_would(
                 )
         tried: list[str] = []
         for method, case in itertools.product(
-            sorted((endpoint.methods or frozenset()) & UNSAFE), would_change()
+            sorted((endpoint.methods or frozenset()) & UNSAFE), [*would_change(), *link]
         ):
             verdict = target.attack(method, path, signed_in(target, case))
             if verdict.problems():

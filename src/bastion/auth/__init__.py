@@ -6,7 +6,13 @@ envelope wraps; build the service with ``AuthService.from_settings``.
 
 from __future__ import annotations
 
-from bastion.auth._api import auth_routes, client_of, read_credentials
+from bastion.auth._api import (
+    auth_routes,
+    client_of,
+    read_credentials,
+    read_email,
+    read_fields,
+)
 from bastion.auth._cookies import (
     CLEAR_SITE_DATA,
     clear_session_cookie,
@@ -16,13 +22,18 @@ from bastion.auth._cookies import (
 from bastion.auth._devices import Device, classify_device
 from bastion.auth._emails import InvalidEmail
 from bastion.auth._policy import InvalidPassword, PasswordPolicy, PasswordRule, check_password
+from bastion.auth._resets import ResetRefused
 from bastion.auth._service import (
     AuthService,
     EmailTaken,
     EndSession,
+    NotSignedIn,
     OnRevoke,
+    PasswordChangeLimited,
+    ResetLimited,
     SignInResult,
     SignUpLimited,
+    WrongPassword,
 )
 
 __all__ = [
@@ -33,17 +44,24 @@ __all__ = [
     "EndSession",
     "InvalidEmail",
     "InvalidPassword",
+    "NotSignedIn",
     "OnRevoke",
+    "PasswordChangeLimited",
     "PasswordPolicy",
     "PasswordRule",
+    "ResetLimited",
+    "ResetRefused",
     "SignInResult",
     "SignUpLimited",
+    "WrongPassword",
     "auth_routes",
     "check_password",
     "classify_device",
     "clear_session_cookie",
     "client_of",
     "read_credentials",
+    "read_email",
+    "read_fields",
     "read_session_cookie",
     "set_session_cookie",
 ]

@@ -1,4 +1,4 @@
-"""The JSON endpoints under /api/auth: sign-up, sign-in, sign-out, session, and the sessions list.
+"""The JSON endpoints under /api/auth: sign-up, sign-in, sign-out, session, sessions, passwords.
 
 They take JSON or an urlencoded form, so the same endpoint serves scripts and
 plain HTML forms. A failed sign-in uses one body for every reason. A sign-up
@@ -28,12 +28,17 @@ from bastion.auth._cookies import (
 from bastion.auth._emails import InvalidEmail, normalise_email
 from bastion.auth._passwords import MAX_PASSWORD
 from bastion.auth._policy import TOO_LONG, InvalidPassword, PasswordRule
+from bastion.auth._resets import ResetRefused
 from bastion.auth._service import (
     AuthService,
     EmailTaken,
     EndSession,
+    NotSignedIn,
+    PasswordChangeLimited,
+    ResetLimited,
     SignInResult,
     SignUpLimited,
+    WrongPassword,
 )
 from bastion.body import BadRequest, read_form, read_json
 from bastion.body._media import media_type
@@ -52,12 +57,12 @@ def client_of(request: Request) -> Client:
     return Client(ip=ip, user_agent=request.headers.get("user-agent"))
 
 
-async def read_credentials(request: Request) -> tuple[str, str]:
-    """Email and password from JSON or a form; 400 with a reason for anything odd.
+async def read_fields(request: Request, *names: str) -> list[str]:
+    """The string fields ``names`` of a JSON object or an urlencoded form; 400 otherwise.
 
     The body readers have already refused what no field may hold (lone
-    surrogates, NUL, duplicate names, deep nesting), so only the shape and
-    the two values are checked here.
+    surrogates, NUL, duplicate names, deep nesting), so only the shape is
+    checked here; each endpoint checks its values.
     """
     kind, _ = media_type(request.headers)
     body: Any
@@ -66,10 +71,16 @@ async def read_credentials(request: Request) -> tuple[str, str]:
     else:
         body = await read_json(request, MAX_AUTH_BODY)
     if not isinstance(body, dict):
-        raise BadRequest('body must be {"email": ..., "password": ...}')
-    email, password = body.get("email"), body.get("password")
-    if not isinstance(email, str) or not isinstance(password, str):
-        raise BadRequest("email and password must be strings")
+        raise BadRequest("body must be {" + ", ".join(f'"{name}": ...' for name in names) + "}")
+    values = [body.get(name) for name in names]
+    if not all(isinstance(value, str) for value in values):
+        raise BadRequest(" and ".join(names) + " must be strings")
+    return [str(value) for value in values]
+
+
+async def read_credentials(request: Request) -> tuple[str, str]:
+    """Email and password from JSON or a form; 400 with a reason for anything odd."""
+    email, password = await read_fields(request, "email", "password")
     if len(password) > MAX_PASSWORD:
         raise BadRequest(TOO_LONG, name=PasswordRule.TOO_LONG)
     try:
@@ -138,6 +149,7 @@ def auth_routes(service: AuthService, max_age: int) -> list[Route]:
         Route("/api/auth/sign-out", sign_out, methods=["POST"]),
         Route("/api/auth/session", session, methods=["GET"]),
         *session_routes(service),
+        *password_routes(service, max_age),
     ]
 
 
@@ -239,4 +251,80 @@ def session_routes(service: AuthService) -> list[Route]:
         Route("/api/auth/sessions", list_sessions, methods=["GET"]),
         Route("/api/auth/sessions/revoke-others", revoke_others, methods=["POST"]),
         Route("/api/auth/sessions/{id}", end_session, methods=["DELETE"]),
+    ]
+
+
+# -- passwords: change and reset --------------------------------------------------------------
+
+
+async def read_email(request: Request) -> str:
+    """The normalised ``email`` of a reset request; 400 for a missing or malformed one."""
+    (email,) = await read_fields(request, "email")
+    try:
+        return normalise_email(email)
+    except InvalidEmail as exc:
+        raise BadRequest(str(exc)) from None
+
+
+def password_routes(service: AuthService, max_age: int) -> list[Route]:
+    """``POST /api/auth/password``, ``/api/auth/password-reset`` and ``.../confirm``.
+
+    - change: 200 ``{"status": "changed"}`` and a new session cookie; 401
+      ``{"error"}`` when not signed in or the current password is wrong; 429
+      over the sign-in limit; 400 ``{"error", "reason"}`` for a refused new
+      password.
+    - reset request: 202 ``{"status": "sent"}`` for any well-formed email,
+      known or not; 429 past ``PASSWORD_RESET_RATE_LIMIT``.
+    - reset confirmation: 200 ``{"status": "reset"}``, and this browser's
+      session cookie cleared (every session of the account has ended); 400
+      ``{"error", "reason"}`` with ``reason`` ``invalid``, ``used`` or
+      ``expired`` for the token, or the password rule's.
+    """
+
+    async def change(request: Request) -> Response:
+        current, new = await read_fields(request, "current_password", "new_password")
+        if len(current) > MAX_PASSWORD:
+            raise BadRequest(f"current_password must be at most {MAX_PASSWORD} characters")
+        session_token = read_session_cookie(request)
+        try:
+            token = await service.change_password(session_token, current, new, client_of(request))
+        except NotSignedIn:
+            return not_signed_in(request, session_token)
+        except WrongPassword as exc:
+            return JSONResponse({"error": str(exc)}, status_code=401, headers=NO_STORE)
+        except PasswordChangeLimited as exc:
+            refusal = rate_limited(exc.decision, str(exc))
+            return RefusalResponse(refusal, rate_limit_headers(exc.decision))
+        except InvalidPassword as exc:
+            raise BadRequest(str(exc), name=exc.reason) from None
+        response = JSONResponse({"status": "changed"}, headers=NO_STORE)
+        set_session_cookie(response, request, token, max_age)
+        return response
+
+    async def reset(request: Request) -> Response:
+        email = await read_email(request)
+        try:
+            await service.request_password_reset(email, client_of(request))
+        except ResetLimited as exc:
+            refusal = rate_limited(exc.decision, str(exc))
+            return RefusalResponse(refusal, rate_limit_headers(exc.decision))
+        return JSONResponse({"status": "sent"}, status_code=202, headers=NO_STORE)
+
+    async def confirm(request: Request) -> Response:
+        token, password = await read_fields(request, "token", "password")
+        try:
+            await service.confirm_password_reset(token, password, client_of(request))
+        except ResetRefused as exc:
+            body = {"error": str(exc), "reason": exc.reason}
+            return JSONResponse(body, status_code=400, headers=NO_STORE)
+        except InvalidPassword as exc:
+            raise BadRequest(str(exc), name=exc.reason) from None
+        response = JSONResponse({"status": "reset"}, headers=NO_STORE)
+        clear_session_cookie(response, request)
+        return response
+
+    return [
+        Route("/api/auth/password", change, methods=["POST"]),
+        Route("/api/auth/password-reset", reset, methods=["POST"]),
+        Route("/api/auth/password-reset/confirm", confirm, methods=["POST"]),
     ]

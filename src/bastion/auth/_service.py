@@ -10,6 +10,9 @@ answered from the limiter's decision and tallied in memory by
 ``auth.sign_in.blocked`` row per client, account and few seconds. A flood is
 then cheap to answer, and the attempts that reach the password check (one
 audit row each) are bounded by the limit.
+
+A password change checks the current password as a sign-in does (same
+limit, same audit action); a reset by email is :mod:`bastion.auth._resets`.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bastion._later import Later, current_later
 from bastion.audit import (
+    PASSWORD_CHANGED,
+    PASSWORD_RESET_COMPLETED,
     SESSION_REVOKED,
     SIGN_IN_NEW_DEVICE,
     SIGN_OUT,
@@ -38,6 +43,7 @@ from bastion.auth._emails import normalise_email
 from bastion.auth._notices import notify
 from bastion.auth._passwords import Passwords
 from bastion.auth._policy import PasswordPolicy, check_password
+from bastion.auth._resets import RESET_TASK, ResetReason, ResetRefused, consume, find_reset
 from bastion.auth._sessions import SessionPolicy, Sessions
 from bastion.config import Settings
 from bastion.db import Database, User
@@ -72,6 +78,37 @@ class EndSession(enum.Enum):
 
 class EmailTaken(ValueError):
     pass
+
+
+class NotSignedIn(Exception):
+    """The request carries no live session: a password change needs one."""
+
+
+class WrongPassword(Exception):
+    """The current password given to a password change is wrong (a failed sign-in)."""
+
+    def __init__(self, decision: Decision) -> None:
+        super().__init__("the current password is wrong")
+        self.decision = decision
+
+
+class PasswordChangeLimited(Exception):
+    """Over the sign-in limit: the current password was not even checked."""
+
+    def __init__(self, decision: Decision) -> None:
+        super().__init__("too many password attempts; try again later")
+        self.decision = decision
+
+
+class ResetLimited(Exception):
+    """Too many reset requests from this client or for this email.
+
+    The limit is ``PASSWORD_RESET_RATE_LIMIT``.
+    """
+
+    def __init__(self, decision: Decision) -> None:
+        super().__init__("too many password reset requests; try again later")
+        self.decision = decision
 
 
 class SignUpLimited(Exception):
@@ -109,8 +146,16 @@ class AuthService:
         later: Later | None = None,
         app_url: str = "http://localhost:8000",
         on_revoke: OnRevoke | None = None,
+        reset_limiter: SignInLimiter | None = None,
+        on_reset: Callable[[str], None] | None = None,
     ) -> None:
         """``sign_up_limiter`` counts sign-ups per client IP (none: unlimited).
+
+        ``reset_limiter`` counts password-reset requests per client IP and per
+        email (``Bastion.reset_limiter``; none: unlimited, which only a test
+        should want). ``on_reset`` hears each reset outcome (``requested``,
+        ``limited``, ``completed``, ``invalid``, ``used``, ``expired``): a
+        metrics hook, ``Metrics.on_password_reset``.
 
         ``later`` queues the mail this service sends (a reset link, a security
         notice) outside the request; by default, the running
@@ -127,6 +172,8 @@ class AuthService:
         self.passwords = passwords or Passwords()
         self.sessions = Sessions(policy)
         self.on_revoke = on_revoke
+        self.reset_limiter = reset_limiter
+        self.on_reset = on_reset
 
     @property
     def limiter(self) -> SignInLimiter:
@@ -141,6 +188,8 @@ class AuthService:
         sign_up_limiter: SignInLimiter | None = None,
         *,
         on_revoke: OnRevoke | None = None,
+        reset_limiter: SignInLimiter | None = None,
+        on_reset: Callable[[str], None] | None = None,
     ) -> AuthService:
         policy = SessionPolicy(
             max_age=timedelta(seconds=settings.SESSION_MAX_AGE),
@@ -156,6 +205,8 @@ class AuthService:
             password_policy=PasswordPolicy.from_settings(settings),
             app_url=settings.APP_URL,
             on_revoke=on_revoke,
+            reset_limiter=reset_limiter,
+            on_reset=on_reset,
         )
 
     def check_new_password(self, password: str, email: str) -> None:
@@ -429,3 +480,112 @@ class AuthService:
         """The audit row for ``action``, then its security notice to the account."""
         await record(db, self._entry(action, user, client, details))
         await notify(self.later, action, user.email, client, app_url=self.app_url)
+
+    # -- passwords: change and reset (issue 20) ----------------------------------------------
+
+    async def change_password(
+        self, token: str | None, current_password: str, new_password: str, client: Client
+    ) -> str:
+        """Change the signed-in user's password; returns the new token for the cookie.
+
+        The new password is checked first (it costs nothing and reveals
+        nothing). Then the current one is checked as a sign-in is: counted
+        against the sign-in limits first (over them, :class:`PasswordChangeLimited`
+        and no check at all), and a wrong one is a failed sign-in for the
+        audit trail (``auth.sign_in.failed`` with ``"during":
+        "password_change"``) and the metrics: a stolen session cookie must not
+        be a way around the sign-in limit.
+
+        A right one sets the new hash and ends every other session of the
+        user in one transaction, then gives this session a new token (the old
+        cookie value stops working), writes ``auth.password.changed`` and
+        queues the notice. Raises NotSignedIn, InvalidPassword,
+        PasswordChangeLimited or WrongPassword.
+        """
+        if not token:
+            raise NotSignedIn
+        async with self.database.session() as db:
+            found = await self.sessions.resolve(db, token)
+            if found is None:
+                raise NotSignedIn
+            session, user = found
+            self.check_new_password(new_password, user.email)
+            guard = self.guard
+            decision = await guard.attempt(client, user.email)
+            if not decision.allowed:
+                raise PasswordChangeLimited(decision)
+            if decision.remaining == 0:
+                await guard.tripped(db, client, user.email, decision)
+            verification = await self.passwords.verify(user.password_hash, current_password)
+            if not verification.ok:
+                await guard.failed(
+                    client,
+                    user.email,
+                    FailReason.BAD_PASSWORD,
+                    decision,
+                    db=db,
+                    details={"during": "password_change"},
+                )
+                raise WrongPassword(decision)
+            user.password_hash = await self.passwords.hash(new_password)
+            ended = await self.sessions.end_all(db, user.id, keep=session)  # commits the hash too
+            new_token = await self.sessions.rotate(db, session)
+            self.sessions_revoked("password_changed", ended)
+            await self._announce(db, PASSWORD_CHANGED, user, client, {"sessions_ended": ended})
+        return new_token
+
+    async def request_password_reset(self, email: str, client: Client) -> None:
+        """Count the request and queue the reset job: the same work whatever ``email`` is.
+
+        ``email`` must be normalised. No database is read here (see
+        :mod:`bastion.auth._resets`): whether the account exists is the job's
+        business. Raises ResetLimited past ``PASSWORD_RESET_RATE_LIMIT``.
+        """
+        if self.reset_limiter is not None:
+            decision = await self.reset_limiter.hit(client.ip or "unknown", email)
+            if not decision.allowed:
+                self._reset_outcome("limited")
+                raise ResetLimited(decision)
+        await self.later(RESET_TASK, email=email, ip=client.ip, user_agent=client.user_agent)
+        self._reset_outcome("requested")
+
+    async def confirm_password_reset(self, token: str, password: str, client: Client) -> None:
+        """Set the password of the token's account and end every session of it.
+
+        Raises ResetRefused (``reason``: invalid, used, expired) or
+        InvalidPassword; a token refused for its password stays usable. The
+        token is marked used in the transaction that sets the password.
+        """
+        secret = self.sessions.policy.secret
+        async with self.database.session() as db:
+            try:
+                reset, user = await find_reset(db, token, secret)
+                self.check_new_password(password, user.email)
+                password_hash = await self.passwords.hash(password)
+                await consume(db, reset)
+            except ResetRefused as exc:
+                self._reset_outcome(exc.reason)
+                raise
+            user.password_hash = password_hash
+            ended = await self.sessions.end_all(db, user.id)  # commits the token and the hash
+            self.sessions_revoked("password_reset", ended)
+            details: dict[str, object] = {"sessions_ended": ended}
+            await self._announce(db, PASSWORD_RESET_COMPLETED, user, client, details)
+        self._reset_outcome("completed")
+
+    async def reset_token_problem(self, token: str) -> ResetReason | None:
+        """Why ``token`` would be refused now (``invalid``, ``used``, ``expired``), or None.
+
+        For the reset page, which says so before anyone types a new password.
+        Changes nothing and counts nothing: only a confirmation spends a token.
+        """
+        async with self.database.session() as db:
+            try:
+                await find_reset(db, token, self.sessions.policy.secret)
+            except ResetRefused as exc:
+                return exc.reason
+        return None
+
+    def _reset_outcome(self, outcome: str) -> None:
+        if self.on_reset is not None:
+            self.on_reset(outcome)

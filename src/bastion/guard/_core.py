@@ -136,19 +136,25 @@ class SignInGuard:
         decision: Decision,
         *,
         db: AsyncSession | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> None:
-        """Audit one attempt that reached the password check and failed, with ``reason``."""
+        """Audit one attempt that reached the password check and failed, with ``reason``.
+
+        ``details`` add to the row's (a password change says ``"during":
+        "password_change"``: a wrong current password is a failed sign-in
+        for the limit, the metrics and the alerts, and the row says where).
+        """
         self._failure(reason)
-        details: dict[str, Any] = {"reason": reason.value}
+        row: dict[str, Any] = {**(details or {}), "reason": reason.value}
         if decision.degraded:
-            details["limiter"] = "local-fallback"
+            row["limiter"] = "local-fallback"
         entry = AuditEntry(
             SIGN_IN_FAILED,
             Outcome.FAILURE,
             subject=account,
             client_ip=client.ip,
             user_agent=client.user_agent,
-            details=details,
+            details=row,
         )
         await self._record(entry, db)
 

@@ -42,15 +42,29 @@ async def _send_mail(ctx: JobContext, to: str, subject: str, text: str) -> None:
     await deliver(Message(to=to, subject=subject, text=text), transport_for(ctx.settings))
 
 
+async def _password_reset(
+    ctx: JobContext, email: str, ip: str | None = None, user_agent: str | None = None
+) -> None:
+    # Imported when a reset is asked for, as the session sweep above.
+    from bastion.auth._resets import deliver_reset  # noqa: PLC0415
+
+    await deliver_reset(
+        ctx.database, ctx.settings, email=email, ip=ip, user_agent=user_agent, attempt=ctx.attempt
+    )
+
+
 def builtin_tasks(settings: Settings) -> list[Task]:
-    """The expired-session sweep, every ``JOBS_SESSION_CLEANUP_SECONDS``, and sending mail.
+    """The expired-session sweep, every ``JOBS_SESSION_CLEANUP_SECONDS``, sending mail,
+    and a password reset (a token and its link by mail, see :mod:`bastion.auth._resets`).
 
     A message is retried with backoff (2, 4, 8 ... s) when its delivery
-    raises, a refused SMTP connection among the causes.
+    raises, a refused SMTP connection among the causes; so is a reset, whose
+    retry draws a new token that supersedes the undelivered one.
     """
     return [
         Task(
             "bastion.sessions.clean", _clean_sessions, every=settings.JOBS_SESSION_CLEANUP_SECONDS
         ),
         Task("bastion.mail.send", _send_mail, queue="mail", retries=5, backoff=2),
+        Task("bastion.auth.password_reset", _password_reset, queue="mail", retries=5, backoff=2),
     ]

@@ -110,6 +110,12 @@ class Metrics:
         self.sign_in_failures = Counter(
             "bastion_sign_in_failures_total", "Failed sign-ins by reason.", ["reason"], registry=r
         )
+        self.password_resets = Counter(
+            "bastion_password_resets_total",
+            "Password-reset requests and confirmations by outcome (see bastion.auth._resets).",
+            ["outcome"],
+            registry=r,
+        )
         self.cache_events: PlainCounter | Counter
         if self._fast:
             self.cache_events = PlainCounter(*CACHE_EVENTS, ["result"])
@@ -175,6 +181,17 @@ class Metrics:
             self.rate_limit_hits.labels("sign_up").inc()
         elif event == "fallback":
             self.limiter_fallbacks.labels("sign_up").inc()
+
+    def on_reset_limit(self, event: str) -> None:
+        """The password-reset limiter's ``on_event``: ``limiter="password_reset"``."""
+        if event == "hit":
+            self.rate_limit_hits.labels("password_reset").inc()
+        elif event == "fallback":
+            self.limiter_fallbacks.labels("password_reset").inc()
+
+    def on_password_reset(self, outcome: str) -> None:
+        """The accounts' ``on_reset``: one outcome of a reset request or confirmation."""
+        self.password_resets.labels(outcome).inc()
 
     def on_cache(self, event: str) -> None:
         """The cache's ``on_event``: "hit", "miss" or "error"."""

@@ -129,6 +129,27 @@ class SignInLimiter:
             on_event=on_event,
         )
 
+    @classmethod
+    def for_password_reset(
+        cls, settings: Settings, on_event: EventHook | None = None
+    ) -> SignInLimiter:
+        """Password-reset requests per client IP and per account (``PASSWORD_RESET_RATE_LIMIT``).
+
+        Both scopes take the same limit. The account is whatever email was
+        asked for, known or not, so the count says nothing about which
+        accounts exist; it stops one mailbox being flooded from many
+        addresses, as the per-IP count stops one address flooding many.
+        Its keys live apart from the sign-in and sign-up ones: asking for a
+        reset spends no sign-in attempt.
+        """
+        return cls(
+            settings.PASSWORD_RESET_RATE_LIMIT,
+            settings.PASSWORD_RESET_RATE_LIMIT,
+            valkey=ValkeyOptions.from_settings(settings),
+            key_prefix=settings.CACHE_KEY_PREFIX + "rl-reset",
+            on_event=on_event,
+        )
+
     @property
     def shared(self) -> bool:
         """True when counts live in Valkey (``VALKEY_URL`` set), shared by every instance."""
