@@ -58,6 +58,9 @@ def user_of(server: AppServer, cookie: str) -> object:
         headers={"cookie": f"bastion_session={cookie}"},
         timeout=10,
     )
+    if answer.status_code == 401:  # the cookie names a session that has ended
+        assert answer.json()["reason"] == "SESSION_ENDED"
+        return None
     return answer.json()["user"]
 
 

@@ -101,9 +101,12 @@ async def test_the_link_resets_once_and_ends_every_session(browser: Browser) -> 
         )
         assert done.status_code == 200, done.text
         assert done.json() == {"status": "reset"}
-        # Every session: the one that confirmed and the one that did not.
+        # Every session: the one that confirmed (its cookie cleared: anonymous now) and
+        # the one that did not (its cookie names an ended session).
         assert (await laptop.get("/api/auth/session")).json() == {"user": None}
-        assert (await browser.client.get("/api/auth/session")).json() == {"user": None}
+        ended = await browser.client.get("/api/auth/session")
+        assert ended.status_code == 401
+        assert ended.json()["reason"] == "SESSION_ENDED"
     finally:
         await laptop.aclose()
 
