@@ -23,6 +23,7 @@ from bastion.auth._cookies import (
     CLEAR_SITE_DATA,
     clear_session_cookie,
     read_session_cookie,
+    set_pending_cookie,
     set_session_cookie,
 )
 from bastion.auth._emails import InvalidEmail, normalise_email
@@ -121,6 +122,13 @@ def auth_routes(service: AuthService, max_age: int) -> list[Route]:
     async def sign_in(request: Request) -> Response:
         email, password = await read_credentials(request)
         result = await service.sign_in(email, password, client_of(request))
+        if result.pending_token is not None:
+            # A right password that owes its second factor: a pending cookie, no session.
+            body = {"second_factor": "required", "methods": list(result.second_factor)}
+            headers = {**NO_STORE, **rate_limit_headers(result.decision)}
+            response = JSONResponse(body, headers=headers)
+            set_pending_cookie(response, request, result.pending_token)
+            return response
         if not result.ok or result.user is None or result.token is None:
             return sign_in_failure(result)
         headers = {**NO_STORE, **rate_limit_headers(result.decision)}

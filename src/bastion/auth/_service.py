@@ -18,7 +18,7 @@ limit, same audit action); a reset by email is :mod:`bastion.auth._resets`.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -42,12 +42,13 @@ from bastion.auth._devices import fingerprint, remember
 from bastion.auth._emails import normalise_email
 from bastion.auth._notices import notify
 from bastion.auth._passwords import Passwords
+from bastion.auth._pending import PendingSignIns, second_factor_methods
 from bastion.auth._policy import PasswordPolicy, check_password
 from bastion.auth._resets import RESET_TASK, ResetReason, ResetRefused, consume, find_reset
 from bastion.auth._sessions import SessionPolicy, Sessions
 from bastion.config import Settings
 from bastion.db import Database, User
-from bastion.db._models import UserSession
+from bastion.db._models import PendingSignIn, UserSession
 from bastion.db._types import utcnow
 from bastion.guard import Client, FailReason, SignInGuard
 from bastion.ratelimit import Decision, SignInLimiter
@@ -125,6 +126,10 @@ class SignInResult:
     token: str | None
     reason: FailReason | None
     decision: Decision
+    #: The second factors the account owes after a right password (``totp``,
+    #: ``passkey``): no session yet, only ``pending_token`` for the pending cookie.
+    second_factor: tuple[str, ...] = ()
+    pending_token: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -171,6 +176,7 @@ class AuthService:
         self.password_policy = password_policy or PasswordPolicy()
         self.passwords = passwords or Passwords()
         self.sessions = Sessions(policy)
+        self.pending = PendingSignIns(policy.secret)
         self.on_revoke = on_revoke
         self.reset_limiter = reset_limiter
         self.on_reset = on_reset
@@ -329,17 +335,45 @@ class AuthService:
             if verification.needs_rehash:
                 user.password_hash = await self.passwords.hash(password)
                 await db.commit()
-            token = await self.sessions.create(db, user, client.ip, client.user_agent)
-            await guard.succeeded(
-                client,
-                email,
-                actor=user.email,
-                details={"rehashed": verification.needs_rehash},
-                db=db,
-            )
-            if await self._new_device(db, user, client):
-                await self._announce(db, SIGN_IN_NEW_DEVICE, user, client, {})
+            methods = await second_factor_methods(db, user.id)
+            if methods:
+                pending = await self.pending.create(db, user)
+                return SignInResult(user, None, None, decision, tuple(methods), pending)
+            details = {"rehashed": verification.needs_rehash}
+            token = await self.open_session(db, user, client, email, details)
             return SignInResult(user, token, None, decision)
+
+    async def open_session(
+        self,
+        db: AsyncSession,
+        user: User,
+        client: Client,
+        account: str,
+        details: Mapping[str, object],
+    ) -> str:
+        """The end of every successful sign-in: a session, its audit row, the new-device check.
+
+        A password sign-in without a second factor ends here, and so does
+        one completed with a code, a backup code or a passkey (``details``
+        says which). Returns the token for the session cookie.
+        """
+        token = await self.sessions.create(db, user, client.ip, client.user_agent)
+        await self.guard.succeeded(client, account, actor=user.email, details=details, db=db)
+        if await self._new_device(db, user, client):
+            await self._announce(db, SIGN_IN_NEW_DEVICE, user, client, {})
+        return token
+
+    async def complete_sign_in(
+        self, db: AsyncSession, pending: PendingSignIn, user: User, client: Client, method: str
+    ) -> str | None:
+        """Turn a pending sign-in whose second factor was just proven into a session.
+
+        None when another request completed it first (one pending sign-in,
+        at most one session, whichever instance gets there first).
+        """
+        if not await self.pending.consume(db, pending):
+            return None
+        return await self.open_session(db, user, client, user.email, {"second_factor": method})
 
     async def aclose(self) -> None:
         """Write the last tallies of refused attempts (at shutdown, before the database goes)."""
