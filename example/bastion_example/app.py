@@ -19,7 +19,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, ExceptionHandler
 
 from bastion import Bastion
-from bastion.auth import AuthService, auth_routes
+from bastion.auth import auth_routes
 from bastion.body import BadRequest
 from bastion.config import Settings, get_settings
 from bastion.ops import Metrics, configure_logging
@@ -123,15 +123,7 @@ def create_routes_app(settings: Settings, metrics: Metrics | None = None) -> Sta
     ``app.state.bastion``); ``metrics`` replaces the one it would make.
     """
     bastion = Bastion(settings, metrics=metrics)
-    auth = AuthService.from_settings(
-        settings,
-        bastion.database,
-        bastion.guard,
-        bastion.sign_up_limiter,
-        on_revoke=bastion.metrics.on_sessions_revoked if bastion.metrics else None,
-        reset_limiter=bastion.reset_limiter,
-        on_reset=bastion.metrics.on_password_reset if bastion.metrics else None,
-    )
+    auth = bastion.auth_service()
 
     handlers: dict[type[BaseException] | int, ExceptionHandler] = {
         BadRequest: _bad_request,

@@ -24,11 +24,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from bastion.auth import AuthService
 
 from bastion._later import set_later
 from bastion._stack import build_stack
@@ -185,6 +188,24 @@ class Bastion:
             headers=headers,
             path_headers=path_headers,
             **envelope_options,
+        )
+
+    def auth_service(self) -> AuthService:
+        """bastion's own accounts on this app's parts: its database, guard, limiters, metrics.
+
+        For apps that use bastion's accounts (``auth_routes``); an app that
+        keeps its own auth and uses only the guard never calls it, and never
+        imports the accounts (argon2 and the password list among them).
+        """
+        from bastion.auth import AuthService  # noqa: PLC0415 - only apps with bastion's accounts
+
+        return AuthService.from_settings(
+            self.settings,
+            self.database,
+            self.guard,
+            self.sign_up_limiter,
+            reset_limiter=self.reset_limiter,
+            events=self.metrics,
         )
 
     def operations_routes(self) -> list[Route]:

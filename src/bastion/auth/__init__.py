@@ -21,6 +21,7 @@ from bastion.auth._cookies import (
 )
 from bastion.auth._devices import Device, classify_device
 from bastion.auth._emails import InvalidEmail
+from bastion.auth._events import AccountEvents
 from bastion.auth._policy import InvalidPassword, PasswordPolicy, PasswordRule, check_password
 from bastion.auth._resets import ResetRefused
 from bastion.auth._service import (
@@ -28,7 +29,6 @@ from bastion.auth._service import (
     EmailTaken,
     EndSession,
     NotSignedIn,
-    OnRevoke,
     PasswordChangeLimited,
     ResetLimited,
     SignInResult,
@@ -38,6 +38,7 @@ from bastion.auth._service import (
 
 __all__ = [
     "CLEAR_SITE_DATA",
+    "AccountEvents",
     "AuthService",
     "Device",
     "EmailTaken",
@@ -45,7 +46,6 @@ __all__ = [
     "InvalidEmail",
     "InvalidPassword",
     "NotSignedIn",
-    "OnRevoke",
     "PasswordChangeLimited",
     "PasswordPolicy",
     "PasswordRule",

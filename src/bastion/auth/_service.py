@@ -18,7 +18,7 @@ limit, same audit action); a reset by email is :mod:`bastion.auth._resets`.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -40,6 +40,7 @@ from bastion.audit import (
 )
 from bastion.auth._devices import fingerprint, remember
 from bastion.auth._emails import normalise_email
+from bastion.auth._events import AccountEvents, NoEvents
 from bastion.auth._notices import notify
 from bastion.auth._passwords import Passwords
 from bastion.auth._pending import PendingSignIns, second_factor_methods
@@ -57,13 +58,6 @@ from bastion.ratelimit import Decision, SignInLimiter
 async def _process_later(task: str, /, **arguments: object) -> None:
     """The running app's ``Later``, looked up when used (the app may be built after us)."""
     await current_later()(task, **arguments)
-
-
-#: Called with (reason, how many) whenever sessions are ended for the user
-#: rather than by signing out: ``"ended"`` (one, from another session),
-#: ``"others"`` (all but the current one), and the password change and reset.
-#: The app wires it to ``bastion_sessions_revoked_total``.
-OnRevoke = Callable[[str, int], None]
 
 
 class EndSession(enum.Enum):
@@ -150,23 +144,20 @@ class AuthService:
         password_policy: PasswordPolicy | None = None,
         later: Later | None = None,
         app_url: str = "http://localhost:8000",
-        on_revoke: OnRevoke | None = None,
         reset_limiter: SignInLimiter | None = None,
-        on_reset: Callable[[str], None] | None = None,
+        events: AccountEvents | None = None,
     ) -> None:
         """``sign_up_limiter`` counts sign-ups per client IP (none: unlimited).
 
         ``reset_limiter`` counts password-reset requests per client IP and per
         email (``Bastion.reset_limiter``; none: unlimited, which only a test
-        should want). ``on_reset`` hears each reset outcome (``requested``,
-        ``limited``, ``completed``, ``invalid``, ``used``, ``expired``): a
-        metrics hook, ``Metrics.on_password_reset``.
+        should want). ``events`` hears what the accounts count (sessions
+        revoked, reset outcomes, second factors): the app's ``Metrics``.
 
         ``later`` queues the mail this service sends (a reset link, a security
         notice) outside the request; by default, the running
         :class:`~bastion.Bastion`'s jobs engine. ``app_url`` is where the
-        links in that mail point (``APP_URL``). ``on_revoke`` hears of every
-        session ended for the user (see :data:`OnRevoke`).
+        links in that mail point (``APP_URL``).
         """
         self.database = database
         self.later: Later = later or _process_later
@@ -177,9 +168,8 @@ class AuthService:
         self.passwords = passwords or Passwords()
         self.sessions = Sessions(policy)
         self.pending = PendingSignIns(policy.secret)
-        self.on_revoke = on_revoke
         self.reset_limiter = reset_limiter
-        self.on_reset = on_reset
+        self.events: AccountEvents = events or NoEvents()
 
     @property
     def limiter(self) -> SignInLimiter:
@@ -193,9 +183,8 @@ class AuthService:
         guard: SignInGuard,
         sign_up_limiter: SignInLimiter | None = None,
         *,
-        on_revoke: OnRevoke | None = None,
         reset_limiter: SignInLimiter | None = None,
-        on_reset: Callable[[str], None] | None = None,
+        events: AccountEvents | None = None,
     ) -> AuthService:
         policy = SessionPolicy(
             max_age=timedelta(seconds=settings.SESSION_MAX_AGE),
@@ -210,9 +199,8 @@ class AuthService:
             sign_up_limiter=sign_up_limiter,
             password_policy=PasswordPolicy.from_settings(settings),
             app_url=settings.APP_URL,
-            on_revoke=on_revoke,
             reset_limiter=reset_limiter,
-            on_reset=on_reset,
+            events=events,
         )
 
     def check_new_password(self, password: str, email: str) -> None:
@@ -481,9 +469,9 @@ class AuthService:
             return ended
 
     def sessions_revoked(self, reason: str, count: int) -> None:
-        """Tell ``on_revoke`` that ``count`` sessions ended for ``reason`` (none: nothing)."""
-        if count > 0 and self.on_revoke is not None:
-            self.on_revoke(reason, count)
+        """Tell the events that ``count`` sessions ended for ``reason`` (none: nothing)."""
+        if count > 0:
+            self.events.on_sessions_revoked(reason, count)
 
     async def _new_device(self, db: AsyncSession, user: User, client: Client) -> bool:
         """Whether this sign-in comes from a device ``user`` has not used lately (and note it)."""
@@ -621,5 +609,4 @@ class AuthService:
         return None
 
     def _reset_outcome(self, outcome: str) -> None:
-        if self.on_reset is not None:
-            self.on_reset(outcome)
+        self.events.on_password_reset(outcome)

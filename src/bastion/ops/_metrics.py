@@ -150,6 +150,13 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.second_factor = Counter(
+            "bastion_second_factor_total",
+            "Second factors by method (totp, backup_code, passkey) and outcome (succeeded, "
+            "failed, enabled, disabled, ...).",
+            ["method", "outcome"],
+            registry=r,
+        )
         self.emails = Counter(
             "bastion_emails_total",
             "Messages by outcome: sent (SMTP accepted), failed (an attempt raised; the job "
@@ -190,7 +197,7 @@ class Metrics:
             self.limiter_fallbacks.labels("password_reset").inc()
 
     def on_password_reset(self, outcome: str) -> None:
-        """The accounts' ``on_reset``: one outcome of a reset request or confirmation."""
+        """The accounts' events: one outcome of a reset request or confirmation."""
         self.password_resets.labels(outcome).inc()
 
     def on_cache(self, event: str) -> None:
@@ -223,8 +230,12 @@ class Metrics:
         self.sign_in_failures.labels(reason).inc()
 
     def on_sessions_revoked(self, reason: str, count: int) -> None:
-        """:class:`~bastion.auth.AuthService`'s ``on_revoke``."""
+        """The accounts' events (:class:`~bastion.auth.AccountEvents`): sessions ended."""
         self.sessions_revoked.labels(reason).inc(count)
+
+    def on_second_factor(self, method: str, outcome: str) -> None:
+        """The accounts' events: a second factor used, failed, enabled or disabled."""
+        self.second_factor.labels(method, outcome).inc()
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one request and its duration; called once per request, so kept short.
