@@ -93,6 +93,12 @@ async def test_a_queued_message_arrives_as_rfc_5322(settings_for: Callable[..., 
         async with running(settings_for(EMAIL_URL=smtp.url())) as bastion:
             await bastion.later(MAIL_TASK, **MESSAGE.arguments())
             [message] = await smtp.arrived(1)
+            # The server has the message once DATA ends; the client counts it once the
+            # server's answer reaches it, a moment later.
+            for _ in range(250):
+                if emails(bastion, "sent"):
+                    break
+                await asyncio.sleep(0.02)
             sent = emails(bastion, "sent")
         [delivery] = smtp.deliveries
     assert delivery.mail_from == "noreply@bastion.example"
