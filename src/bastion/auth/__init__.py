@@ -22,6 +22,7 @@ from bastion.auth._cookies import (
 from bastion.auth._devices import Device, classify_device
 from bastion.auth._emails import InvalidEmail
 from bastion.auth._events import AccountEvents
+from bastion.auth._passkeys import PasskeyRefused
 from bastion.auth._policy import InvalidPassword, PasswordPolicy, PasswordRule, check_password
 from bastion.auth._resets import ResetRefused
 from bastion.auth._service import (
@@ -29,7 +30,9 @@ from bastion.auth._service import (
     EmailTaken,
     EndSession,
     NotSignedIn,
+    PasskeyLimited,
     PasswordChangeLimited,
+    PendingGone,
     ResetLimited,
     SignInResult,
     SignUpLimited,
@@ -46,9 +49,12 @@ __all__ = [
     "InvalidEmail",
     "InvalidPassword",
     "NotSignedIn",
+    "PasskeyLimited",
+    "PasskeyRefused",
     "PasswordChangeLimited",
     "PasswordPolicy",
     "PasswordRule",
+    "PendingGone",
     "ResetLimited",
     "ResetRefused",
     "SignInResult",
