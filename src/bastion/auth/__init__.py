@@ -15,8 +15,11 @@ from bastion.auth._api import (
 )
 from bastion.auth._cookies import (
     CLEAR_SITE_DATA,
+    clear_pending_cookie,
     clear_session_cookie,
+    read_pending_cookie,
     read_session_cookie,
+    set_pending_cookie,
     set_session_cookie,
 )
 from bastion.auth._devices import Device, classify_device
@@ -63,11 +66,14 @@ __all__ = [
     "auth_routes",
     "check_password",
     "classify_device",
+    "clear_pending_cookie",
     "clear_session_cookie",
     "client_of",
     "read_credentials",
     "read_email",
     "read_fields",
+    "read_pending_cookie",
     "read_session_cookie",
+    "set_pending_cookie",
     "set_session_cookie",
 ]
