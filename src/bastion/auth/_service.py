@@ -47,7 +47,14 @@ from bastion.auth._devices import classify_device, fingerprint, remember
 from bastion.auth._emails import normalise_email
 from bastion.auth._events import AccountEvents, NoEvents
 from bastion.auth._notices import notify
-from bastion.auth._passkeys import MAX_NAME, PasskeyRefused, Passkeys, RelyingParty, parse_answer
+from bastion.auth._passkeys import (
+    MAX_NAME,
+    PasskeyRefused,
+    Passkeys,
+    Reason,
+    RelyingParty,
+    parse_answer,
+)
 from bastion.auth._passwords import Passwords
 from bastion.auth._pending import PASSKEY, PendingSignIns, second_factor_methods
 from bastion.auth._policy import PasswordPolicy, check_password
@@ -706,8 +713,9 @@ class AuthService:
         database). The per-IP limit is the password sign-in's own; the
         per-account one is the pending sign-in's account, or without one the
         credential's (its account is unknown until the database is asked).
-        Each refusal past the limiter is audited (``auth.passkey.refused``)
-        and counts as a wrong code against a pending sign-in.
+        Each refusal past the limiter but a malformed answer is audited
+        (``auth.passkey.refused``) and counts as a wrong code against a
+        pending sign-in.
 
         Raises PasskeyRefused, PasskeyLimited, or PendingGone (another request
         completed the pending sign-in first).
@@ -729,7 +737,7 @@ class AuthService:
                 passkey = await self.passkeys.authenticate(db, answer, found)
             except PasskeyRefused as exc:
                 await self._passkey_refused(db, exc, client, owner, "sign_in")
-                if pending is not None:
+                if pending is not None and exc.reason is not Reason.MALFORMED:
                     await self.pending.fail(db, pending[0])
                 raise
             assert found is not None
@@ -772,6 +780,9 @@ class AuthService:
         email: str | None,
         ceremony: str,
     ) -> None:
+        """Count and audit a named refusal; a malformed answer is a plain 400, neither."""
+        if exc.reason is Reason.MALFORMED:
+            return  # a plain 400: it proves nothing about anyone, and changes nothing
         self.events.on_second_factor(PASSKEY, "refused")
         details: dict[str, object] = {"reason": exc.reason.value, "ceremony": ceremony}
         if exc.passkey is not None:

@@ -271,6 +271,8 @@ async def test_malformed_answers_are_400_never_500(browser: Browser, body: objec
         if path.endswith("sign-in"):
             assert answer.status_code == 400
             assert answer.json()["reason"] in ("malformed", "name")
+    # A plain 400: it proves nothing about anyone, so it writes nothing.
+    assert await audit_rows(browser, PASSKEY_REFUSED) == []
 
 
 @pytest.fixture
