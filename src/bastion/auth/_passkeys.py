@@ -214,9 +214,15 @@ class Passkeys:
         self.secret = secret
         self.rp = rp
 
-    def user_handle(self, user_id: int) -> bytes:
-        """The WebAuthn user handle of an account: opaque, stable, and no personal data."""
-        return hmac.new(self.secret, f"webauthn-user:{user_id}".encode(), "sha256").digest()
+    @staticmethod
+    def user_handle(user_id: int) -> bytes:
+        """The WebAuthn user handle of an account: stable, and no personal data (never the email).
+
+        Derived from the account's id without ``SECRET_KEY``, so that rotating
+        the key (which signs everyone out) does not also orphan every passkey:
+        an assertion's handle is checked against its credential's account.
+        """
+        return hashlib.sha256(f"bastion-webauthn-user:{user_id}".encode()).digest()
 
     def _challenge_hash(self, challenge: bytes) -> str:
         return hmac.new(self.secret, b"webauthn-challenge:" + challenge, "sha256").hexdigest()

@@ -148,7 +148,16 @@ async def test_register_list_sign_in_without_a_password_and_remove(browser: Brow
     await refused(browser, authenticator.get(await sign_in_options(browser)), "credential")
 
 
-async def test_each_forgery_is_refused_under_its_reason(browser: Browser) -> None:
+@pytest.fixture
+async def counted(settings: Settings) -> AsyncIterator[Browser]:
+    """The app with its metrics on."""
+    instance = Browser(settings.model_copy(update={"METRICS_ENABLED": True}))
+    yield instance
+    await instance.close()
+
+
+async def test_each_forgery_is_refused_under_its_reason(counted: Browser) -> None:
+    browser = counted
     authenticator, _ = await enrol(browser, "grace.forger@example.com")
     await sign_out(browser)
 
@@ -189,7 +198,12 @@ async def test_each_forgery_is_refused_under_its_reason(browser: Browser) -> Non
     )
 
     rows = await audit_rows(browser, PASSKEY_REFUSED)
+    assert len(rows) == 8
     assert {row.subject for row in rows} == {"grace.forger@example.com"}
+    metrics = (await browser.client.get("/api/metrics")).text
+    for outcome, count in (("enabled", 1), ("succeeded", 1), ("refused", 8)):
+        line = f'bastion_second_factor_total{{method="passkey",outcome="{outcome}"}} {count}.0'
+        assert line in metrics
 
 
 async def test_registration_refuses_forged_credentials(browser: Browser) -> None:
@@ -308,3 +322,18 @@ async def test_bad_assertions_count_against_the_sign_in_limit(strict: Browser) -
     # The per-IP limit is the password sign-in's own.
     password = await strict.sign_in("nobody@example.com", PASSWORD)
     assert password.status_code == 429
+
+
+async def test_a_new_secret_key_keeps_the_passkeys(browser: Browser, settings: Settings) -> None:
+    """Rotating SECRET_KEY signs everyone out; their passkeys still sign them back in."""
+    authenticator, _ = await enrol(browser, "rotation@example.com")
+    rotated = Browser(settings.model_copy(update={"SECRET_KEY": "another-secret-" + "k" * 40}))
+    try:
+        options = await sign_in_options(rotated)
+        answer = await rotated.client.post(
+            "/api/auth/passkeys/sign-in", json=authenticator.get(options)
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["user"]["email"] == "rotation@example.com"
+    finally:
+        await rotated.close()
