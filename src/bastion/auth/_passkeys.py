@@ -25,6 +25,7 @@ that never sees a passkey does not load them.
 
 from __future__ import annotations
 
+import base64
 import enum
 import hashlib
 import hmac
@@ -54,6 +55,10 @@ SIGN_IN = "sign_in"
 MAX_NAME = 64
 #: The body of a credential: attestation statements with certificate chains run to a few KB.
 MAX_CREDENTIAL_BODY = 64 * 1024
+#: A credential id is at most 1,023 bytes (WebAuthn §5.8.3): 1,364 base64url characters.
+MAX_CREDENTIAL_ID = 1_364
+#: The transports a passkey may be stored with (WebAuthn's AuthenticatorTransport).
+_TRANSPORTS = frozenset({"usb", "nfc", "ble", "smart-card", "hybrid", "internal", "cable"})
 #: How long the browser may take, a hint to it (milliseconds); the challenge outlives it.
 TIMEOUT_MS = 120_000
 
@@ -141,6 +146,11 @@ class Answer:
     user_handle: bytes | None
 
 
+def b64url(data: bytes) -> str:
+    """base64url without padding, as WebAuthn's JSON writes binary."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
 def _b64decode(value: object) -> bytes:
     from webauthn.helpers import base64url_to_bytes  # noqa: PLC0415 - loaded with a ceremony
 
@@ -173,6 +183,8 @@ def parse_answer(credential: object, *, registration: bool) -> Answer:
         or credential.get("rawId") != credential_id
         or credential.get("type") != "public-key"
     ):
+        raise PasskeyRefused(Reason.MALFORMED)
+    if len(credential_id) > MAX_CREDENTIAL_ID:
         raise PasskeyRefused(Reason.MALFORMED)
     _b64decode(credential_id)
     try:
@@ -337,6 +349,8 @@ class Passkeys:
             )
         except Exception:  # the library's refusals are messages; ours is named
             raise PasskeyRefused(Reason.ATTESTATION) from None
+        if b64url(verified.credential_id) != answer.credential_id:
+            raise PasskeyRefused(Reason.MALFORMED)  # the id claimed is not the one attested
         transports = answer.credential["response"].get("transports")
         passkey = Passkey(
             public_id=new_public_id(),
@@ -344,7 +358,7 @@ class Passkeys:
             credential_id=answer.credential_id,
             public_key=verified.credential_public_key,
             sign_count=verified.sign_count,
-            transports=[t for t in transports if isinstance(t, str)][:8]
+            transports=sorted({t for t in transports if t in _TRANSPORTS})
             if isinstance(transports, list)
             else [],
             name=name,

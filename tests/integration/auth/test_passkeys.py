@@ -7,6 +7,7 @@ Chromium's. Forging them shows each refusal under its own reason, audited.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -225,6 +226,10 @@ async def test_registration_refuses_forged_credentials(browser: Browser) -> None
         assert row.details["ceremony"] == "register"
 
     fresh = SoftAuthenticator(ORIGIN, "testserver")
+    # An id other than the one the authenticator attested: refused, and nothing kept.
+    claimed = {**fresh.create(await options()), "id": "QUJD", "rawId": "QUJD"}
+    answer = await browser.client.post("/api/auth/passkeys/register", json=claimed)
+    assert answer.json()["reason"] == "malformed"
     await register(fresh.create(await options(), origin="https://evil.test"), "origin")
     await register(fresh.create(await options(), rp_id="evil.test"), "rp_id")
     # The same authenticator again (excludeCredentials ignored): its credential is ours already.
@@ -276,6 +281,7 @@ async def test_a_passkey_completes_a_password_sign_in(browser: Browser) -> None:
             "response": {"clientDataJSON": "e30", "authenticatorData": "AA", "signature": "AA"},
         },
         {"id": "abc", "rawId": "abc", "type": "public-key", "response": [], "name": 7},
+        {"id": "A" * 2000, "rawId": "A" * 2000, "type": "public-key", "response": {}},
     ],
 )
 async def test_malformed_answers_are_400_never_500(browser: Browser, body: object) -> None:
@@ -337,3 +343,15 @@ async def test_a_new_secret_key_keeps_the_passkeys(browser: Browser, settings: S
         assert answer.json()["user"]["email"] == "rotation@example.com"
     finally:
         await rotated.close()
+
+
+async def test_one_assertion_sent_twice_at_once_signs_in_once(browser: Browser) -> None:
+    """The challenge is spent by one conditional UPDATE: of two racing copies, one wins."""
+    authenticator, _ = await enrol(browser, "racer@example.com")
+    await sign_out(browser)
+    assertion = authenticator.get(await sign_in_options(browser))
+    answers = await asyncio.gather(
+        *(browser.client.post("/api/auth/passkeys/sign-in", json=assertion) for _ in range(2))
+    )
+    assert sorted(answer.status_code for answer in answers) == [200, 400]
+    assert [a.json()["reason"] for a in answers if a.status_code == 400] == ["challenge"]
