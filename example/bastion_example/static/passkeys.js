@@ -125,10 +125,10 @@
   document.addEventListener("DOMContentLoaded", () => {
     const button = document.getElementById("passkey-sign-in");
     const form = document.getElementById("passkey-add");
-    if (!supported()) {
-      for (const element of [button, form]) if (element) element.hidden = true;
-      return;
-    }
+    // Hidden until this script runs in a browser that has WebAuthn: without them, nothing
+    // offers what cannot work (and the password field never lands in a URL).
+    if (!supported()) return;
+    for (const element of [button, form]) if (element) element.hidden = false;
     if (button) button.addEventListener("click", () => signIn(button));
     if (form) {
       form.addEventListener("submit", (event) => {
