@@ -23,6 +23,7 @@ from bastion.audit import (
     SIGN_IN_SUCCEEDED,
 )
 from bastion.auth import classify_device
+from bastion.auth._passkeys import delete_spent_challenges
 from bastion.auth._pending import PENDING_COOKIE
 from bastion.auth._sessions import COOKIE_NAME
 from bastion.config import Settings, load_settings
@@ -355,3 +356,20 @@ async def test_one_assertion_sent_twice_at_once_signs_in_once(browser: Browser) 
     )
     assert sorted(answer.status_code for answer in answers) == [200, 400]
     assert [a.json()["reason"] for a in answers if a.status_code == 400] == ["challenge"]
+
+
+async def test_the_sweep_deletes_only_expired_challenges(browser: Browser) -> None:
+    await sign_in_options(browser)
+    await sign_in_options(browser)
+    async with browser.database.session() as db:
+        first = await db.scalar(select(WebAuthnChallenge.id).order_by(WebAuthnChallenge.id))
+        await db.execute(
+            update(WebAuthnChallenge)
+            .where(WebAuthnChallenge.id == first)
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+        await db.commit()
+        assert await delete_spent_challenges(db, utcnow()) == 1
+        left = list(await db.scalars(select(WebAuthnChallenge.id)))
+    assert first not in left
+    assert len(left) == 1
