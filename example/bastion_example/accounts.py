@@ -39,6 +39,7 @@ from bastion.auth import (
     read_email,
     read_fields,
     read_session_cookie,
+    set_pending_cookie,
     set_session_cookie,
 )
 from bastion.body import BadRequest
@@ -110,6 +111,12 @@ async def sign_in(request: Request) -> Response:
         return templates.TemplateResponse(request, "sign_in.html", context, status_code=400)
     context["email"] = email
     result = await auth_service(request).sign_in(email, password, client_of(request))
+    if result.pending_token is not None:
+        # A right password that owes its second factor: the pending cookie, and the next step.
+        context["second_factor"] = list(result.second_factor)
+        step = templates.TemplateResponse(request, "sign_in.html", context)
+        set_pending_cookie(step, request, result.pending_token)
+        return step
     if result.ok and result.token:
         response = RedirectResponse(_next(request) or DEFAULT_LANDING, status_code=303)
         set_session_cookie(response, request, result.token, _settings(request).SESSION_MAX_AGE)
@@ -174,7 +181,11 @@ async def account(request: Request) -> Response:
     user = await current_user(request)
     if user is None:
         return require_sign_in(request)
-    context = {"user": user, **await sessions_context(request)}
+    context = {
+        "user": user,
+        **await sessions_context(request),
+        **await passkeys_context(request),
+    }
     return templates.TemplateResponse(request, "account.html", context)
 
 
@@ -378,4 +389,43 @@ routes += [
     Route("/account/password", change_password, methods=["POST"], name="change_password"),
     form_page("/forgot-password", forgot_password_page, forgot_password, name="forgot_password"),
     form_page("/reset-password", reset_password_page, reset_password, name="reset_password"),
+]
+
+
+# -- the passkeys block of /account (account_passkeys.html; issue 24) ------------------------
+# Adding one takes the browser's WebAuthn dialog, so static/passkeys.js does it over the JSON
+# API; removing one is a plain form.
+
+
+async def passkeys_context(request: Request) -> dict[str, object]:
+    """The signed-in user's passkeys as the page shows them."""
+    found = await auth_service(request).list_passkeys(read_session_cookie(request))
+    stamp = "%Y-%m-%d %H:%M UTC"
+    passkeys = [
+        {
+            "id": passkey.public_id,
+            "name": passkey.name,
+            "created": passkey.created_at.strftime(stamp),
+            "last_used": passkey.last_used_at.strftime(stamp) if passkey.last_used_at else None,
+        }
+        for passkey in found or []
+    ]
+    return {"passkeys": passkeys}
+
+
+async def remove_passkey(request: Request) -> Response:
+    """POST /account/passkeys/{id}/remove."""
+    try:
+        removed = await auth_service(request).remove_passkey(
+            read_session_cookie(request), request.path_params["id"], client_of(request)
+        )
+    except NotSignedIn:
+        return require_sign_in(request)
+    if not removed:
+        raise HTTPException(404, "no passkey of yours has this id")
+    return RedirectResponse("/account?passkey=removed", status_code=303)
+
+
+routes += [
+    Route("/account/passkeys/{id}/remove", remove_passkey, methods=["POST"], name="remove_passkey"),
 ]

@@ -43,6 +43,8 @@ _TABLES = {
     # Append-only (its triggers refuse UPDATE and DELETE), so the count and the
     # last id show any change, at a cost that does not grow with the table.
     "bastion_audit_log": "SELECT count(*), max(id) FROM bastion_audit_log",
+    # The newest challenge handed out (a sweep deletes only rows five minutes old).
+    "bastion_webauthn_challenge": "SELECT max(id) FROM bastion_webauthn_challenge",
 }
 #: The token of a reset link in the console transport's mail line.
 _RESET_TOKEN = re.compile(r"/reset-password\?token=([A-Za-z0-9_-]+)")

@@ -102,3 +102,23 @@ def test_an_email_url_brings_aiosmtplib_only_when_a_message_goes_out() -> None:
     url = "smtp://127.0.0.1:9"  # discard: nothing listens, the send fails at once
     assert _loaded(build, ("aiosmtplib",), EMAIL_URL=url) == set()
     assert _loaded(build + send, ("aiosmtplib",), EMAIL_URL=url) == {"aiosmtplib"}
+
+
+def test_passkeys_bring_py_webauthn_only_when_a_ceremony_runs(tmp_path: Path) -> None:
+    """The accounts' routes mounted: no py_webauthn (nor cbor2); an answer parsed: both."""
+    build = (
+        "import bastion\n"
+        "from bastion.auth import auth_routes\n"
+        "security = bastion.Bastion()\n"
+        "auth_routes(security.auth_service(), 60)\n"
+    )
+    parse = (
+        "import contextlib\n"
+        "from bastion.auth._passkeys import parse_answer\n"
+        "with contextlib.suppress(Exception):\n"
+        "    parse_answer({}, registration=False)\n"
+    )
+    database = f"sqlite:///{tmp_path}/bastion.db"
+    prefixes = ("webauthn", "cbor2")
+    assert _loaded(build, prefixes, DATABASE_URL=database) == set()
+    assert _loaded(build + parse, prefixes, DATABASE_URL=database) == {"webauthn", "cbor2"}

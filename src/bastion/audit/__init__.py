@@ -8,6 +8,9 @@ forge an entry in either place.
 from __future__ import annotations
 
 from bastion.audit._log import (
+    PASSKEY_REFUSED,
+    PASSKEY_REGISTERED,
+    PASSKEY_REMOVED,
     PASSWORD_CHANGED,
     PASSWORD_RESET_COMPLETED,
     PASSWORD_RESET_REQUESTED,
@@ -29,6 +32,9 @@ from bastion.audit._log import (
 )
 
 __all__ = [
+    "PASSKEY_REFUSED",
+    "PASSKEY_REGISTERED",
+    "PASSKEY_REMOVED",
     "PASSWORD_CHANGED",
     "PASSWORD_RESET_COMPLETED",
     "PASSWORD_RESET_REQUESTED",

@@ -29,6 +29,10 @@ PASSWORD_RESET_REQUESTED = "auth.password_reset.requested"  # noqa: S105
 PASSWORD_RESET_COMPLETED = "auth.password_reset.completed"  # noqa: S105
 SESSION_REVOKED = "auth.session.revoked"
 SIGN_IN_NEW_DEVICE = "auth.sign_in.new_device"
+PASSKEY_REGISTERED = "auth.passkey.registered"
+PASSKEY_REMOVED = "auth.passkey.removed"
+#: A passkey answer refused (its ``reason`` in the details: origin, rp_id, challenge...).
+PASSKEY_REFUSED = "auth.passkey.refused"
 
 USER_AGENT_LIMIT = 256
 

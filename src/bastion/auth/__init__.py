@@ -15,13 +15,17 @@ from bastion.auth._api import (
 )
 from bastion.auth._cookies import (
     CLEAR_SITE_DATA,
+    clear_pending_cookie,
     clear_session_cookie,
+    read_pending_cookie,
     read_session_cookie,
+    set_pending_cookie,
     set_session_cookie,
 )
 from bastion.auth._devices import Device, classify_device
 from bastion.auth._emails import InvalidEmail
 from bastion.auth._events import AccountEvents
+from bastion.auth._passkeys import PasskeyRefused
 from bastion.auth._policy import InvalidPassword, PasswordPolicy, PasswordRule, check_password
 from bastion.auth._resets import ResetRefused
 from bastion.auth._service import (
@@ -29,7 +33,9 @@ from bastion.auth._service import (
     EmailTaken,
     EndSession,
     NotSignedIn,
+    PasskeyLimited,
     PasswordChangeLimited,
+    PendingGone,
     ResetLimited,
     SignInResult,
     SignUpLimited,
@@ -46,9 +52,12 @@ __all__ = [
     "InvalidEmail",
     "InvalidPassword",
     "NotSignedIn",
+    "PasskeyLimited",
+    "PasskeyRefused",
     "PasswordChangeLimited",
     "PasswordPolicy",
     "PasswordRule",
+    "PendingGone",
     "ResetLimited",
     "ResetRefused",
     "SignInResult",
@@ -57,11 +66,14 @@ __all__ = [
     "auth_routes",
     "check_password",
     "classify_device",
+    "clear_pending_cookie",
     "clear_session_cookie",
     "client_of",
     "read_credentials",
     "read_email",
     "read_fields",
+    "read_pending_cookie",
     "read_session_cookie",
+    "set_pending_cookie",
     "set_session_cookie",
 ]

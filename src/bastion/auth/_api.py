@@ -21,12 +21,15 @@ from starlette.routing import Route
 
 from bastion.auth._cookies import (
     CLEAR_SITE_DATA,
+    clear_pending_cookie,
     clear_session_cookie,
+    read_pending_cookie,
     read_session_cookie,
     set_pending_cookie,
     set_session_cookie,
 )
 from bastion.auth._emails import InvalidEmail, normalise_email
+from bastion.auth._passkeys import MAX_CREDENTIAL_BODY, MAX_NAME, PasskeyRefused
 from bastion.auth._passwords import MAX_PASSWORD
 from bastion.auth._policy import TOO_LONG, InvalidPassword, PasswordRule
 from bastion.auth._resets import ResetRefused
@@ -35,7 +38,9 @@ from bastion.auth._service import (
     EmailTaken,
     EndSession,
     NotSignedIn,
+    PasskeyLimited,
     PasswordChangeLimited,
+    PendingGone,
     ResetLimited,
     SignInResult,
     SignUpLimited,
@@ -43,9 +48,9 @@ from bastion.auth._service import (
 )
 from bastion.body import BadRequest, read_form, read_json
 from bastion.body._media import media_type
-from bastion.db._models import User, UserSession
+from bastion.db._models import Passkey, User, UserSession
 from bastion.guard import Client, FailReason, rate_limited
-from bastion.ratelimit import rate_limit_headers
+from bastion.ratelimit import Decision, rate_limit_headers
 from bastion.responses import NO_STORE, Refusal, RefusalResponse, render
 
 MAX_AUTH_BODY = 8 * 1024
@@ -158,6 +163,7 @@ def auth_routes(service: AuthService, max_age: int) -> list[Route]:
         Route("/api/auth/session", session, methods=["GET"]),
         *session_routes(service),
         *password_routes(service, max_age),
+        *passkey_routes(service, max_age),
     ]
 
 
@@ -335,4 +341,152 @@ def password_routes(service: AuthService, max_age: int) -> list[Route]:
         Route("/api/auth/password", change, methods=["POST"]),
         Route("/api/auth/password-reset", reset, methods=["POST"]),
         Route("/api/auth/password-reset/confirm", confirm, methods=["POST"]),
+    ]
+
+
+# -- passkeys ----------------------------------------------------------------------------------
+
+NO_SUCH_PASSKEY = Refusal(
+    404,
+    "Not Found",
+    "NO_SUCH_PASSKEY",
+    "no passkey of yours has this id",
+    "list your passkeys with GET /api/auth/passkeys",
+)
+
+
+async def read_credential(request: Request) -> tuple[dict[str, Any], str | None]:
+    """The browser's credential (``PublicKeyCredential.toJSON()``) and its optional ``name``.
+
+    The credential is the body itself; ``name`` sits beside its members. What
+    is inside it is for :mod:`bastion.auth._passkeys` to judge.
+    """
+    body = await read_json(request, MAX_CREDENTIAL_BODY)
+    if not isinstance(body, dict):
+        raise BadRequest("body must be a WebAuthn credential in its JSON form", name="malformed")
+    name = body.get("name")
+    if name is not None and (not isinstance(name, str) or len(name.strip()) > MAX_NAME):
+        raise BadRequest(f"name must be a string of at most {MAX_NAME} characters", name="name")
+    return body, (name.strip() or None) if isinstance(name, str) else None
+
+
+def too_many(decision: Decision, detail: str) -> Response:
+    """The 429 of a sign-in limit, with its RateLimit headers."""
+    return RefusalResponse(rate_limited(decision, detail), rate_limit_headers(decision))
+
+
+def passkey_refused(exc: PasskeyRefused) -> Response:
+    body = {"error": str(exc), "reason": exc.reason.value}
+    return JSONResponse(body, status_code=400, headers=NO_STORE)
+
+
+def passkey_json(passkey: Passkey) -> dict[str, Any]:
+    return {
+        "id": passkey.public_id,
+        "name": passkey.name,
+        "created_at": iso_utc(passkey.created_at),
+        "last_used_at": iso_utc(passkey.last_used_at) if passkey.last_used_at else None,
+    }
+
+
+def passkey_routes(service: AuthService, max_age: int) -> list[Route]:
+    """``/api/auth/passkeys``: register (options, credential), sign in (options, assertion),
+    list and remove.
+
+    - register options: ``{"password"}`` from a signed-in user: 200 the
+      creation options (the ``publicKey`` member of what
+      ``navigator.credentials.create`` takes, binary fields base64url); 401
+      when not signed in or the password is wrong, 429 over the sign-in limit.
+    - register: the credential (``PublicKeyCredential.toJSON()``), with an
+      optional ``"name"``: 201 ``{"id", "name", "created_at"}``.
+    - sign-in options: 200 the request options; while the pending cookie is
+      held, for that account's passkeys only.
+    - sign-in: the assertion: 200 ``{"user"}`` and a session cookie (the
+      pending cookie cleared); 429 over the sign-in limit.
+    - A refused credential or assertion: 400 ``{"error", "reason"}``, the
+      reason one of :class:`~bastion.auth._passkeys.Reason`'s (``origin``,
+      ``rp_id``, ``challenge``, ``sign_count``, ...).
+    - list: ``{"passkeys": [{"id", "name", "created_at", "last_used_at"}]}``;
+      remove: 204, 404 for an id that is not one of the caller's passkeys.
+    """
+
+    async def register_options(request: Request) -> Response:
+        (password,) = await read_fields(request, "password")
+        if len(password) > MAX_PASSWORD:
+            raise BadRequest(f"password must be at most {MAX_PASSWORD} characters")
+        token = read_session_cookie(request)
+        try:
+            options = await service.passkey_registration_options(
+                token, password, client_of(request)
+            )
+        except NotSignedIn:
+            return not_signed_in(request, token)
+        except WrongPassword as exc:
+            return JSONResponse({"error": str(exc)}, status_code=401, headers=NO_STORE)
+        except PasswordChangeLimited as exc:
+            return too_many(exc.decision, str(exc))
+        return JSONResponse(options, headers=NO_STORE)
+
+    async def register(request: Request) -> Response:
+        credential, name = await read_credential(request)
+        token = read_session_cookie(request)
+        try:
+            passkey = await service.register_passkey(token, credential, name, client_of(request))
+        except NotSignedIn:
+            return not_signed_in(request, token)
+        except PasskeyRefused as exc:
+            return passkey_refused(exc)
+        body = {key: passkey_json(passkey)[key] for key in ("id", "name", "created_at")}
+        return JSONResponse(body, status_code=201, headers=NO_STORE)
+
+    async def sign_in_options(request: Request) -> Response:
+        options = await service.passkey_sign_in_options(read_pending_cookie(request))
+        return JSONResponse(options, headers=NO_STORE)
+
+    async def sign_in(request: Request) -> Response:
+        credential, _ = await read_credential(request)
+        pending = read_pending_cookie(request)
+        try:
+            user, token = await service.passkey_sign_in(credential, pending, client_of(request))
+        except PasskeyRefused as exc:
+            return passkey_refused(exc)
+        except PasskeyLimited as exc:
+            return too_many(exc.decision, str(exc))
+        except PendingGone:
+            body = {"error": "this sign-in was completed or has ended; sign in again"}
+            response = JSONResponse(body, status_code=401, headers=NO_STORE)
+            clear_pending_cookie(response, request)
+            return response
+        response = JSONResponse({"user": user_json(user)}, headers=NO_STORE)
+        set_session_cookie(response, request, token, max_age)
+        if pending:
+            clear_pending_cookie(response, request)
+        return response
+
+    async def list_passkeys(request: Request) -> Response:
+        token = read_session_cookie(request)
+        passkeys = await service.list_passkeys(token)
+        if passkeys is None:
+            return not_signed_in(request, token)
+        return JSONResponse({"passkeys": [passkey_json(p) for p in passkeys]}, headers=NO_STORE)
+
+    async def remove(request: Request) -> Response:
+        token = read_session_cookie(request)
+        try:
+            removed = await service.remove_passkey(
+                token, request.path_params["id"], client_of(request)
+            )
+        except NotSignedIn:
+            return not_signed_in(request, token)
+        if not removed:
+            return json_refusal(NO_SUCH_PASSKEY)
+        return Response(status_code=204, headers=NO_STORE)
+
+    return [
+        Route("/api/auth/passkeys", list_passkeys, methods=["GET"]),
+        Route("/api/auth/passkeys/register/options", register_options, methods=["POST"]),
+        Route("/api/auth/passkeys/register", register, methods=["POST"]),
+        Route("/api/auth/passkeys/sign-in/options", sign_in_options, methods=["POST"]),
+        Route("/api/auth/passkeys/sign-in", sign_in, methods=["POST"]),
+        Route("/api/auth/passkeys/{id}", remove, methods=["DELETE"]),
     ]

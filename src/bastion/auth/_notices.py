@@ -14,6 +14,8 @@ from datetime import datetime
 
 from bastion._later import Later
 from bastion.audit import (
+    PASSKEY_REGISTERED,
+    PASSKEY_REMOVED,
     PASSWORD_CHANGED,
     PASSWORD_RESET_COMPLETED,
     SESSION_REVOKED,
@@ -48,6 +50,14 @@ NOTICES: dict[str, _Notice] = {
     SIGN_IN_NEW_DEVICE: _Notice(
         "New sign-in to your account",
         "Your account was signed in to from a device it had not used in the last 30 days.",
+    ),
+    PASSKEY_REGISTERED: _Notice(
+        "A passkey was added to your account",
+        "A passkey was added to your account: it can now sign in without the password.",
+    ),
+    PASSKEY_REMOVED: _Notice(
+        "A passkey was removed from your account",
+        "A passkey was removed from your account: it can no longer sign in.",
     ),
 }
 

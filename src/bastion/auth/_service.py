@@ -21,6 +21,8 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cached_property
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -28,6 +30,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bastion._later import Later, current_later
 from bastion.audit import (
+    PASSKEY_REFUSED,
+    PASSKEY_REGISTERED,
+    PASSKEY_REMOVED,
     PASSWORD_CHANGED,
     PASSWORD_RESET_COMPLETED,
     SESSION_REVOKED,
@@ -38,18 +43,26 @@ from bastion.audit import (
     Outcome,
     record,
 )
-from bastion.auth._devices import fingerprint, remember
+from bastion.auth._devices import classify_device, fingerprint, remember
 from bastion.auth._emails import normalise_email
 from bastion.auth._events import AccountEvents, NoEvents
 from bastion.auth._notices import notify
+from bastion.auth._passkeys import (
+    MAX_NAME,
+    PasskeyRefused,
+    Passkeys,
+    Reason,
+    RelyingParty,
+    parse_answer,
+)
 from bastion.auth._passwords import Passwords
-from bastion.auth._pending import PendingSignIns, second_factor_methods
+from bastion.auth._pending import PASSKEY, PendingSignIns, second_factor_methods
 from bastion.auth._policy import PasswordPolicy, check_password
 from bastion.auth._resets import RESET_TASK, ResetReason, ResetRefused, consume, find_reset
 from bastion.auth._sessions import SessionPolicy, Sessions
 from bastion.config import Settings
 from bastion.db import Database, User
-from bastion.db._models import PendingSignIn, UserSession
+from bastion.db._models import Passkey, PendingSignIn, UserSession
 from bastion.db._types import utcnow
 from bastion.guard import Client, FailReason, SignInGuard
 from bastion.ratelimit import Decision, SignInLimiter
@@ -112,6 +125,18 @@ class SignUpLimited(Exception):
     def __init__(self, decision: Decision) -> None:
         super().__init__("too many sign-ups from this address; try again later")
         self.decision = decision
+
+
+class PasskeyLimited(Exception):
+    """A passkey sign-in over the sign-in limits: the assertion was not even looked at."""
+
+    def __init__(self, decision: Decision) -> None:
+        super().__init__("too many sign-in attempts; try again later")
+        self.decision = decision
+
+
+class PendingGone(Exception):
+    """The pending sign-in a passkey proved was completed (or ended) by another request."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -532,29 +557,42 @@ class AuthService:
                 raise NotSignedIn
             session, user = found
             self.check_new_password(new_password, user.email)
-            guard = self.guard
-            decision = await guard.attempt(client, user.email)
-            if not decision.allowed:
-                raise PasswordChangeLimited(decision)
-            if decision.remaining == 0:
-                await guard.tripped(db, client, user.email, decision)
-            verification = await self.passwords.verify(user.password_hash, current_password)
-            if not verification.ok:
-                await guard.failed(
-                    client,
-                    user.email,
-                    FailReason.BAD_PASSWORD,
-                    decision,
-                    db=db,
-                    details={"during": "password_change"},
-                )
-                raise WrongPassword(decision)
+            await self.prove_password(db, user, current_password, client, "password_change")
             user.password_hash = await self.passwords.hash(new_password)
             ended = await self.sessions.end_all(db, user.id, keep=session)  # commits the hash too
             new_token = await self.sessions.rotate(db, session)
             self.sessions_revoked("password_changed", ended)
             await self._announce(db, PASSWORD_CHANGED, user, client, {"sessions_ended": ended})
         return new_token
+
+    async def prove_password(
+        self, db: AsyncSession, user: User, password: str, client: Client, during: str
+    ) -> None:
+        """Check a signed-in user's fresh proof of their password, as a sign-in checks it.
+
+        Counted against the sign-in limits first (over them,
+        :class:`PasswordChangeLimited` and no check at all); a wrong one is a
+        failed sign-in for the audit trail (``auth.sign_in.failed`` with
+        ``"during": during``) and the metrics, and raises :class:`WrongPassword`:
+        a stolen session cookie must not be a way around the sign-in limit.
+        """
+        guard = self.guard
+        decision = await guard.attempt(client, user.email)
+        if not decision.allowed:
+            raise PasswordChangeLimited(decision)
+        if decision.remaining == 0:
+            await guard.tripped(db, client, user.email, decision)
+        verification = await self.passwords.verify(user.password_hash, password)
+        if not verification.ok:
+            await guard.failed(
+                client,
+                user.email,
+                FailReason.BAD_PASSWORD,
+                decision,
+                db=db,
+                details={"during": during},
+            )
+            raise WrongPassword(decision)
 
     async def request_password_reset(self, email: str, client: Client) -> None:
         """Count the request and queue the reset job: the same work whatever ``email`` is.
@@ -610,3 +648,152 @@ class AuthService:
 
     def _reset_outcome(self, outcome: str) -> None:
         self.events.on_password_reset(outcome)
+
+    # -- passkeys (issue 24) -------------------------------------------------------------------
+
+    @cached_property
+    def passkeys(self) -> Passkeys:
+        """The WebAuthn ceremonies, for ``APP_URL``'s host and origin."""
+        return Passkeys(self.sessions.policy.secret, RelyingParty.from_app_url(self.app_url))
+
+    async def _session_user(self, db: AsyncSession, token: str | None) -> User:
+        found = await self.sessions.resolve(db, token) if token else None
+        if found is None:
+            raise NotSignedIn
+        return found[1]
+
+    async def passkey_registration_options(
+        self, token: str | None, password: str, client: Client
+    ) -> dict[str, Any]:
+        """Creation options for the signed-in user, after a fresh proof of their password.
+
+        Raises NotSignedIn, PasswordChangeLimited or WrongPassword (see
+        :meth:`prove_password`: a failed sign-in ``"during": "passkey_register"``).
+        """
+        async with self.database.session() as db:
+            user = await self._session_user(db, token)
+            await self.prove_password(db, user, password, client, "passkey_register")
+            return await self.passkeys.registration_options(db, user)
+
+    async def register_passkey(
+        self, token: str | None, credential: object, name: str | None, client: Client
+    ) -> Passkey:
+        """Keep the signed-in user's new passkey, named ``name`` or after the browser.
+
+        Raises NotSignedIn or PasskeyRefused (audited as ``auth.passkey.refused``).
+        """
+        async with self.database.session() as db:
+            user = await self._session_user(db, token)
+            email = user.email  # read now: a refusal may roll the session back
+            label = name or classify_device(client.user_agent).label()
+            try:
+                passkey = await self.passkeys.register(db, user, credential, label[:MAX_NAME])
+            except PasskeyRefused as exc:
+                await self._passkey_refused(db, exc, client, email, "register")
+                raise
+            self.events.on_second_factor(PASSKEY, "enabled")
+            details: dict[str, object] = {"passkey": passkey.public_id, "name": passkey.name}
+            await self._announce(db, PASSKEY_REGISTERED, user, client, details)
+            return passkey
+
+    async def passkey_sign_in_options(self, pending_token: str | None) -> dict[str, Any]:
+        """Request options: for any discoverable passkey, or the pending sign-in's user's."""
+        async with self.database.session() as db:
+            pending = await self.pending.resolve(db, pending_token) if pending_token else None
+            return await self.passkeys.authentication_options(db, pending[1] if pending else None)
+
+    async def passkey_sign_in(
+        self, credential: object, pending_token: str | None, client: Client
+    ) -> tuple[User, str]:
+        """A session for a verified assertion: without a password, or the pending sign-in's.
+
+        What a refusal costs is kept small: a malformed answer is refused
+        before the limiter and the database; then the attempt counts against
+        the sign-in limits, and over them nothing else is done (a 429, no
+        database). The per-IP limit is the password sign-in's own; the
+        per-account one is the pending sign-in's account, or without one the
+        credential's (its account is unknown until the database is asked).
+        Each refusal past the limiter but a malformed answer is audited
+        (``auth.passkey.refused``) and counts as a wrong code against a
+        pending sign-in.
+
+        Raises PasskeyRefused, PasskeyLimited, or PendingGone (another request
+        completed the pending sign-in first).
+        """
+        answer = parse_answer(credential, registration=False)
+        async with self.database.session() as db:
+            pending = await self.pending.resolve(db, pending_token) if pending_token else None
+            account = pending[1].email if pending else f"passkey:{answer.credential_id}"
+            decision = await self.guard.attempt(client, account)
+            if not decision.allowed:
+                raise PasskeyLimited(decision)
+            if decision.remaining == 0:
+                await self.guard.tripped(db, client, account, decision)
+            found = await self.passkeys.find(db, answer.credential_id)
+            if pending is not None and found is not None and found[1].id != pending[1].id:
+                found = None  # another account's passkey cannot finish this one's sign-in
+            owner = found[1].email if found else pending[1].email if pending else None
+            try:
+                passkey = await self.passkeys.authenticate(db, answer, found)
+            except PasskeyRefused as exc:
+                await self._passkey_refused(db, exc, client, owner, "sign_in")
+                if pending is not None and exc.reason is not Reason.MALFORMED:
+                    await self.pending.fail(db, pending[0])
+                raise
+            assert found is not None
+            user = found[1]
+            self.events.on_second_factor(PASSKEY, "succeeded")
+            if pending is not None:
+                token = await self.complete_sign_in(db, pending[0], user, client, PASSKEY)
+                if token is None:
+                    raise PendingGone
+                return user, token
+            details = {"passkey": passkey.public_id, "method": PASSKEY}
+            return user, await self.open_session(db, user, client, user.email, details)
+
+    async def list_passkeys(self, token: str | None) -> list[Passkey] | None:
+        """The signed-in user's passkeys, oldest first; None if signed out."""
+        async with self.database.session() as db:
+            found = await self.sessions.resolve(db, token) if token else None
+            if found is None:
+                return None
+            return await self.passkeys.of_user(db, found[1].id)
+
+    async def remove_passkey(self, token: str | None, public_id: str, client: Client) -> bool:
+        """Remove one of the signed-in user's passkeys; False when none has this id.
+
+        Raises NotSignedIn. Audited (``auth.passkey.removed``) and notified.
+        """
+        async with self.database.session() as db:
+            user = await self._session_user(db, token)
+            if len(public_id) > 64 or not await self.passkeys.remove(db, user.id, public_id):
+                return False
+            self.events.on_second_factor(PASSKEY, "disabled")
+            await self._announce(db, PASSKEY_REMOVED, user, client, {"passkey": public_id})
+            return True
+
+    async def _passkey_refused(
+        self,
+        db: AsyncSession,
+        exc: PasskeyRefused,
+        client: Client,
+        email: str | None,
+        ceremony: str,
+    ) -> None:
+        """Count and audit a named refusal; a malformed answer is a plain 400, neither."""
+        if exc.reason is Reason.MALFORMED:
+            return  # a plain 400: it proves nothing about anyone, and changes nothing
+        self.events.on_second_factor(PASSKEY, "refused")
+        details: dict[str, object] = {"reason": exc.reason.value, "ceremony": ceremony}
+        if exc.passkey is not None:
+            details["passkey"] = exc.passkey.public_id
+        entry = AuditEntry(
+            PASSKEY_REFUSED,
+            Outcome.FAILURE,
+            subject=email,
+            actor=email,
+            client_ip=client.ip,
+            user_agent=client.user_agent,
+            details=details,
+        )
+        await record(db, entry)

@@ -23,12 +23,14 @@ async def _clean_sessions(ctx: JobContext) -> None:
     # Imported when the cleanup runs: importing bastion.jobs (every app, the worker)
     # then does not load the accounts package, its routes and argon2.
     from bastion.auth._devices import forget_stale  # noqa: PLC0415
+    from bastion.auth._passkeys import delete_spent_challenges  # noqa: PLC0415
     from bastion.auth._sessions import delete_expired  # noqa: PLC0415
     from bastion.db._types import utcnow  # noqa: PLC0415
 
     async with ctx.database.session() as db:
         removed = await delete_expired(db, timedelta(seconds=ctx.settings.SESSION_IDLE_TIMEOUT))
         forgotten = await forget_stale(db, utcnow())
+        await delete_spent_challenges(db, utcnow())
     if removed:
         logger.info("jobs: removed %d expired or idle sessions", removed)
     if forgotten:
