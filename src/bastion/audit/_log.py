@@ -29,6 +29,11 @@ PASSWORD_RESET_REQUESTED = "auth.password_reset.requested"  # noqa: S105
 PASSWORD_RESET_COMPLETED = "auth.password_reset.completed"  # noqa: S105
 SESSION_REVOKED = "auth.session.revoked"
 SIGN_IN_NEW_DEVICE = "auth.sign_in.new_device"
+#: The second factor (issue 24): TOTP turned on or off, a code or backup code right or wrong.
+SECOND_FACTOR_ENABLED = "auth.second_factor.enabled"
+SECOND_FACTOR_DISABLED = "auth.second_factor.disabled"
+SECOND_FACTOR_FAILED = "auth.second_factor.failed"
+SECOND_FACTOR_SUCCEEDED = "auth.second_factor.succeeded"
 
 USER_AGENT_LIMIT = 256
 

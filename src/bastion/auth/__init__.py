@@ -15,8 +15,11 @@ from bastion.auth._api import (
 )
 from bastion.auth._cookies import (
     CLEAR_SITE_DATA,
+    clear_pending_cookie,
     clear_session_cookie,
+    read_pending_cookie,
     read_session_cookie,
+    set_pending_cookie,
     set_session_cookie,
 )
 from bastion.auth._devices import Device, classify_device
@@ -31,8 +34,13 @@ from bastion.auth._service import (
     NotSignedIn,
     PasswordChangeLimited,
     ResetLimited,
+    SecondFactorOutcome,
+    SecondFactorResult,
     SignInResult,
     SignUpLimited,
+    TotpConflict,
+    TotpState,
+    WrongCode,
     WrongPassword,
 )
 
@@ -51,17 +59,25 @@ __all__ = [
     "PasswordRule",
     "ResetLimited",
     "ResetRefused",
+    "SecondFactorOutcome",
+    "SecondFactorResult",
     "SignInResult",
     "SignUpLimited",
+    "TotpConflict",
+    "TotpState",
+    "WrongCode",
     "WrongPassword",
     "auth_routes",
     "check_password",
     "classify_device",
+    "clear_pending_cookie",
     "clear_session_cookie",
     "client_of",
     "read_credentials",
     "read_email",
     "read_fields",
+    "read_pending_cookie",
     "read_session_cookie",
+    "set_pending_cookie",
     "set_session_cookie",
 ]

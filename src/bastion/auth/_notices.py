@@ -16,6 +16,8 @@ from bastion._later import Later
 from bastion.audit import (
     PASSWORD_CHANGED,
     PASSWORD_RESET_COMPLETED,
+    SECOND_FACTOR_DISABLED,
+    SECOND_FACTOR_ENABLED,
     SESSION_REVOKED,
     SIGN_IN_NEW_DEVICE,
 )
@@ -48,6 +50,16 @@ NOTICES: dict[str, _Notice] = {
     SIGN_IN_NEW_DEVICE: _Notice(
         "New sign-in to your account",
         "Your account was signed in to from a device it had not used in the last 30 days.",
+    ),
+    SECOND_FACTOR_ENABLED: _Notice(
+        "Two-step sign-in was turned on",
+        "Codes from an authenticator app (TOTP) were turned on for your account: signing in "
+        "now asks for a code after the password. New backup codes were made.",
+    ),
+    SECOND_FACTOR_DISABLED: _Notice(
+        "Two-step sign-in was turned off",
+        "Codes from an authenticator app (TOTP) were turned off for your account, and its "
+        "backup codes were deleted: signing in now needs the password alone.",
     ),
 }
 
