@@ -12,6 +12,7 @@ from bastion.auth._api import (
     read_credentials,
     read_email,
     read_fields,
+    read_second_factor,
 )
 from bastion.auth._cookies import (
     CLEAR_SITE_DATA,
@@ -43,6 +44,7 @@ from bastion.auth._service import (
     WrongCode,
     WrongPassword,
 )
+from bastion.auth._totp import Enrolment
 
 __all__ = [
     "CLEAR_SITE_DATA",
@@ -51,6 +53,7 @@ __all__ = [
     "Device",
     "EmailTaken",
     "EndSession",
+    "Enrolment",
     "InvalidEmail",
     "InvalidPassword",
     "NotSignedIn",
@@ -77,6 +80,7 @@ __all__ = [
     "read_email",
     "read_fields",
     "read_pending_cookie",
+    "read_second_factor",
     "read_session_cookie",
     "set_pending_cookie",
     "set_session_cookie",

@@ -31,31 +31,32 @@ def _wait_needed(margin: float) -> float:
     return left + 0.05 if left < margin else 0.0
 
 
-async def steady_step(margin: float = 8.0) -> int:
+async def steady_step(margin: float = 4.0) -> int:
     """The current step, once at least ``margin`` seconds of it remain."""
     await asyncio.sleep(_wait_needed(margin))
     return int(time.time()) // PERIOD
 
 
-def steady_step_sync(margin: float = 8.0) -> int:
+def steady_step_sync(margin: float = 4.0) -> int:
     time.sleep(_wait_needed(margin))
     return int(time.time()) // PERIOD
 
 
 async def enable_totp(
-    client: httpx.AsyncClient, email: str, *, password: str = PASSWORD
+    client: httpx.AsyncClient, email: str, *, password: str = PASSWORD, margin: float = 4.0
 ) -> tuple[str, list[str], int]:
     """Sign up ``email`` on ``client``, turn TOTP on; (secret, backup codes, step now).
 
     The confirmation uses the step before now: the steps now and after it are
-    left for the test to sign in with.
+    left for the test to sign in with, within ``margin`` seconds (the step
+    before now stays in the server's window that long).
     """
     signed_up = await client.post("/api/auth/sign-up", json={"email": email, "password": password})
     assert signed_up.status_code == 201, signed_up.text
     enrolled = await client.post("/api/auth/totp/enroll", json={"password": password})
     assert enrolled.status_code == 200, enrolled.text
     secret = enrolled.json()["secret"]
-    step = await steady_step()
+    step = await steady_step(margin)
     confirmed = await client.post("/api/auth/totp/confirm", json={"code": code(secret, step - 1)})
     assert confirmed.status_code == 200, confirmed.text
     return secret, confirmed.json()["backup_codes"], step
