@@ -12,7 +12,7 @@ data, what it belongs to (the user id): a ciphertext copied onto another
 account's row fails to open, so a database writer cannot move a second
 factor from one account to another. A database dump alone opens nothing.
 
-Rotating ``SECRET_KEY`` makes every sealed value unopenable: :meth:`open`
+Rotating ``SECRET_KEY`` makes every sealed value unopenable: :meth:`SecretBox.open`
 answers None, and the caller treats that as "no usable secret".
 """
 
