@@ -505,6 +505,8 @@ async def _totp_form(
         return page
     request.state.totp_error = error[:1].upper() + error[1:]
     page = await account(request)
+    if page.status_code != 200:  # not signed in after all: the way to sign in, as it is
+        return page
     page.status_code = status
     page.headers.update({**headers, **NO_STORE})
     return page

@@ -714,19 +714,19 @@ class AuthService:
         """A new, unconfirmed TOTP secret for the signed-in user, shown this once.
 
         Needs a fresh proof of the password (:meth:`_prove_password`: the
-        sign-in limits and audit). An unconfirmed secret is replaced; a
-        confirmed one refuses (TotpConflict ``totp_enabled``) until TOTP is
-        turned off. Raises NotSignedIn, TotpConflict, PasswordChangeLimited
-        or WrongPassword.
+        sign-in limits and audit), checked first, as for every TOTP change. An
+        unconfirmed secret is replaced; a confirmed one refuses (TotpConflict
+        ``totp_enabled``) until TOTP is turned off. Raises NotSignedIn,
+        TotpConflict, PasswordChangeLimited or WrongPassword.
         """
         async with self.database.session() as db:
             user = await self._session_user(db, token)
+            await self._prove_password(db, user, password, client, "totp_enroll")
             row = await self.totp.find(db, user.id)
             if row is not None and row.confirmed_at is not None:
                 raise TotpConflict(
                     TotpConflict.ENABLED, "TOTP is already on: turn it off before enrolling again"
                 )
-            await self._prove_password(db, user, password, client, "totp_enroll")
             enrolment = new_enrolment(user.email, self.site_name)
             await self.totp.enrol(db, user.id, enrolment.secret)
             await db.commit()
@@ -769,10 +769,10 @@ class AuthService:
         """
         async with self.database.session() as db:
             user = await self._session_user(db, token)
+            await self._prove_password(db, user, password, client, "backup_codes")
             row = await self.totp.find(db, user.id)
             if row is None or row.confirmed_at is None:
                 raise TotpConflict(TotpConflict.DISABLED, "TOTP is off: there are no backup codes")
-            await self._prove_password(db, user, password, client, "backup_codes")
             codes = await self.backup_codes.replace(db, user.id)
             await db.commit()
         self.events.on_second_factor(BACKUP_CODE, "replaced")
@@ -786,9 +786,9 @@ class AuthService:
         """
         async with self.database.session() as db:
             user = await self._session_user(db, token)
+            await self._prove_password(db, user, password, client, "totp_disable")
             if await self.totp.find(db, user.id) is None:
                 raise TotpConflict(TotpConflict.DISABLED, "TOTP is already off")
-            await self._prove_password(db, user, password, client, "totp_disable")
             was_on = await self.totp.remove(db, user.id)
             await self.backup_codes.remove(db, user.id)
             await db.commit()

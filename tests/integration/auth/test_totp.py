@@ -342,3 +342,42 @@ async def test_confirm_without_an_enrolment_is_409(browser: Browser) -> None:
     answer = await browser.client.post("/api/auth/totp/confirm", json={"code": "123456"})
     assert answer.status_code == 409
     assert answer.json()["reason"] == "totp_not_enrolled"
+
+
+async def test_the_sign_in_page_asks_for_the_code_as_a_second_step(browser: Browser) -> None:
+    client = browser.client
+    secret, backup_codes, step = await enable_totp(client, EMAIL)
+    await client.post("/api/auth/sign-out")
+    away = await client.get("/sign-in/second-factor")
+    assert away.status_code == 303
+    assert away.headers["location"] == "/sign-in"
+
+    first = await client.post(
+        "/sign-in?next=%2Fadmin%2Faudit", data={"email": EMAIL, "password": PASSWORD}
+    )
+    assert first.status_code == 303
+    assert first.headers["location"] == "/sign-in/second-factor?next=%2Fadmin%2Faudit"
+    assert COOKIE_NAME not in client.cookies
+    page = await client.get(first.headers["location"])
+    assert page.status_code == 200
+    assert 'name="code"' in page.text
+    assert 'name="backup_code"' in page.text
+    wrong = await client.post(first.headers["location"], data={"code": "12345"})
+    assert wrong.status_code == 401
+    assert "wrong" in wrong.text
+    done = await client.post(first.headers["location"], data={"code": code(secret, step)})
+    assert done.status_code == 303
+    assert done.headers["location"] == "/admin/audit"
+    assert (await client.get("/api/auth/session")).json()["user"]["email"] == EMAIL
+
+    # Five wrong backup codes end it: the page says so and offers the way back.
+    await client.post("/api/auth/sign-out")
+    await client.post("/sign-in", data={"email": EMAIL, "password": PASSWORD})
+    for _ in range(5):
+        ended = await client.post("/sign-in/second-factor", data={"backup_code": "zzzzz-zzzzz"})
+    assert ended.status_code == 401
+    assert "fifth wrong code" in ended.text
+    assert 'id="sign-in-again"' in ended.text
+    late = await client.post("/sign-in/second-factor", data={"backup_code": backup_codes[0]})
+    assert late.status_code == 401
+    assert COOKIE_NAME not in client.cookies
