@@ -59,6 +59,9 @@ def test_enrol_on_the_account_page_then_sign_in_with_a_code(page: Page, app: App
     page.click("#totp-enroll")
     expect(page.locator("#totp-qr svg")).to_be_visible()
     secret = page.locator("#totp-secret").inner_text()
+    page.set_viewport_size({"width": 320, "height": 640})  # the QR code and key fit a small phone
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    page.set_viewport_size({"width": 1280, "height": 720})
     totp = pyotp.TOTP(secret)
     step = steady_step_sync(10)
     page.fill("#totp-code", totp.generate_otp(step - 1))
