@@ -16,6 +16,7 @@ here only when used, so an app without TOTP never loads them.
 from __future__ import annotations
 
 import hmac
+import logging
 import time
 from dataclasses import dataclass
 
@@ -34,6 +35,8 @@ DRIFT = 1
 PURPOSE = "totp-secret"
 #: Longer than any code anyone types; more is bad input, not a wrong code.
 MAX_CODE = 64
+
+logger = logging.getLogger("bastion.auth")
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +124,15 @@ class TotpSecrets:
     def check(self, row: TotpSecret, code: str) -> int | None:
         """The step ``code`` is right for under ``row``'s secret, or None (claim it next)."""
         secret = self.secret_of(row)
-        if secret is None or len(code) > MAX_CODE:
+        if secret is None:
+            # The user id only: the operator's cue (README: rotating SECRET_KEY), no secret.
+            logger.warning(
+                "the TOTP secret of user %d does not open (was SECRET_KEY rotated?): "
+                "every code is refused until TOTP is turned off for this account",
+                row.user_id,
+            )
+            return None
+        if len(code) > MAX_CODE:
             return None
         return matching_step(secret, code)
 

@@ -6,11 +6,12 @@ steps the test names (see tests/integration/auth/totp.py).
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from bastion.audit import (
     SECOND_FACTOR_DISABLED,
@@ -381,3 +382,45 @@ async def test_the_sign_in_page_asks_for_the_code_as_a_second_step(browser: Brow
     late = await client.post("/sign-in/second-factor", data={"backup_code": backup_codes[0]})
     assert late.status_code == 401
     assert COOKIE_NAME not in client.cookies
+
+
+class Lines(logging.Handler):
+    """The messages of one logger (bastion's loggers do not propagate to pytest's)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+async def test_a_rotated_secret_key_refuses_every_code_and_says_so(settings: Settings) -> None:
+    """README's promise: after SECRET_KEY changes, the codes and backup codes are unusable
+    (a log line names the account), and deleting the rows lets the password in again."""
+    first = Browser(settings)
+    try:
+        secret, backup_codes, step = await enable_totp(first.client, EMAIL)
+    finally:
+        await first.close()
+    rotated = Browser(settings.model_copy(update={"SECRET_KEY": "another secret " * 5}))
+    try:
+        client = rotated.client
+        await password_step(client, EMAIL)
+        lines = Lines()
+        logging.getLogger("bastion.auth").addHandler(lines)
+        try:
+            assert (await second_step(client, code=code(secret, step))).status_code == 401
+        finally:
+            logging.getLogger("bastion.auth").removeHandler(lines)
+        (line,) = lines.lines
+        assert line.startswith("the TOTP secret of user 1 does not open")
+        assert secret not in line
+        assert (await second_step(client, backup_code=backup_codes[0])).status_code == 401
+        async with rotated.database.session() as db:
+            await db.execute(delete(BackupCode))
+            await db.execute(delete(TotpSecret))
+            await db.commit()
+        assert (await rotated.sign_in(EMAIL, PASSWORD)).json()["user"]["email"] == EMAIL
+    finally:
+        await rotated.close()
