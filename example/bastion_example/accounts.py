@@ -12,6 +12,7 @@ their action and, once the visitor is in, go there, but only if
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlencode
 
 from starlette.exceptions import HTTPException
@@ -25,19 +26,26 @@ from bastion.auth import (
     AuthService,
     EmailTaken,
     EndSession,
+    Enrolment,
     InvalidPassword,
     NotSignedIn,
     PasswordChangeLimited,
     ResetLimited,
     ResetRefused,
+    SecondFactorOutcome,
     SignUpLimited,
+    TotpConflict,
+    WrongCode,
     WrongPassword,
     classify_device,
+    clear_pending_cookie,
     clear_session_cookie,
     client_of,
     read_credentials,
     read_email,
     read_fields,
+    read_pending_cookie,
+    read_second_factor,
     read_session_cookie,
     set_pending_cookie,
     set_session_cookie,
@@ -77,11 +85,15 @@ def _next(request: Request) -> str | None:
     return target or None
 
 
+def _next_query(request: Request) -> str:
+    """``?next=...`` to carry the way back from one form to the next; empty without one."""
+    target = _next(request)
+    return "?" + urlencode({"next": target}) if target else ""
+
+
 def _form_context(request: Request) -> dict[str, object]:
     """What the sign-in and sign-up templates need besides the error and the email."""
-    target = _next(request)
-    suffix = "?" + urlencode({"next": target}) if target else ""
-    return {"error": None, "email": "", "next": target, "next_query": suffix}
+    return {"error": None, "email": "", "next": _next(request), "next_query": _next_query(request)}
 
 
 def require_sign_in(request: Request) -> Response:
@@ -112,11 +124,12 @@ async def sign_in(request: Request) -> Response:
     context["email"] = email
     result = await auth_service(request).sign_in(email, password, client_of(request))
     if result.pending_token is not None:
-        # A right password that owes its second factor: the pending cookie, and the next step.
-        context["second_factor"] = list(result.second_factor)
-        step = templates.TemplateResponse(request, "sign_in.html", context)
-        set_pending_cookie(step, request, result.pending_token)
-        return step
+        # A right password on an account with a second factor: the second step, no session yet.
+        response = RedirectResponse(
+            "/sign-in/second-factor" + _next_query(request), status_code=303
+        )
+        set_pending_cookie(response, request, result.pending_token)
+        return response
     if result.ok and result.token:
         response = RedirectResponse(_next(request) or DEFAULT_LANDING, status_code=303)
         set_session_cookie(response, request, result.token, _settings(request).SESSION_MAX_AGE)
@@ -185,6 +198,7 @@ async def account(request: Request) -> Response:
         "user": user,
         **await sessions_context(request),
         **await passkeys_context(request),
+        **await totp_context(request, user),
     }
     return templates.TemplateResponse(request, "account.html", context)
 
@@ -428,4 +442,163 @@ async def remove_passkey(request: Request) -> Response:
 
 routes += [
     Route("/account/passkeys/{id}/remove", remove_passkey, methods=["POST"], name="remove_passkey"),
+]
+
+
+# -- the second factor: the sign-in's second step, and TOTP on /account (issue 24) ----------
+
+
+async def second_factor_page(request: Request) -> Response:
+    """GET /sign-in/second-factor: the code form, for a browser holding a pending sign-in."""
+    methods = await auth_service(request).pending_methods(read_pending_cookie(request))
+    if methods is None:
+        return RedirectResponse("/sign-in" + _next_query(request), 303)
+    return _second_factor_form(request, methods=methods)
+
+
+def _second_factor_form(
+    request: Request, error: str | None = None, status: int = 200, **extra: object
+) -> Response:
+    context = {**_form_context(request), "error": error, **extra}
+    return templates.TemplateResponse(
+        request, "sign_in_second_factor.html", context, status_code=status, headers=NO_STORE
+    )
+
+
+async def second_factor(request: Request) -> Response:
+    """POST /sign-in/second-factor: a code or a backup code; a session and on to ``next``."""
+    try:
+        code, backup_code = await read_second_factor(request)
+    except BadRequest as exc:
+        return _second_factor_form(request, exc.reason, 400)
+    result = await auth_service(request).sign_in_second_factor(
+        read_pending_cookie(request), client_of(request), code=code, backup_code=backup_code
+    )
+    if result.outcome is SecondFactorOutcome.SIGNED_IN and result.token is not None:
+        response = RedirectResponse(_next(request) or DEFAULT_LANDING, status_code=303)
+        clear_pending_cookie(response, request)
+        set_session_cookie(response, request, result.token, _settings(request).SESSION_MAX_AGE)
+        return response
+    if result.outcome is SecondFactorOutcome.RATE_LIMITED and result.decision is not None:
+        wait = max(1, result.decision.reset_after)
+        page = _second_factor_form(
+            request, f"Too many sign-in attempts. Try again in {wait} seconds.", 429
+        )
+        page.headers.update(rate_limit_headers(result.decision))
+        return page
+    if result.outcome is SecondFactorOutcome.WRONG:
+        return _second_factor_form(request, "That code is wrong or was already used.", 401)
+    ended = (
+        "That was the fifth wrong code, so this sign-in has ended."
+        if result.outcome is SecondFactorOutcome.ENDED
+        else "This sign-in has expired or ended."
+    )
+    page = _second_factor_form(request, ended + " Sign in again.", 401, ended=True)
+    clear_pending_cookie(page, request)
+    return page
+
+
+async def totp_context(request: Request, user: User) -> dict[str, object]:
+    """The TOTP block of /account: its state, and what a form just produced (shown once)."""
+    enrolment: Enrolment | None = getattr(request.state, "totp_enrolment", None)
+    return {
+        "totp": await auth_service(request).totp_state(user),
+        "totp_enrolment": enrolment,
+        "totp_backup_codes": getattr(request.state, "totp_backup_codes", None),
+        "totp_error": getattr(request.state, "totp_error", None),
+    }
+
+
+async def _totp_form(
+    request: Request, field: str, act: Callable[[str, str | None], Awaitable[object]]
+) -> Response:
+    """Run one /account TOTP form: ``act(value, session token)``, then /account again.
+
+    The secret and the backup codes are shown in the answer to the form
+    itself, never stored for a later page; a refusal shows /account with the
+    error under the refusal's status.
+    """
+    headers: dict[str, str] = {}
+    try:
+        (value,) = await read_fields(request, field)
+        if len(value) > 1024:
+            raise BadRequest(f"{field} is too long")
+        await act(value, read_session_cookie(request))
+    except NotSignedIn:
+        return RedirectResponse("/sign-in?" + urlencode({"next": "/account"}), status_code=303)
+    except BadRequest as exc:
+        error, status = exc.reason, 400
+    except WrongPassword:
+        error, status = "Your password is wrong.", 401
+    except WrongCode as exc:
+        error, status = str(exc), 400
+    except TotpConflict as exc:
+        error, status = str(exc), 409
+    except PasswordChangeLimited as exc:
+        wait = max(1, exc.decision.reset_after)
+        error, status = f"Too many password attempts. Try again in {wait} seconds.", 429
+        headers = rate_limit_headers(exc.decision)
+    else:
+        if getattr(request.state, "totp_done", None):
+            return RedirectResponse(f"/account?totp={request.state.totp_done}#totp", 303)
+        page = await account(request)
+        page.headers.update(NO_STORE)
+        return page
+    request.state.totp_error = error[:1].upper() + error[1:]
+    page = await account(request)
+    if page.status_code != 200:  # not signed in after all: the way to sign in, as it is
+        return page
+    page.status_code = status
+    page.headers.update({**headers, **NO_STORE})
+    return page
+
+
+async def totp_enroll(request: Request) -> Response:
+    async def act(password: str, token: str | None) -> None:
+        service = auth_service(request)
+        request.state.totp_enrolment = await service.totp_enroll(
+            token, password, client_of(request)
+        )
+
+    return await _totp_form(request, "password", act)
+
+
+async def totp_confirm(request: Request) -> Response:
+    async def act(code: str, token: str | None) -> None:
+        service = auth_service(request)
+        request.state.totp_backup_codes = await service.totp_confirm(
+            token, code, client_of(request)
+        )
+
+    return await _totp_form(request, "code", act)
+
+
+async def totp_backup_codes(request: Request) -> Response:
+    async def act(password: str, token: str | None) -> None:
+        service = auth_service(request)
+        request.state.totp_backup_codes = await service.replace_backup_codes(
+            token, password, client_of(request)
+        )
+
+    return await _totp_form(request, "password", act)
+
+
+async def totp_disable(request: Request) -> Response:
+    async def act(password: str, token: str | None) -> None:
+        await auth_service(request).totp_disable(token, password, client_of(request))
+        request.state.totp_done = "off"
+
+    return await _totp_form(request, "password", act)
+
+
+routes += [
+    form_page(
+        "/sign-in/second-factor", second_factor_page, second_factor, name="sign_in_second_factor"
+    ),
+    Route("/account/totp/enroll", totp_enroll, methods=["POST"], name="totp_enroll"),
+    Route("/account/totp/confirm", totp_confirm, methods=["POST"], name="totp_confirm"),
+    Route(
+        "/account/totp/backup-codes", totp_backup_codes, methods=["POST"], name="totp_backup_codes"
+    ),
+    Route("/account/totp/disable", totp_disable, methods=["POST"], name="totp_disable"),
 ]

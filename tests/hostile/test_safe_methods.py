@@ -42,6 +42,18 @@ NEEDS_A_PASSKEY = frozenset(
         "/account/passkeys/{id}/remove",
     }
 )
+#: Where a TOTP code is the key: a right one comes from a secret shown once at enrolment, or
+#: (for the second sign-in step) needs a pending sign-in, and a wrong one changes nothing
+#: but the pending sign-in it is sent with. No fixed body changes anything there, so only
+#: the safe-method half runs; tests/integration/auth/test_totp*.py prove what they change.
+NEED_A_CODE = frozenset(
+    {
+        "/api/auth/totp/confirm",
+        "/api/auth/sign-in/second-factor",
+        "/account/totp/confirm",
+        "/sign-in/second-factor",
+    }
+)
 #: Where a reset link is spent: only a live token changes anything there.
 RESET_CONFIRMS = frozenset({"/api/auth/password-reset/confirm", "/reset-password"})
 _WRONG_CHANGE = [
@@ -71,6 +83,8 @@ def would_change() -> list[Case]:
         Case("nothing but the session", b"", None),
         Case("wrong current password, JSON", json.dumps(dict(_WRONG_CHANGE)).encode()),
         Case("wrong current password, form", form(_WRONG_CHANGE), FORM_TYPE),
+        # The TOTP changes check the password first: a wrong one is a failed sign-in.
+        Case("wrong password, JSON", json.dumps({"password": _WRONG_CHANGE[0][1]}).encode()),
     ]
 
 
@@ -151,7 +165,7 @@ def test_safe_methods_with_a_body_change_nothing_where_the_unsafe_ones_would(
                 break  # one is proof enough
             tried.append(f"{method} [{case.name}] -> {verdict.outcome.status}")
         else:
-            if endpoint.template in READ_ONLY | NEEDS_A_PASSKEY:
+            if endpoint.template in READ_ONLY | NEEDS_A_PASSKEY | NEED_A_CODE:
                 continue
             failures.append(
                 f"{endpoint.template}: no body here changes anything ({', '.join(tried)}), so "

@@ -20,7 +20,7 @@ import pytest
 from bastion.config import ENV_PREFIX, ConfigError, Settings, load_settings
 from bastion.deploy import CheckRegistry, CheckResult, CheckSpec, Finding, run_checks
 from bastion.deploy import finding as make_finding
-from bastion.deploy._checks import CHECKS, registry, schema_state
+from bastion.deploy._checks import CHECKS, admins_without_second_factor, registry, schema_state
 from tests.support.imports import modules_loaded_by
 
 GOOD_KEY = "k7Qm2vX9pL4sT8wB1nR6yH3jF5dG0aZc-E_uIoKxVbNqMtWlYs"  # 50 random characters
@@ -142,6 +142,7 @@ def test_ids_are_stable() -> None:
         "bastion.W060",
         "bastion.W061",
         "bastion.E070",
+        "bastion.W080",
     ]
     # The example app registers its own (its sandbox), under the IDs they always had.
     assert list(registry())[len(CHECKS) :] == ["bastion.E040", "bastion.W041"]
@@ -520,3 +521,15 @@ def test_production_without_email_url_is_e070(monkeypatch: pytest.MonkeyPatch) -
     assert result.failed()
     # Development writes mail to the console: nothing to report there.
     assert "bastion.E070" not in check_ids(monkeypatch, {**without, "APP_ENV": "development"})
+
+
+def test_w080_names_the_administrators_without_a_second_factor() -> None:
+    settings = load_settings()
+    assert list(admins_without_second_factor(settings, [])) == []
+    (found,) = admins_without_second_factor(settings, ["ada@example.com"])
+    assert found.id == "bastion.W080"
+    assert "1 administrator account(s) without a second factor: ada@example.com" in found.message
+    many = [f"admin{n}@example.com" for n in range(7)]
+    (found,) = admins_without_second_factor(settings, many)
+    assert "admin4@example.com and 2 more" in found.message
+    assert "admin5@example.com" not in found.message

@@ -29,7 +29,15 @@ def test_the_embedded_default_loads_none_of_them(tmp_path: Path) -> None:
     code = "import bastion\nbastion.Bastion()"
     database = f"sqlite:///{tmp_path}/bastion.db"
     assert _loaded(code, DATABASE_URL=database) == set()
-    others = ("valkey", "prometheus_client", "croniter", "aiosmtplib")
+    others = (
+        "valkey",
+        "prometheus_client",
+        "croniter",
+        "aiosmtplib",
+        "pyotp",
+        "segno",
+        "cryptography",
+    )
     assert (
         modules_loaded_by(f"import os; os.environ['DATABASE_URL'] = {database!r}\n{code}", others)
         == []
@@ -122,3 +130,18 @@ def test_passkeys_bring_py_webauthn_only_when_a_ceremony_runs(tmp_path: Path) ->
     prefixes = ("webauthn", "cbor2")
     assert _loaded(build, prefixes, DATABASE_URL=database) == set()
     assert _loaded(build + parse, prefixes, DATABASE_URL=database) == {"webauthn", "cbor2"}
+
+
+def test_the_accounts_load_no_second_factor_library_until_one_is_used() -> None:
+    """An app with bastion's accounts and no TOTP user pays for neither pyotp, segno nor
+    cryptography: they come in with the first enrolment, code or sealed secret."""
+    code = (
+        "import bastion\nfrom bastion.auth import auth_routes\n"
+        "security = bastion.Bastion()\nauth_routes(security.auth_service(), 60)\n"
+    )
+    assert modules_loaded_by(code, ("pyotp", "segno", "cryptography")) == []
+    enrol = code + "from bastion.auth._totp import new_enrolment\nnew_enrolment('a@b.c', 'x')\n"
+    assert {name.split(".")[0] for name in modules_loaded_by(enrol, ("pyotp", "segno"))} == {
+        "pyotp",
+        "segno",
+    }

@@ -33,6 +33,11 @@ PASSKEY_REGISTERED = "auth.passkey.registered"
 PASSKEY_REMOVED = "auth.passkey.removed"
 #: A passkey answer refused (its ``reason`` in the details: origin, rp_id, challenge...).
 PASSKEY_REFUSED = "auth.passkey.refused"
+#: The second factor (issue 24): TOTP turned on or off, a code or backup code right or wrong.
+SECOND_FACTOR_ENABLED = "auth.second_factor.enabled"
+SECOND_FACTOR_DISABLED = "auth.second_factor.disabled"
+SECOND_FACTOR_FAILED = "auth.second_factor.failed"
+SECOND_FACTOR_SUCCEEDED = "auth.second_factor.succeeded"
 
 USER_AGENT_LIMIT = 256
 

@@ -12,6 +12,7 @@ from bastion.auth._api import (
     read_credentials,
     read_email,
     read_fields,
+    read_second_factor,
 )
 from bastion.auth._cookies import (
     CLEAR_SITE_DATA,
@@ -37,10 +38,16 @@ from bastion.auth._service import (
     PasswordChangeLimited,
     PendingGone,
     ResetLimited,
+    SecondFactorOutcome,
+    SecondFactorResult,
     SignInResult,
     SignUpLimited,
+    TotpConflict,
+    TotpState,
+    WrongCode,
     WrongPassword,
 )
+from bastion.auth._totp import Enrolment
 
 __all__ = [
     "CLEAR_SITE_DATA",
@@ -49,6 +56,7 @@ __all__ = [
     "Device",
     "EmailTaken",
     "EndSession",
+    "Enrolment",
     "InvalidEmail",
     "InvalidPassword",
     "NotSignedIn",
@@ -60,8 +68,13 @@ __all__ = [
     "PendingGone",
     "ResetLimited",
     "ResetRefused",
+    "SecondFactorOutcome",
+    "SecondFactorResult",
     "SignInResult",
     "SignUpLimited",
+    "TotpConflict",
+    "TotpState",
+    "WrongCode",
     "WrongPassword",
     "auth_routes",
     "check_password",
@@ -73,6 +86,7 @@ __all__ = [
     "read_email",
     "read_fields",
     "read_pending_cookie",
+    "read_second_factor",
     "read_session_cookie",
     "set_pending_cookie",
     "set_session_cookie",

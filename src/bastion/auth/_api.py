@@ -42,8 +42,11 @@ from bastion.auth._service import (
     PasswordChangeLimited,
     PendingGone,
     ResetLimited,
+    SecondFactorOutcome,
     SignInResult,
     SignUpLimited,
+    TotpConflict,
+    WrongCode,
     WrongPassword,
 )
 from bastion.body import BadRequest, read_form, read_json
@@ -164,6 +167,7 @@ def auth_routes(service: AuthService, max_age: int) -> list[Route]:
         *session_routes(service),
         *password_routes(service, max_age),
         *passkey_routes(service, max_age),
+        *second_factor_routes(service, max_age),
     ]
 
 
@@ -489,4 +493,174 @@ def passkey_routes(service: AuthService, max_age: int) -> list[Route]:
         Route("/api/auth/passkeys/sign-in/options", sign_in_options, methods=["POST"]),
         Route("/api/auth/passkeys/sign-in", sign_in, methods=["POST"]),
         Route("/api/auth/passkeys/{id}", remove, methods=["DELETE"]),
+    ]
+
+
+# -- the second factor: TOTP, backup codes, and the sign-in's second step --------------------
+
+NO_PENDING_SIGN_IN = Refusal(
+    401,
+    "Unauthorized",
+    "NO_PENDING_SIGN_IN",
+    "no sign-in is waiting for a second factor: none was started here, it expired (after "
+    "five minutes), took five wrong codes, or was already completed",
+    "sign in again with your email and password",
+)
+WRONG_SECOND_FACTOR = Refusal(
+    401,
+    "Unauthorized",
+    "WRONG_CODE",
+    "the code is wrong or was already used",
+    "enter the code your authenticator app shows now, or an unused backup code",
+)
+SECOND_FACTOR_ENDED = Refusal(
+    401,
+    "Unauthorized",
+    "TOO_MANY_CODES",
+    "the code is wrong, and that was the fifth wrong code: this sign-in has ended",
+    "sign in again with your email and password",
+)
+#: Longer than any code or backup code typed with spaces and dashes.
+MAX_CODE_FIELD = 64
+
+
+async def read_second_factor(request: Request) -> tuple[str | None, str | None]:
+    """``(code, None)`` or ``(None, backup_code)``: exactly one of them, a short string; 400
+    otherwise."""
+    kind, _ = media_type(request.headers)
+    body: Any
+    if kind == "application/x-www-form-urlencoded":
+        body = await read_form(request, MAX_AUTH_BODY)
+    else:
+        body = await read_json(request, MAX_AUTH_BODY)
+    if not isinstance(body, dict):
+        raise BadRequest('body must be {"code": ...} or {"backup_code": ...}')
+    names = ("code", "backup_code")
+    given = {name: body[name] for name in names if body.get(name) not in (None, "")}
+    if len(given) != 1:
+        raise BadRequest('give exactly one of "code" and "backup_code"')
+    ((name, value),) = given.items()
+    if not isinstance(value, str) or len(value) > MAX_CODE_FIELD:
+        raise BadRequest(f"{name} must be a string of at most {MAX_CODE_FIELD} characters")
+    return (value, None) if name == "code" else (None, value)
+
+
+async def read_password_proof(request: Request) -> str:
+    """The ``password`` that proves a signed-in user is still the account's owner."""
+    (password,) = await read_fields(request, "password")
+    if len(password) > MAX_PASSWORD:
+        raise BadRequest(f"password must be at most {MAX_PASSWORD} characters")
+    return password
+
+
+def totp_refusal(request: Request, token: str | None, exc: Exception) -> Response:
+    """The answer to what a TOTP management call raised (re-raised if it is none of ours)."""
+    if isinstance(exc, NotSignedIn):
+        return not_signed_in(request, token)
+    if isinstance(exc, WrongPassword):
+        return JSONResponse({"error": "the password is wrong"}, status_code=401, headers=NO_STORE)
+    if isinstance(exc, PasswordChangeLimited):
+        refusal = rate_limited(exc.decision, str(exc))
+        return RefusalResponse(refusal, rate_limit_headers(exc.decision))
+    if isinstance(exc, TotpConflict):
+        body = {"error": str(exc), "reason": exc.reason}
+        return JSONResponse(body, status_code=409, headers=NO_STORE)
+    if isinstance(exc, WrongCode):
+        raise BadRequest(str(exc), name=exc.reason) from None
+    raise exc
+
+
+TOTP_REFUSALS = (NotSignedIn, WrongPassword, PasswordChangeLimited, TotpConflict, WrongCode)
+
+
+def second_factor_routes(service: AuthService, max_age: int) -> list[Route]:
+    """TOTP for the signed-in user, and the second step of a password sign-in.
+
+    - ``POST /api/auth/totp/enroll`` ``{"password"}`` → ``{"secret", "otpauth_uri",
+      "qr_svg"}``, shown this once; 409 ``totp_enabled`` while TOTP is on.
+    - ``POST /api/auth/totp/confirm`` ``{"code"}`` → ``{"backup_codes": [10]}``; 400
+      ``wrong_code``; 409 ``totp_not_enrolled`` or ``totp_enabled``.
+    - ``POST /api/auth/totp/backup-codes`` ``{"password"}`` → ``{"backup_codes": [10]}``
+      (the old ones stop working); 409 ``totp_disabled``.
+    - ``DELETE /api/auth/totp`` ``{"password"}`` → 204; 409 ``totp_disabled``.
+
+    Each needs a session (401 as the sessions' endpoints otherwise); a wrong
+    password is 401 ``{"error"}`` and a failed sign-in, 429 over the sign-in
+    limits.
+
+    ``POST /api/auth/sign-in/second-factor`` ``{"code"}`` or ``{"backup_code"}``
+    with the pending cookie → ``{"user"}``, a session cookie, the pending cookie
+    cleared. 401 ``NO_PENDING_SIGN_IN``, ``WRONG_CODE`` or ``TOO_MANY_CODES`` (the
+    fifth wrong one); 429 over the sign-in limits, as a password.
+    """
+
+    async def enroll(request: Request) -> Response:
+        password = await read_password_proof(request)
+        token = read_session_cookie(request)
+        try:
+            enrolment = await service.totp_enroll(token, password, client_of(request))
+        except TOTP_REFUSALS as exc:
+            return totp_refusal(request, token, exc)
+        body = {
+            "secret": enrolment.secret,
+            "otpauth_uri": enrolment.otpauth_uri,
+            "qr_svg": enrolment.qr_svg,
+        }
+        return JSONResponse(body, headers=NO_STORE)
+
+    async def confirm(request: Request) -> Response:
+        (code,) = await read_fields(request, "code")
+        if len(code) > MAX_CODE_FIELD:
+            raise BadRequest(f"code must be at most {MAX_CODE_FIELD} characters")
+        token = read_session_cookie(request)
+        try:
+            codes = await service.totp_confirm(token, code, client_of(request))
+        except TOTP_REFUSALS as exc:
+            return totp_refusal(request, token, exc)
+        return JSONResponse({"backup_codes": codes}, headers=NO_STORE)
+
+    async def backup_codes(request: Request) -> Response:
+        password = await read_password_proof(request)
+        token = read_session_cookie(request)
+        try:
+            codes = await service.replace_backup_codes(token, password, client_of(request))
+        except TOTP_REFUSALS as exc:
+            return totp_refusal(request, token, exc)
+        return JSONResponse({"backup_codes": codes}, headers=NO_STORE)
+
+    async def disable(request: Request) -> Response:
+        password = await read_password_proof(request)
+        token = read_session_cookie(request)
+        try:
+            await service.totp_disable(token, password, client_of(request))
+        except TOTP_REFUSALS as exc:
+            return totp_refusal(request, token, exc)
+        return Response(status_code=204, headers=NO_STORE)
+
+    async def second_factor(request: Request) -> Response:
+        code, backup_code = await read_second_factor(request)
+        result = await service.sign_in_second_factor(
+            read_pending_cookie(request), client_of(request), code=code, backup_code=backup_code
+        )
+        if result.outcome is SecondFactorOutcome.RATE_LIMITED and result.decision is not None:
+            refusal = rate_limited(result.decision)
+            return RefusalResponse(refusal, rate_limit_headers(result.decision))
+        if result.outcome is SecondFactorOutcome.WRONG:
+            return json_refusal(WRONG_SECOND_FACTOR)
+        if result.user is None or result.token is None:
+            gone = result.outcome is SecondFactorOutcome.ENDED
+            response = json_refusal(SECOND_FACTOR_ENDED if gone else NO_PENDING_SIGN_IN)
+            clear_pending_cookie(response, request)
+            return response
+        response = JSONResponse({"user": user_json(result.user)}, headers=NO_STORE)
+        clear_pending_cookie(response, request)
+        set_session_cookie(response, request, result.token, max_age)
+        return response
+
+    return [
+        Route("/api/auth/totp/enroll", enroll, methods=["POST"]),
+        Route("/api/auth/totp/confirm", confirm, methods=["POST"]),
+        Route("/api/auth/totp/backup-codes", backup_codes, methods=["POST"]),
+        Route("/api/auth/totp", disable, methods=["DELETE"]),
+        Route("/api/auth/sign-in/second-factor", second_factor, methods=["POST"]),
     ]

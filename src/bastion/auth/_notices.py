@@ -18,6 +18,8 @@ from bastion.audit import (
     PASSKEY_REMOVED,
     PASSWORD_CHANGED,
     PASSWORD_RESET_COMPLETED,
+    SECOND_FACTOR_DISABLED,
+    SECOND_FACTOR_ENABLED,
     SESSION_REVOKED,
     SIGN_IN_NEW_DEVICE,
 )
@@ -58,6 +60,16 @@ NOTICES: dict[str, _Notice] = {
     PASSKEY_REMOVED: _Notice(
         "A passkey was removed from your account",
         "A passkey was removed from your account: it can no longer sign in.",
+    ),
+    SECOND_FACTOR_ENABLED: _Notice(
+        "Two-step sign-in was turned on",
+        "Codes from an authenticator app (TOTP) were turned on for your account: signing in "
+        "now asks for a code after the password. New backup codes were made.",
+    ),
+    SECOND_FACTOR_DISABLED: _Notice(
+        "Two-step sign-in was turned off",
+        "Codes from an authenticator app (TOTP) were turned off for your account, and its "
+        "backup codes were deleted: signing in now needs the password alone.",
     ),
 }
 

@@ -91,13 +91,19 @@ class PendingSignIns:
         return pending, user
 
     async def fail(self, db: AsyncSession, pending: PendingSignIn) -> bool:
-        """Count one wrong code; True when that was the last one allowed (it is gone)."""
-        await db.execute(
+        """Count one wrong code; True when that was the last one allowed (it is gone).
+
+        Also True when it was already gone (completed or ended by a request
+        that raced this one): there is nothing left to fail.
+        """
+        result = await db.execute(
             update(PendingSignIn)
             .where(PendingSignIn.id == pending.id)
             .values(failures=PendingSignIn.failures + 1)
         )
         await db.commit()
+        if not getattr(result, "rowcount", 0):
+            return True
         await db.refresh(pending)
         if pending.failures < MAX_FAILURES:
             return False

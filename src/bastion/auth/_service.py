@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from functools import cached_property
 from typing import Any
@@ -35,6 +35,10 @@ from bastion.audit import (
     PASSKEY_REMOVED,
     PASSWORD_CHANGED,
     PASSWORD_RESET_COMPLETED,
+    SECOND_FACTOR_DISABLED,
+    SECOND_FACTOR_ENABLED,
+    SECOND_FACTOR_FAILED,
+    SECOND_FACTOR_SUCCEEDED,
     SESSION_REVOKED,
     SIGN_IN_NEW_DEVICE,
     SIGN_OUT,
@@ -43,6 +47,7 @@ from bastion.audit import (
     Outcome,
     record,
 )
+from bastion.auth._backup_codes import BACKUP_CODE, BackupCodes
 from bastion.auth._devices import classify_device, fingerprint, remember
 from bastion.auth._emails import normalise_email
 from bastion.auth._events import AccountEvents, NoEvents
@@ -56,10 +61,11 @@ from bastion.auth._passkeys import (
     parse_answer,
 )
 from bastion.auth._passwords import Passwords
-from bastion.auth._pending import PASSKEY, PendingSignIns, second_factor_methods
+from bastion.auth._pending import PASSKEY, TOTP, PendingSignIns, second_factor_methods
 from bastion.auth._policy import PasswordPolicy, check_password
 from bastion.auth._resets import RESET_TASK, ResetReason, ResetRefused, consume, find_reset
 from bastion.auth._sessions import SessionPolicy, Sessions
+from bastion.auth._totp import Enrolment, TotpSecrets, new_enrolment
 from bastion.config import Settings
 from bastion.db import Database, User
 from bastion.db._models import Passkey, PendingSignIn, UserSession
@@ -139,6 +145,60 @@ class PendingGone(Exception):
     """The pending sign-in a passkey proved was completed (or ended) by another request."""
 
 
+class TotpConflict(Exception):
+    """TOTP is not in the state this asks for (a 409); ``reason`` says which state it is in."""
+
+    #: Already on: turn it off before enrolling again.
+    ENABLED = "totp_enabled"
+    #: Nothing to confirm: enrol first.
+    NOT_ENROLLED = "totp_not_enrolled"
+    #: Off: there are no backup codes to replace, nothing to turn off.
+    DISABLED = "totp_disabled"
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class WrongCode(Exception):
+    """The code that should confirm a TOTP enrolment is not right now (or was used)."""
+
+    reason = "wrong_code"
+
+    def __init__(self) -> None:
+        super().__init__("the code is wrong: enter the one your authenticator app shows now")
+
+
+class SecondFactorOutcome(enum.Enum):
+    """How ``POST /api/auth/sign-in/second-factor`` ended."""
+
+    SIGNED_IN = "signed_in"
+    #: No live pending sign-in: none, expired, completed, or ended by wrong codes.
+    NO_PENDING = "no_pending"
+    WRONG = "wrong"
+    #: Wrong, and the last wrong code the pending sign-in survives: it is gone.
+    ENDED = "ended"
+    #: Over the sign-in limits: nothing was checked.
+    RATE_LIMITED = "rate_limited"
+
+
+@dataclass(frozen=True, slots=True)
+class SecondFactorResult:
+    outcome: SecondFactorOutcome
+    user: User | None = None
+    token: str | None = None
+    decision: Decision | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TotpState:
+    """What /account shows: TOTP on, an enrolment awaiting its code, unused backup codes."""
+
+    enabled: bool
+    enrolling: bool
+    backup_codes_left: int
+
+
 @dataclass(frozen=True, slots=True)
 class SignInResult:
     user: User | None
@@ -171,6 +231,7 @@ class AuthService:
         app_url: str = "http://localhost:8000",
         reset_limiter: SignInLimiter | None = None,
         events: AccountEvents | None = None,
+        site_name: str = "bastion",
     ) -> None:
         """``sign_up_limiter`` counts sign-ups per client IP (none: unlimited).
 
@@ -182,7 +243,8 @@ class AuthService:
         ``later`` queues the mail this service sends (a reset link, a security
         notice) outside the request; by default, the running
         :class:`~bastion.Bastion`'s jobs engine. ``app_url`` is where the
-        links in that mail point (``APP_URL``).
+        links in that mail point (``APP_URL``). ``site_name`` (``SITE_NAME``) is
+        the issuer an authenticator app shows beside a TOTP account.
         """
         self.database = database
         self.later: Later = later or _process_later
@@ -195,6 +257,9 @@ class AuthService:
         self.pending = PendingSignIns(policy.secret)
         self.reset_limiter = reset_limiter
         self.events: AccountEvents = events or NoEvents()
+        self.site_name = site_name
+        self.totp = TotpSecrets(policy.secret)
+        self.backup_codes = BackupCodes(policy.secret)
 
     @property
     def limiter(self) -> SignInLimiter:
@@ -226,6 +291,7 @@ class AuthService:
             app_url=settings.APP_URL,
             reset_limiter=reset_limiter,
             events=events,
+            site_name=settings.SITE_NAME,
         )
 
     def check_new_password(self, password: str, email: str) -> None:
@@ -375,6 +441,12 @@ class AuthService:
         if await self._new_device(db, user, client):
             await self._announce(db, SIGN_IN_NEW_DEVICE, user, client, {})
         return token
+
+    async def pending_methods(self, token: str | None) -> list[str] | None:
+        """The second factors a live pending sign-in may be completed with; None without one."""
+        async with self.database.session() as db:
+            found = await self.pending.resolve(db, token)
+            return None if found is None else await second_factor_methods(db, found[1].id)
 
     async def complete_sign_in(
         self, db: AsyncSession, pending: PendingSignIn, user: User, client: Client, method: str
@@ -657,6 +729,11 @@ class AuthService:
         return Passkeys(self.sessions.policy.secret, RelyingParty.from_app_url(self.app_url))
 
     async def _session_user(self, db: AsyncSession, token: str | None) -> User:
+        """The user of the live session ``token`` names; NotSignedIn otherwise.
+
+        Only the session cookie's token ever comes here: a pending sign-in's
+        cookie is another name and another table, and authorises none of this.
+        """
         found = await self.sessions.resolve(db, token) if token else None
         if found is None:
             raise NotSignedIn
@@ -797,3 +874,163 @@ class AuthService:
             details=details,
         )
         await record(db, entry)
+
+    # -- the second factor: TOTP and backup codes (issue 24) ------------------------------------
+
+    async def totp_state(self, user: User) -> TotpState:
+        async with self.database.session() as db:
+            row = await self.totp.find(db, user.id)
+            left = await self.backup_codes.left(db, user.id)
+        enabled = row is not None and row.confirmed_at is not None
+        return TotpState(enabled, row is not None and not enabled, left if enabled else 0)
+
+    async def totp_enroll(self, token: str | None, password: str, client: Client) -> Enrolment:
+        """A new, unconfirmed TOTP secret for the signed-in user, shown this once.
+
+        Needs a fresh proof of the password (:meth:`prove_password`: the
+        sign-in limits and audit), checked first, as for every TOTP change. An
+        unconfirmed secret is replaced; a confirmed one refuses (TotpConflict
+        ``totp_enabled``) until TOTP is turned off. Raises NotSignedIn,
+        TotpConflict, PasswordChangeLimited or WrongPassword.
+        """
+        async with self.database.session() as db:
+            user = await self._session_user(db, token)
+            await self.prove_password(db, user, password, client, "totp_enroll")
+            row = await self.totp.find(db, user.id)
+            if row is not None and row.confirmed_at is not None:
+                raise TotpConflict(
+                    TotpConflict.ENABLED, "TOTP is already on: turn it off before enrolling again"
+                )
+            enrolment = new_enrolment(user.email, self.site_name)
+            await self.totp.enrol(db, user.id, enrolment.secret)
+            await db.commit()
+        return enrolment
+
+    async def totp_confirm(self, token: str | None, code: str, client: Client) -> list[str]:
+        """Turn TOTP on with its first right code; returns the ten backup codes (shown once).
+
+        The code's step is claimed as any later code's is, so it cannot sign
+        in afterwards. Raises NotSignedIn, TotpConflict (``totp_not_enrolled``,
+        ``totp_enabled``) or WrongCode.
+        """
+        async with self.database.session() as db:
+            user = await self._session_user(db, token)
+            row = await self.totp.find(db, user.id)
+            if row is None:
+                raise TotpConflict(
+                    TotpConflict.NOT_ENROLLED, "there is no TOTP enrolment to confirm: enrol first"
+                )
+            if row.confirmed_at is not None:
+                raise TotpConflict(TotpConflict.ENABLED, "TOTP is already on")
+            step = self.totp.check(row, code)
+            if step is None or not await self.totp.claim(db, user.id, step, confirming=True):
+                await db.rollback()
+                raise WrongCode
+            codes = await self.backup_codes.replace(db, user.id)
+            await db.commit()
+            self.events.on_second_factor(TOTP, "enabled")
+            await self._announce(db, SECOND_FACTOR_ENABLED, user, client, {"method": TOTP})
+        return codes
+
+    async def replace_backup_codes(
+        self, token: str | None, password: str, client: Client
+    ) -> list[str]:
+        """Ten new backup codes for the signed-in user (the old ones stop working).
+
+        Needs TOTP on (TotpConflict ``totp_disabled``) and a fresh proof of the
+        password. Raises NotSignedIn, TotpConflict, PasswordChangeLimited or
+        WrongPassword.
+        """
+        async with self.database.session() as db:
+            user = await self._session_user(db, token)
+            await self.prove_password(db, user, password, client, "backup_codes")
+            row = await self.totp.find(db, user.id)
+            if row is None or row.confirmed_at is None:
+                raise TotpConflict(TotpConflict.DISABLED, "TOTP is off: there are no backup codes")
+            codes = await self.backup_codes.replace(db, user.id)
+            await db.commit()
+        self.events.on_second_factor(BACKUP_CODE, "replaced")
+        return codes
+
+    async def totp_disable(self, token: str | None, password: str, client: Client) -> None:
+        """Turn TOTP off: its secret and backup codes are deleted (an enrolment too).
+
+        Raises NotSignedIn, TotpConflict (``totp_disabled``: neither on nor
+        being enrolled), PasswordChangeLimited or WrongPassword.
+        """
+        async with self.database.session() as db:
+            user = await self._session_user(db, token)
+            await self.prove_password(db, user, password, client, "totp_disable")
+            if await self.totp.find(db, user.id) is None:
+                raise TotpConflict(TotpConflict.DISABLED, "TOTP is already off")
+            was_on = await self.totp.remove(db, user.id)
+            await self.backup_codes.remove(db, user.id)
+            await db.commit()
+            if was_on:
+                self.events.on_second_factor(TOTP, "disabled")
+                await self._announce(db, SECOND_FACTOR_DISABLED, user, client, {"method": TOTP})
+
+    async def sign_in_second_factor(
+        self,
+        pending_token: str | None,
+        client: Client,
+        *,
+        code: str | None = None,
+        backup_code: str | None = None,
+    ) -> SecondFactorResult:
+        """Complete a pending sign-in with a TOTP ``code`` or an unused ``backup_code``.
+
+        The attempt counts against the same per-IP and per-account limits as
+        a password (over them: RATE_LIMITED, nothing checked). A right code
+        spends its time step (or the backup code) in one conditional UPDATE,
+        is audited ``auth.second_factor.succeeded``, and the pending sign-in
+        becomes a session through :meth:`complete_sign_in`. A wrong one is
+        audited ``auth.second_factor.failed`` and counted on the pending
+        sign-in, which the fifth one ends.
+        """
+        method = TOTP if code is not None else BACKUP_CODE
+        async with self.database.session() as db:
+            found = await self.pending.resolve(db, pending_token)
+            if found is None:
+                return SecondFactorResult(SecondFactorOutcome.NO_PENDING)
+            pending, user = found
+            guard = self.guard
+            decision = await guard.attempt(client, user.email)
+            if not decision.allowed:
+                return SecondFactorResult(SecondFactorOutcome.RATE_LIMITED, decision=decision)
+            if decision.remaining == 0:
+                await guard.tripped(db, client, user.email, decision)
+            problem = await self._second_factor_problem(db, user, code, backup_code)
+            if problem is not None:
+                # Nothing was spent (each UPDATE matched no row); fail() commits.
+                ended = await self.pending.fail(db, pending)
+                details = {"method": method, "reason": problem, "ended": ended}
+                entry = self._entry(SECOND_FACTOR_FAILED, user, client, details)
+                await record(db, replace(entry, outcome=Outcome.FAILURE, actor=None))
+                self.events.on_second_factor(method, "failed")
+                outcome = SecondFactorOutcome.ENDED if ended else SecondFactorOutcome.WRONG
+                return SecondFactorResult(outcome, user=user, decision=decision)
+            await db.commit()  # the step or the backup code is spent, whatever comes next
+            await record(db, self._entry(SECOND_FACTOR_SUCCEEDED, user, client, {"method": method}))
+            self.events.on_second_factor(method, "succeeded")
+            token = await self.complete_sign_in(db, pending, user, client, method)
+            if token is None:
+                return SecondFactorResult(SecondFactorOutcome.NO_PENDING)
+            return SecondFactorResult(SecondFactorOutcome.SIGNED_IN, user, token, decision)
+
+    async def _second_factor_problem(
+        self, db: AsyncSession, user: User, code: str | None, backup_code: str | None
+    ) -> str | None:
+        """None when the code or backup code is right and now spent; else the audit reason."""
+        if code is None:
+            used = await self.backup_codes.use(db, user.id, backup_code or "")
+            return None if used else "wrong_backup_code"
+        row = await self.totp.find(db, user.id)
+        if row is None or row.confirmed_at is None:
+            return "totp_disabled"
+        step = self.totp.check(row, code)
+        if step is None:
+            return "wrong_code"
+        if not await self.totp.claim(db, user.id, step):
+            return "reused_step"
+        return None

@@ -35,7 +35,11 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     from bastion.deploy import format_text, run_checks
 
-    extra = [*_schema_findings(args, settings), *_heartbeat_findings(args, settings)]
+    extra = [
+        *_schema_findings(args, settings),
+        *_heartbeat_findings(args, settings),
+        *_second_factor_findings(args, settings),
+    ]
     result = run_checks(settings, deploy=args.deploy, extra=extra)
     if args.json:
         print(json.dumps([finding.to_json() for finding in result.findings], indent=2))
@@ -113,6 +117,48 @@ def _heartbeat_findings(args: argparse.Namespace, settings: Settings) -> list[Fi
         )
         return []
     return list(worker_heartbeat(settings, age))
+
+
+def _second_factor_findings(args: argparse.Namespace, settings: Settings) -> list[Finding]:
+    """W080 reads the administrators and their second factors: only with --deploy, and
+    skipped (said on stderr) when the database does not answer or has no accounts' tables."""
+    if not args.deploy:
+        return []
+    from sqlalchemy import exists, select
+
+    from bastion.db import Database
+    from bastion.db._models import Passkey, TotpSecret, User
+    from bastion.deploy._checks import admins_without_second_factor
+
+    totp = exists().where(TotpSecret.user_id == User.id, TotpSecret.confirmed_at.is_not(None))
+    passkey = exists().where(Passkey.user_id == User.id)
+    query = (
+        select(User.email)
+        .where(User.is_admin, User.deactivated_at.is_(None), ~totp, ~passkey)
+        .order_by(User.email)
+    )
+
+    async def emails() -> list[str] | None:
+        if _sqlite_file_missing(settings.DATABASE_URL):
+            return None
+        database = Database.from_settings(settings)
+        try:
+            async with database.session() as db:
+                return list((await db.scalars(query)).all())
+        except Exception:
+            return None
+        finally:
+            await database.dispose()
+
+    found = asyncio.run(emails())
+    if found is None:
+        print(
+            "bastion check: bastion.W080 skipped (the database does not answer, or is not "
+            "migrated)",
+            file=sys.stderr,
+        )
+        return []
+    return list(admins_without_second_factor(settings, found))
 
 
 COMMAND = Command(

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from bastion._parse.networks import UNIX
@@ -428,6 +428,37 @@ def _email(settings: Settings) -> Iterator[Finding]:
             "set EMAIL_URL=smtp://user:password@host:587 (STARTTLS) or smtps://...:465 "
             "(implicit TLS), and EMAIL_FROM to an address the server may send as",
         )
+
+
+#: How many administrators W080 names before it says "and N more".
+_NAMED_ADMINS = 5
+
+
+@_BASTION.declare(
+    CheckSpec(
+        "bastion.W080",
+        "an administrator account signs in with a password alone (reads the database)",
+    )
+)
+def admins_without_second_factor(settings: Settings, emails: Sequence[str]) -> Iterator[Finding]:
+    """W080 from the active administrators with neither TOTP on nor a passkey.
+
+    ``bastion check --deploy`` reads them when the database answers and passes
+    them here, as it does E051's schema state. An administrator's password
+    opens the audit log and every account's data: a phished or reused one
+    should not be enough.
+    """
+    if not emails:
+        return
+    named = ", ".join(emails[:_NAMED_ADMINS])
+    if len(emails) > _NAMED_ADMINS:
+        named += f" and {len(emails) - _NAMED_ADMINS} more"
+    yield finding(
+        "bastion.W080",
+        f"{len(emails)} administrator account(s) without a second factor: {named}",
+        "each of them turns on TOTP (or adds a passkey) on /account, or through "
+        "POST /api/auth/totp/enroll and /api/auth/totp/confirm",
+    )
 
 
 #: bastion's checks, then the apps', once the plugins are loaded.
