@@ -214,6 +214,9 @@ async def admin_audit(request: Request) -> Response:
     action = request.query_params.get("action") or None
     if action is not None and len(action) > 64:
         raise HTTPException(400, "action filter is too long")
+    if action is not None and not action.isprintable():
+        # A NUL or another control character names no action, and PostgreSQL refuses NUL.
+        raise HTTPException(400, "action filter must be printable text")
     async with auth_service(request).database.session() as db:
         total = await count(db, action=action)
         rows = await recent(
