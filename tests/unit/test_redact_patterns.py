@@ -24,6 +24,12 @@ def no_remembered_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
         ("url=mysql+aiomysql://u:p4ss@h/x", f"url=mysql+aiomysql://u:{MASK}@h/x"),
         ("(sqlite://u:pw@h)", f"(sqlite://u:{MASK}@h)"),
         ("two a://u:one@h and b://v:two@k", f"two a://u:{MASK}@h and b://v:{MASK}@k"),
+        # The multi-host VALKEY_URL forms: the password sits before the first host.
+        (
+            "valkey+sentinel://u:s3cr,et@h1:26379,h2:26379/mymaster?db=1",
+            f"valkey+sentinel://u:{MASK}@h1:26379,h2:26379/mymaster?db=1",
+        ),
+        ("valkey+cluster://:p/w@a:7000,b:7001", f"valkey+cluster://:{MASK}@a:7000,b:7001"),
     ],
 )
 def test_passwords_in_urls_are_masked(text: str, expected: str) -> None:
