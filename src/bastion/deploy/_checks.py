@@ -345,7 +345,7 @@ def _single_valkey(settings: Settings) -> Iterator[Finding]:
             f"limits sign-ins on its own (up to {n} x SIGN_IN_RATE_LIMIT in total)",
             "point VALKEY_URL at Sentinels (valkey+sentinel://h1:26379,h2:26379,h3:26379/"
             "<primary name>) or a Cluster (valkey+cluster://h1:6379,h2:6379); see the "
-            "README's \"Running more than one instance\"",
+            'README\'s "Running more than one instance"',
         )
 
 
