@@ -291,6 +291,16 @@ class ValkeyCluster:
                     return int(fields[1].split("@")[0].rsplit(":", 1)[1])
         raise RuntimeError(f"no primary serves slot {slot}")
 
+    def live_primaries(self) -> list[int]:
+        """The ports of the primaries that serve slots now."""
+        port = next(iter(self._nodes.processes))
+        rows = [row.split() for row in cli(port, "CLUSTER", "NODES").splitlines()]
+        return [
+            int(f[1].split("@")[0].rsplit(":", 1)[1])
+            for f in rows
+            if "master" in f[2] and "fail" not in f[2] and len(f) > 8
+        ]
+
     def kill(self, port: int) -> None:
         self._nodes.kill(port)
 
