@@ -15,58 +15,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 
 import pytest
 
 from bastion.cache import BreakerState, Cache
 from tests.conftest import make_cache
-from tests.support.servers import HungServer, ValkeyServer, free_port, refused_url
-from tests.support.valkey_ha import SentinelManaged, cli, sentinel_url
+from tests.support.servers import HungServer
+from tests.support.valkey_ha import Killable
 
 TIMEOUT = 0.05
 MARGIN = 0.05
-
-
-@pytest.fixture(params=["plain", "sentinel"])
-def managed(request: pytest.FixtureRequest) -> str:
-    """How the cache finds its Valkey: from the URL, or by asking a Sentinel."""
-    return str(request.param)
-
-
-@pytest.fixture(scope="module")
-def sentinel_managed() -> Iterator[SentinelManaged]:
-    server = SentinelManaged().start()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def server(
-    managed: str, request: pytest.FixtureRequest
-) -> Iterator[ValkeyServer | SentinelManaged]:
-    """A Valkey to kill and restart: the session's own, or the Sentinel-managed one."""
-    if managed == "plain":
-        request.getfixturevalue("valkey_url")  # restarts and empties it afterwards
-        yield request.getfixturevalue("valkey_server")
-        return
-    watched: SentinelManaged = request.getfixturevalue("sentinel_managed")
-    if watched.process is None:
-        watched.start()
-    yield watched
-    if watched.process is None:  # a test killed it
-        watched.start()
-    cli(watched.port, "FLUSHALL")
-
-
-@pytest.fixture
-def refused(managed: str) -> str:
-    return refused_url() if managed == "plain" else sentinel_url(free_port())
-
-
-@pytest.fixture
-def hung(managed: str, hung_server: HungServer) -> str:
-    return hung_server.url if managed == "plain" else sentinel_url(hung_server.port)
 
 
 def operations(cache: Cache) -> list[Callable[[], Awaitable[object]]]:
@@ -118,21 +77,21 @@ async def test_hung_server_under_concurrency(hung: str) -> None:
     await cache.aclose()
 
 
-async def test_server_killed_mid_test(server: ValkeyServer | SentinelManaged) -> None:
-    cache = make_cache(server.url, command_timeout=TIMEOUT, failures=1000)
+async def test_server_killed_mid_test(killable: Killable) -> None:
+    cache = make_cache(killable.url, command_timeout=TIMEOUT, failures=1000)
     assert await cache.json.set("k", "before", 60)
     assert await cache.json.get("k") == "before"
-    server.kill()
+    killable.kill()
     await assert_degrades(cache)
     # It comes back on the same port: the same client recovers without a restart.
-    server.start()
+    killable.start()
     assert await cache.json.set("k", "after", 60)
     assert await cache.json.get("k") == "after"
     await cache.aclose()
 
 
-async def test_killed_during_a_concurrent_burst(server: ValkeyServer | SentinelManaged) -> None:
-    cache = make_cache(server.url, command_timeout=TIMEOUT, failures=1000)
+async def test_killed_during_a_concurrent_burst(killable: Killable) -> None:
+    cache = make_cache(killable.url, command_timeout=TIMEOUT, failures=1000)
     await cache.json.set("k", 1, 60)
 
     async def worker() -> list[float]:
@@ -145,7 +104,7 @@ async def test_killed_during_a_concurrent_burst(server: ValkeyServer | SentinelM
 
     tasks = [asyncio.create_task(worker()) for _ in range(10)]
     await asyncio.sleep(0.03)
-    server.kill()
+    killable.kill()
     durations = [d for per_task in await asyncio.gather(*tasks) for d in per_task]
     assert max(durations) < TIMEOUT + MARGIN
     await cache.aclose()
@@ -169,11 +128,11 @@ async def test_breaker_opens_and_calls_skip_the_network(
 
 
 async def test_breaker_half_opens_then_closes_when_valkey_returns(
-    server: ValkeyServer | SentinelManaged, caplog: pytest.LogCaptureFixture
+    killable: Killable, caplog: pytest.LogCaptureFixture
 ) -> None:
-    cache = make_cache(server.url, command_timeout=TIMEOUT, failures=2, cooldown=0.3)
+    cache = make_cache(killable.url, command_timeout=TIMEOUT, failures=2, cooldown=0.3)
     await cache.json.set("k", "v", 60)
-    server.kill()
+    killable.kill()
     with caplog.at_level(logging.INFO, logger="bastion.cache"):
         for _ in range(5):
             assert await cache.json.get("k") is None
@@ -182,7 +141,7 @@ async def test_breaker_half_opens_then_closes_when_valkey_returns(
         await asyncio.sleep(0.35)
         assert await cache.json.get("k") is None
         assert cache.breaker_state is BreakerState.OPEN
-        server.start()
+        killable.start()
         await asyncio.sleep(0.35)
         assert await cache.json.set("k", "back", 60)
         assert cache.breaker_state is BreakerState.CLOSED

@@ -15,8 +15,11 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeAlias
 
+import pytest
 from harness.servers import terminate, wait_for_port
 from harness.valkey_ha import (
     DOWN_AFTER_MS,
@@ -29,16 +32,22 @@ from harness.valkey_ha import (
     wait_replicated,
 )
 
-from tests.support.servers import ValkeyServer, free_port
+from tests.support.servers import HungServer, ValkeyServer, free_port, refused_url
 
 __all__ = [
     "DOWN_AFTER_MS",
     "FAILOVER_TIMEOUT_MS",
     "SERVICE",
+    "Killable",
     "SentinelManaged",
     "ValkeyCluster",
     "ValkeySentinels",
     "cli",
+    "hung",
+    "killable",
+    "managed",
+    "refused",
+    "sentinel_managed",
     "sentinel_url",
     "wait_replicated",
 ]
@@ -114,3 +123,49 @@ class SentinelManaged:
         terminate(self.sentinel, grace=2.0)
         self.sentinel = None
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+#: A Valkey a fault test kills and restarts: the plain one, or the Sentinel-managed one.
+Killable: TypeAlias = "ValkeyServer | SentinelManaged"
+
+# The fault tests' fixtures (tests/integration/test_cache_faults.py, test_ratelimit.py):
+# each test that asks for one runs twice, on a plain URL and through a Sentinel.
+
+
+@pytest.fixture(params=["plain", "sentinel"])
+def managed(request: pytest.FixtureRequest) -> str:
+    """How the cache finds its Valkey: from the URL, or by asking a Sentinel."""
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def sentinel_managed() -> Iterator[SentinelManaged]:
+    server = SentinelManaged().start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def killable(managed: str, request: pytest.FixtureRequest) -> Iterator[Killable]:
+    """A Valkey to kill and restart: the session's own, or the Sentinel-managed one."""
+    if managed == "plain":
+        request.getfixturevalue("valkey_url")  # restarts and empties it afterwards
+        yield request.getfixturevalue("valkey_server")
+        return
+    watched: SentinelManaged = request.getfixturevalue("sentinel_managed")
+    if watched.process is None:
+        watched.start()
+    yield watched
+    if watched.process is None:  # a test killed it
+        watched.start()
+    cli(watched.port, "FLUSHALL")
+
+
+@pytest.fixture
+def refused(managed: str) -> str:
+    return refused_url() if managed == "plain" else sentinel_url(free_port())
+
+
+@pytest.fixture
+def hung(managed: str, hung_server: HungServer) -> str:
+    return hung_server.url if managed == "plain" else sentinel_url(hung_server.port)
