@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from harness.topologies import measure
 
 from bastion.cache import BreakerState
 from bastion.config import load_settings
@@ -102,3 +103,12 @@ async def test_a_killed_primary_fails_over_to_its_replica(cluster: ValkeyCluster
     assert await cache.json.set("after", 1, 60)
     assert cache.breaker_state is BreakerState.CLOSED
     await cache.aclose()
+
+
+async def test_sixteen_callers_at_once_get_shared_decisions_and_hits(
+    cluster: ValkeyCluster, valkey_url: str
+) -> None:
+    """The benchmark's measurement (scenario 9), small: nothing local, nothing missed."""
+    result = await measure({"one node": valkey_url, "Cluster": cluster.url}, 1, 200)
+    assert result["wrong"] == 0
+    assert result["Cluster"]["decisions"]["per_s"] > 0
