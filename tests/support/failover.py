@@ -93,6 +93,12 @@ class Flood:
             if name == "bastion_http_requests_total" and dict(labels)["status"].startswith("5")
         )
 
+    @property
+    def local_decisions(self) -> float:
+        """Decisions the instances took locally, as the probe last read them."""
+        signed = [p for p in self.probes if p.kind == "sign-in"]
+        return signed[-1].fallbacks if signed else 0.0
+
     def last_fallback_after(self, since: float) -> float:
         """Seconds from ``since`` to the last probe that saw a new local decision (0: none)."""
         last = 0.0

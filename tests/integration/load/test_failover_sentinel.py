@@ -83,7 +83,11 @@ def test_a_planned_switch_mid_flood_loses_nothing(
 ) -> None:
     result, servers = _run(sentinels, postgres_url, planned=True)
     assert_nothing_broke(result, servers)
+    back = result.last_fallback_after(result.promoted_at)
+    assert back <= BACK_AFTER
     flooder = [r for r in audit(postgres_url, "auth.sign_in.failed") if r["client_ip"] == FLOODER]
+    print(f"\nplanned switch: {len(flooder)} password checks for a limit of {LIMIT}; "
+          f"switch {result.promoted_at - result.switched_at:.2f}s; {result.local_decisions:.0f} local decisions")  # fmt: skip
     assert len(flooder) == LIMIT
     assert result.count("429") > 1000
     assert_blocked_rows_add_up(result, postgres_url)
