@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 from harness.topologies import measure
+from valkey.asyncio.cluster import ValkeyCluster as RawCluster
 
 from bastion.cache import BreakerState
 from bastion.config import load_settings
@@ -112,3 +113,24 @@ async def test_sixteen_callers_at_once_get_shared_decisions_and_hits(
     result = await measure({"one node": valkey_url, "Cluster": cluster.url}, 1, 200)
     assert result["wrong"] == 0
     assert result["Cluster"]["decisions"]["per_s"] > 0
+
+
+async def test_a_client_that_lost_every_seed_finds_the_cluster_again(
+    cluster: ValkeyCluster,
+) -> None:
+    """valkey-py #327: each seed that fails a call is dropped, and with none left it never recovers.
+
+    The state is made by hand (every node unreachable at once for a moment
+    is hard to stage on loopback): the seeds gone and the slots forgotten,
+    as valkey-py leaves them.
+    """
+    cache = make_cache(cluster.url, command_timeout=DEADLINE, failures=1000)
+    assert await cache.json.set("seeds", 1, 60)
+    assert cache.connection is not None
+    client = cache.connection._client
+    assert isinstance(client, RawCluster)
+    client.nodes_manager.startup_nodes.clear()
+    await client._reset_for_reinitialize()
+    values = [await cache.json.get("seeds") for _ in range(3)]
+    assert values[-1] == 1, values  # at most the first call fails; the seeds are put back
+    await cache.aclose()
