@@ -218,7 +218,11 @@ class ValkeySentinels:
         self._nodes.close()
 
     def __enter__(self) -> ValkeySentinels:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:  # a half-started topology must not outlive the test
+            self.close()
+            raise
 
     def __exit__(self, *exc: object) -> None:
         self.close()
@@ -328,7 +332,11 @@ class ValkeyCluster:
         self._nodes.close()
 
     def __enter__(self) -> ValkeyCluster:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:  # a half-started topology must not outlive the test
+            self.close()
+            raise
 
     def __exit__(self, *exc: object) -> None:
         self.close()

@@ -135,8 +135,11 @@ async def test_a_planned_switch_loses_no_write(sentinels: ValkeySentinels) -> No
     acked = sum(a for a, _ in results)
     new = sentinels.primary()
     assert new != old
-    assert int(cli(new, "GET", "switch")) == acked
-    # The failed calls are the moment the replica still refused writes (READONLY).
-    assert sum(f for _, f in results) < acked / 100
+    failed = sum(f for _, f in results)
+    # Every acknowledged write is there; a failed one may be too (it failed after it was sent).
+    assert acked <= int(cli(new, "GET", "switch")) <= acked + failed
+    # The failed calls: those in flight when the promotion was announced, and the
+    # moment the replica still refused writes (READONLY).
+    assert failed < acked / 20
     assert connection.state is BreakerState.CLOSED
     await connection.aclose()

@@ -143,13 +143,15 @@ def flood(servers: tuple[AppServer, ...], key: str, switch: Callable[[], None]) 
     with concurrent.futures.ThreadPoolExecutor(len(servers) + 1) as pool:
         futures = [pool.submit(_wrk, server) for server in servers]
         prober = pool.submit(_probe, servers, key, done, probes)
-        time.sleep(SWITCH_AFTER)
-        switched_at = time.monotonic()
-        switch()
-        promoted_at = time.monotonic()
-        runs = [future.result() for future in futures]
-        time.sleep(max(0.0, promoted_at + PROBE_AFTER - time.monotonic()))
-        done.set()
+        try:
+            time.sleep(SWITCH_AFTER)
+            switched_at = time.monotonic()
+            switch()
+            promoted_at = time.monotonic()
+            runs = [future.result() for future in futures]
+            time.sleep(max(0.0, promoted_at + PROBE_AFTER - time.monotonic()))
+        finally:  # a switch that failed must not leave the probe running
+            done.set()
         prober.result()
     return Flood(runs, probes, switched_at, promoted_at, [scrape(s.url) for s in servers])
 

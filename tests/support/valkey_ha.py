@@ -140,9 +140,11 @@ def managed(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="module")
 def sentinel_managed() -> Iterator[SentinelManaged]:
-    server = SentinelManaged().start()
-    yield server
-    server.close()
+    server = SentinelManaged()
+    try:
+        yield server.start()
+    finally:
+        server.close()
 
 
 @pytest.fixture
