@@ -10,6 +10,7 @@ import re
 
 import pytest
 
+from bastion import _redact
 from bastion._parse.urls import ValkeyTarget, valkey_target
 from bastion.config import ConfigError, load_settings
 
@@ -71,3 +72,14 @@ def test_the_settings_keep_a_good_multi_host_url(monkeypatch: pytest.MonkeyPatch
     url = "valkey+cluster://n1:7000,n2:7001"
     monkeypatch.setenv("VALKEY_URL", url)
     assert url == load_settings().VALKEY_URL
+
+
+def test_the_password_of_a_multi_host_url_is_remembered_and_masked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_redact, "_known", set())
+    url = "valkey+sentinel://app:s3cr%2Fet@s1:26379,s2:26379/main"
+    assert _redact.redact_url(url) == "valkey+sentinel://app:***@s1:26379,s2:26379/main"
+    _redact.remember(urls=[url])
+    # Quoted by a library in its own words, decoded or not: masked either way.
+    assert "s3cr" not in _redact.redact("AUTH failed for s3cr/et and s3cr%2Fet")
