@@ -139,21 +139,35 @@ def _sentinel_client(target: ValkeyTarget) -> valkey_asyncio.Valkey:
         db=target.db,
         **common,
     )
+    pool, connection = _following_pool()
     client: valkey_asyncio.Valkey = sentinels.master_for(
-        target.service, connection_pool_class=_following_pool()
+        target.service, connection_pool_class=pool, connection_class=connection
     )
     return client
 
 
 @functools.cache
-def _following_pool() -> type[Any]:
+def _following_pool() -> tuple[type[Any], type[Any]]:
     """valkey-py's Sentinel pool, plus: a connection given back after a switch is closed.
 
     valkey-py's asyncio pool returns every connection to the idle list, even
     one still open to a primary the Sentinels have since replaced; closing it
     on its way back makes its next user ask the Sentinels again.
     """
-    from valkey.asyncio.sentinel import SentinelConnectionPool  # noqa: PLC0415
+    from valkey.asyncio.sentinel import (  # noqa: PLC0415
+        SentinelConnectionPool,
+        SentinelManagedConnection,
+    )
+
+    class Connection(SentinelManagedConnection):
+        """valkey-py's, with a ``repr`` that survives its pool (it holds only a weak proxy).
+
+        A connection collected after its pool reported itself as unclosed
+        through ``repr``, which then raised ``ReferenceError`` inside ``__del__``.
+        """
+
+        def __repr__(self) -> str:
+            return f"<bastion Sentinel-managed connection host={self.host} port={self.port}>"
 
     class FollowingPool(SentinelConnectionPool):
         #: A primary announced as being promoted, kept until the Sentinels' answer
@@ -180,7 +194,7 @@ def _following_pool() -> type[Any]:
             if stale:
                 await connection.disconnect()
 
-    return FollowingPool
+    return FollowingPool, Connection
 
 
 def repair_cluster(client: Client, url: str) -> None:
