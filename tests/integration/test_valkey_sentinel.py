@@ -100,20 +100,25 @@ async def test_a_killed_primary_is_a_miss_then_its_replica_serves(
     assert slowest < DEADLINE + 0.1
     # Detection plus promotion, with room for a busy machine.
     assert time.monotonic() - started < (DOWN_AFTER_MS + FAILOVER_TIMEOUT_MS) / 1000 + 3
-    assert sentinels.primary() != old
+    # The read may come from the replica being promoted before every Sentinel says so.
+    sentinels.wait_for_new_primary(old, timeout=5)
     assert cache.breaker_state is BreakerState.CLOSED
     await cache.aclose()
 
 
-async def _write_until(connection: ValkeyConnection, stop: asyncio.Event) -> tuple[int, int]:
-    acked = failed = 0
+async def _write_until(
+    connection: ValkeyConnection, stop: asyncio.Event, switched: asyncio.Event
+) -> tuple[int, int, int]:
+    """Acknowledged writes, failed ones, and acknowledged ones after ``switched``."""
+    acked = failed = after = 0
     while not stop.is_set():
         if await connection.call("incr", lambda c: c.incr("switch")) is FAILED:
             failed += 1
             await asyncio.sleep(0.005)
         else:
             acked += 1
-    return acked, failed
+            after += switched.is_set()
+    return acked, failed, after
 
 
 async def test_a_planned_switch_loses_no_write(sentinels: ValkeySentinels) -> None:
@@ -124,22 +129,22 @@ async def test_a_planned_switch_loses_no_write(sentinels: ValkeySentinels) -> No
     thrown away when it resyncs (measured: 23,420 of 44,899 writes lost).
     """
     connection = ValkeyConnection(ValkeyOptions(sentinels.url, DEADLINE, breaker_failures=10**6))
-    stop = asyncio.Event()
-    writers = [asyncio.create_task(_write_until(connection, stop)) for _ in range(4)]
+    stop, switched = asyncio.Event(), asyncio.Event()
+    writers = [asyncio.create_task(_write_until(connection, stop, switched)) for _ in range(4)]
     await asyncio.sleep(0.3)
     old = sentinels.failover()
     await asyncio.to_thread(sentinels.wait_for_new_primary, old)
+    switched.set()
     await asyncio.sleep(0.3)
     stop.set()
     results = await asyncio.gather(*writers)
-    acked = sum(a for a, _ in results)
+    acked, failed, after = (sum(r[i] for r in results) for i in range(3))
     new = sentinels.primary()
     assert new != old
-    failed = sum(f for _, f in results)
     # Every acknowledged write is there; a failed one may be too (it failed after it was sent).
+    # The failed calls were in flight when the promotion was announced, or met the
+    # replica in the moment before it became the primary (READONLY).
     assert acked <= int(cli(new, "GET", "switch")) <= acked + failed
-    # The failed calls: those in flight when the promotion was announced, and the
-    # moment the replica still refused writes (READONLY).
-    assert failed < acked / 20
+    assert after > 0, "the writes did not resume on the new primary"
     assert connection.state is BreakerState.CLOSED
     await connection.aclose()

@@ -48,6 +48,8 @@ logger = logging.getLogger("bastion.cache")
 
 #: How long an announced promotion is trusted over the Sentinels' own answer.
 PIN_SECONDS = 10.0
+#: How long the Sentinels' answer is reused for new connections before they are asked again.
+ASKED_SECONDS = 1.0
 #: The Sentinel announcements that name the replica being promoted, earliest first.
 _PROMOTING = (b"+failover-state-send-slaveof-noone", b"+promoted-slave")
 
@@ -174,13 +176,25 @@ def _following_pool() -> tuple[type[Any], type[Any]]:
         #: names it too, or until :data:`PIN_SECONDS` pass (a failover that aborted).
         promoted: tuple[str, int] | None = None
         promoted_until = 0.0
+        asked_until = 0.0
 
         async def get_master_address(self) -> Any:
-            # valkey-py's own, except that an announced promotion wins over the
-            # Sentinels' answer until they agree (or the pin runs out).
+            # valkey-py's own, with two changes. The answer is reused for
+            # ASKED_SECONDS: valkey-py asks the Sentinels on every new connection,
+            # and under saturation (calls cancelled at their deadline drop their
+            # connection) those extra round trips were what missed deadlines
+            # (measured: 109 misses in 14,848 reads against 0 to 16 without).
+            # A switch is announced (PrimaryWatch) and moves the address at once.
+            # And an announced promotion wins over the Sentinels' answer until
+            # they agree (or the pin runs out).
+            now = time.monotonic()
+            if self.master_address is not None and now < self.asked_until:
+                return self.master_address
             address = await self.sentinel_manager.discover_master(self.service_name)
+            self.asked_until = time.monotonic() + ASKED_SECONDS
             pinned = self.promoted
-            if pinned is not None and address != pinned and time.monotonic() < self.promoted_until:
+            if pinned is not None and address != pinned and now < self.promoted_until:
+                self.master_address = pinned
                 return pinned
             self.promoted = None
             if self.master_address != address:
