@@ -102,12 +102,8 @@ def check_flood(apps: Sequence[AppProcess]) -> list[Check]:
         add(n, f"same-origin POST {BARE_POST_PATH}", OK_BODY, answer(got))
         plain = {"Content-Type": "application/json"}
         got = httpx.post(app.url + BARE_POST_PATH, content=FLOOD_BODY, headers=plain)
-        add(
-            n,
-            f"POST {BARE_POST_PATH} without Origin or Sec-Fetch-Site",
-            "403",
-            str(got.status_code),
-        )
+        question = f"POST {BARE_POST_PATH} without Origin or Sec-Fetch-Site"
+        add(n, question, "403", str(got.status_code))
     for attempt in range(1, FLOOD_LIMIT + 1 + len(apps)):
         n = (attempt - 1) % len(apps) + 1
         app = apps[n - 1]
@@ -190,14 +186,9 @@ def flood_rounds(context: Context, apps: Sequence[AppProcess]) -> tuple[dict[str
     instances: list[dict[str, Any]] = []
     for i in range(len(apps)):
         ratios = [b[i].rps / p[i].rps for b, p in zip(runs["blocked"], runs["bare"], strict=True)]
-        instances.append(
-            {
-                "blocked": summary([r[i] for r in runs["blocked"]]),
-                "bare": summary([r[i] for r in runs["bare"]]),
-                "ratios": ratios,
-                "ratio": statistics.median(ratios),
-            }
-        )
+        blocked, bare = ([r[i] for r in runs[kind]] for kind in ("blocked", "bare"))
+        item = {"blocked": summary(blocked), "bare": summary(bare), "ratios": ratios}
+        instances.append({**item, "ratio": statistics.median(ratios)})
     result["instances"] = instances
     result["ratio"] = statistics.median(r for item in instances for r in item["ratios"])
     return result, ended

@@ -45,20 +45,11 @@ _PROXY_HEADERS = [(b"x-forwarded-for", b"203.0.113.7"), (b"x-forwarded-proto", b
 def _scope(method: str, path: str, extra: list[tuple[bytes, bytes]]) -> Scope:
     """What uvicorn hands an app for one request from wrk."""
     return {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.4"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"127.0.0.1:8001"), *extra],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8001),
-        "state": {},
-    }
+        "type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"}, "http_version": "1.1",
+        "method": method, "scheme": "http", "path": path, "raw_path": path.encode(),
+        "query_string": b"", "root_path": "", "headers": [(b"host", b"127.0.0.1:8001"), *extra],
+        "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8001), "state": {},
+    }  # fmt: skip
 
 
 async def per_request(  # noqa: PLR0917 - the request's shape

@@ -23,17 +23,9 @@ from bench.results import RESULTS_DIR, RESULTS_MD, read_results, say
 
 TEMPLATE = Path(__file__).with_name("RESULTS.md.j2")
 #: The file name of a scenario's JSON -> the name the template knows it by.
-NAMES = {
-    "run": "run",
-    "plain": "plain",
-    "sign-in": "signin",
-    "cache": "cache",
-    "degraded": "degraded",
-    "in-process": "inprocess",
-    "sign-in-flood": "flood",
-    "cache-saturation": "saturation",
-    "throttled": "throttled",
-}
+NAMES = {"sign-in-flood": "flood", "cache-saturation": "saturation"} | {
+    name: name.replace("-", "") for name in ("run", "plain", "sign-in", "cache", "degraded",
+    "in-process", "throttled", "topologies")}  # fmt: skip
 
 
 def _oneline(text: str) -> str:

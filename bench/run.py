@@ -7,6 +7,7 @@ rounds, A B C ..., A B C ..., so that a noisy neighbour slows them alike):
 2. sign-in (``bench.signin``)        6. sign-in-flood (``bench.hold``)
 3. cache (``bench.cache_overhead``)  7. cache-saturation (``bench.hold``)
 4. degraded (``bench.signin``)       8. throttled (``bench.throttled``)
+                                     9. topologies (``bench.topologies``)
 
 Each writes ``<scenario>.json`` into the results directory, with the checks
 it asked before measuring (a wrong answer stops the run: a benchmark of an
@@ -35,7 +36,7 @@ from typing import Any
 from harness.servers import ROOT, ValkeyServer
 from harness.wrk import CONNECTIONS, THREADS, TIMEOUT_SECONDS, find_wrk
 
-from bench import cache_overhead, hold, layers, plain, report, signin, throttled
+from bench import cache_overhead, hold, layers, plain, report, signin, throttled, topologies
 from bench.results import RESULTS_DIR, RESULTS_MD, Context, Options, say, write_results
 from bench.servers import server_command
 
@@ -48,6 +49,7 @@ SCENARIOS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "sign-in-flood": hold.flood,
     "cache-saturation": hold.saturation,
     "throttled": throttled.scenario,
+    "topologies": topologies.scenario,
 }
 PACKAGES = (
     "bastion", "starlette", "fastapi", "litestar", "django", "slowapi", "limits", "uvicorn",

@@ -3,6 +3,11 @@
 Each call is timed against the configured command timeout plus a margin for a
 busy two-core CI machine. The breaker tests check the stronger promise: once
 open, a call does not touch the network at all.
+
+Every test runs twice: on a plain ``redis://`` URL, and on a
+``valkey+sentinel://`` URL whose Sentinel manages that same server (refused
+and hung: the Sentinels themselves refuse or hang, so finding the primary is
+what fails).
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ import pytest
 
 from bastion.cache import BreakerState, Cache
 from tests.conftest import make_cache
-from tests.support.servers import HungServer, ValkeyServer, refused_url
+from tests.support.servers import HungServer
+from tests.support.valkey_ha import Killable
 
 TIMEOUT = 0.05
 MARGIN = 0.05
@@ -46,21 +52,21 @@ async def assert_degrades(cache: Cache) -> None:
         assert elapsed < TIMEOUT + MARGIN, f"{elapsed:.3f}s"
 
 
-async def test_connection_refused() -> None:
-    cache = make_cache(refused_url(), command_timeout=TIMEOUT, failures=1000)
+async def test_connection_refused(refused: str) -> None:
+    cache = make_cache(refused, command_timeout=TIMEOUT, failures=1000)
     await assert_degrades(cache)
     await cache.aclose()
 
 
-async def test_hung_server(hung_server: HungServer) -> None:
-    cache = make_cache(hung_server.url, command_timeout=TIMEOUT, failures=1000)
+async def test_hung_server(hung_server: HungServer, hung: str) -> None:
+    cache = make_cache(hung, command_timeout=TIMEOUT, failures=1000)
     await assert_degrades(cache)
     assert hung_server.accepted >= 1  # the TCP connect succeeded; only the answer never came
     await cache.aclose()
 
 
-async def test_hung_server_under_concurrency(hung_server: HungServer) -> None:
-    cache = make_cache(hung_server.url, command_timeout=TIMEOUT, failures=1000)
+async def test_hung_server_under_concurrency(hung: str) -> None:
+    cache = make_cache(hung, command_timeout=TIMEOUT, failures=1000)
     start = time.perf_counter()
     results = await asyncio.gather(*(cache.json.get(f"k{i}") for i in range(50)))
     assert results == [None] * 50
@@ -71,23 +77,21 @@ async def test_hung_server_under_concurrency(hung_server: HungServer) -> None:
     await cache.aclose()
 
 
-async def test_server_killed_mid_test(valkey_server: ValkeyServer, valkey_url: str) -> None:
-    cache = make_cache(valkey_url, command_timeout=TIMEOUT, failures=1000)
+async def test_server_killed_mid_test(killable: Killable) -> None:
+    cache = make_cache(killable.url, command_timeout=TIMEOUT, failures=1000)
     assert await cache.json.set("k", "before", 60)
     assert await cache.json.get("k") == "before"
-    valkey_server.kill()
+    killable.kill()
     await assert_degrades(cache)
     # It comes back on the same port: the same client recovers without a restart.
-    valkey_server.start()
+    killable.start()
     assert await cache.json.set("k", "after", 60)
     assert await cache.json.get("k") == "after"
     await cache.aclose()
 
 
-async def test_killed_during_a_concurrent_burst(
-    valkey_server: ValkeyServer, valkey_url: str
-) -> None:
-    cache = make_cache(valkey_url, command_timeout=TIMEOUT, failures=1000)
+async def test_killed_during_a_concurrent_burst(killable: Killable) -> None:
+    cache = make_cache(killable.url, command_timeout=TIMEOUT, failures=1000)
     await cache.json.set("k", 1, 60)
 
     async def worker() -> list[float]:
@@ -100,16 +104,16 @@ async def test_killed_during_a_concurrent_burst(
 
     tasks = [asyncio.create_task(worker()) for _ in range(10)]
     await asyncio.sleep(0.03)
-    valkey_server.kill()
+    killable.kill()
     durations = [d for per_task in await asyncio.gather(*tasks) for d in per_task]
     assert max(durations) < TIMEOUT + MARGIN
     await cache.aclose()
 
 
 async def test_breaker_opens_and_calls_skip_the_network(
-    hung_server: HungServer, caplog: pytest.LogCaptureFixture
+    hung_server: HungServer, hung: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    cache = make_cache(hung_server.url, command_timeout=TIMEOUT, failures=3, cooldown=60)
+    cache = make_cache(hung, command_timeout=TIMEOUT, failures=3, cooldown=60)
     with caplog.at_level(logging.INFO, logger="bastion.cache"):
         for _ in range(3):
             assert await cache.json.get("k") is None
@@ -124,11 +128,11 @@ async def test_breaker_opens_and_calls_skip_the_network(
 
 
 async def test_breaker_half_opens_then_closes_when_valkey_returns(
-    valkey_server: ValkeyServer, valkey_url: str, caplog: pytest.LogCaptureFixture
+    killable: Killable, caplog: pytest.LogCaptureFixture
 ) -> None:
-    cache = make_cache(valkey_url, command_timeout=TIMEOUT, failures=2, cooldown=0.3)
+    cache = make_cache(killable.url, command_timeout=TIMEOUT, failures=2, cooldown=0.3)
     await cache.json.set("k", "v", 60)
-    valkey_server.kill()
+    killable.kill()
     with caplog.at_level(logging.INFO, logger="bastion.cache"):
         for _ in range(5):
             assert await cache.json.get("k") is None
@@ -137,7 +141,7 @@ async def test_breaker_half_opens_then_closes_when_valkey_returns(
         await asyncio.sleep(0.35)
         assert await cache.json.get("k") is None
         assert cache.breaker_state is BreakerState.OPEN
-        valkey_server.start()
+        killable.start()
         await asyncio.sleep(0.35)
         assert await cache.json.set("k", "back", 60)
         assert cache.breaker_state is BreakerState.CLOSED

@@ -19,7 +19,8 @@ import valkey
 from bastion.config import Settings, load_settings
 from bastion.ratelimit import Decision, SignInLimiter, rate_limit_headers
 from bastion.ratelimit._limiter import RateLimitEvent
-from tests.support.servers import HungServer, ValkeyServer, refused_url
+from tests.support.servers import HungServer, ValkeyServer
+from tests.support.valkey_ha import Killable
 
 LOGGER = "bastion.ratelimit"
 
@@ -184,7 +185,8 @@ async def test_keys_live_under_the_prefix_and_hold_no_email(
     await limiter.hit("192.0.2.33", "erin@example.com")
     keys = sorted(k.decode() for k in cast("list[bytes]", raw_valkey.keys("*")))
     assert len(keys) == 2
-    assert all(k.startswith("site1:rl:signin/") for k in keys)
+    # The braces: one hash tag for every key of a decision (one slot on a Cluster).
+    assert all(k.startswith("site1:{rl}:signin/") for k in keys)
     assert not any("erin" in k or "example" in k for k in keys)
     assert any("/ip/192.0.2.33/" in k for k in keys)
 
@@ -247,17 +249,14 @@ async def test_default_settings_are_ten_per_ip_and_five_per_account() -> None:
 
 
 async def test_valkey_killed_mid_run_falls_back_and_keeps_limiting(
-    make_limiter: MakeLimiter,
-    valkey_server: ValkeyServer,
-    valkey_url: str,
-    caplog: pytest.LogCaptureFixture,
+    make_limiter: MakeLimiter, killable: Killable, caplog: pytest.LogCaptureFixture
 ) -> None:
     events: list[RateLimitEvent] = []
-    limiter = make_limiter(valkey_url, on_event=events.append, SIGN_IN_RATE_LIMIT="4/minute")
+    limiter = make_limiter(killable.url, on_event=events.append, SIGN_IN_RATE_LIMIT="4/minute")
     for _ in range(2):
         assert not (await limiter.hit("192.0.2.70", "jack@example.com")).degraded
 
-    valkey_server.kill()
+    killable.kill()
     with caplog.at_level(logging.INFO):
         decisions: list[Decision] = []
         for _ in range(8):
@@ -277,10 +276,10 @@ async def test_valkey_killed_mid_run_falls_back_and_keeps_limiting(
 
 
 async def test_refused_valkey_falls_back_from_the_start(
-    make_limiter: MakeLimiter, caplog: pytest.LogCaptureFixture
+    make_limiter: MakeLimiter, refused: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     events: list[RateLimitEvent] = []
-    limiter = make_limiter(refused_url(), on_event=events.append, SIGN_IN_RATE_LIMIT="2/minute")
+    limiter = make_limiter(refused, on_event=events.append, SIGN_IN_RATE_LIMIT="2/minute")
     with caplog.at_level(logging.INFO):
         decisions = [await limiter.hit("192.0.2.80", "kim@example.com") for _ in range(3)]
     assert [d.allowed for d in decisions] == [True, True, False]
@@ -290,10 +289,13 @@ async def test_refused_valkey_falls_back_from_the_start(
 
 
 async def test_hung_valkey_costs_at_most_one_deadline_per_hit(
-    make_limiter: MakeLimiter, hung_server: HungServer, caplog: pytest.LogCaptureFixture
+    make_limiter: MakeLimiter,
+    hung_server: HungServer,
+    hung: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     limiter = make_limiter(
-        hung_server.url,
+        hung,
         SIGN_IN_RATE_LIMIT="3/minute",
         CACHE_COMMAND_TIMEOUT_MS=50,
         CACHE_CONNECT_TIMEOUT_MS=30,

@@ -58,7 +58,7 @@ def test_empty_valkey_url_means_disabled(monkeypatch: pytest.MonkeyPatch) -> Non
     [
         ("APP_ENV", "prod", "APP_ENV: Input should be 'development' or 'production' (got 'prod')"),
         ("APP_URL", "localhost:8000", "APP_URL: expected an absolute http(s) URL"),
-        ("VALKEY_URL", "http://cache:6379", "VALKEY_URL: expected a URL such as redis://"),
+        ("VALKEY_URL", "http://cache:6379", "VALKEY_URL: expected redis://host:port/0"),
         (
             "TRUSTED_PROXIES",
             "10.0.0.0/8,not-an-ip",

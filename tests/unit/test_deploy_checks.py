@@ -32,7 +32,7 @@ GOOD_ENV = {
     "APP_URL": "https://app.example.com",
     "DATABASE_URL": "postgresql://bastion@db.internal/bastion",
     "JOBS_ENABLED": "true",
-    "VALKEY_URL": "redis://valkey.internal:6379/0",
+    "VALKEY_URL": "valkey+sentinel://s1.internal:26379,s2.internal:26379/bastion",
     "CACHE_COMMAND_TIMEOUT_MS": "50",
     "TRUSTED_PROXIES": "10.0.0.0/8,unix",
     "WEB_CONCURRENCY": "4",
@@ -136,6 +136,7 @@ def test_ids_are_stable() -> None:
         "bastion.W031",
         "bastion.W032",
         "bastion.W033",
+        "bastion.W034",
         "bastion.W042",
         "bastion.W050",
         "bastion.E051",
@@ -363,6 +364,28 @@ def test_several_processes_need_valkey(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "bastion.W030" in check_ids(monkeypatch, without)
     monkeypatch.delenv("WEB_CONCURRENCY")
     assert "bastion.W030" not in check_ids(monkeypatch, {})  # one process by default
+
+
+@pytest.mark.parametrize(
+    ("url", "processes", "warned"),
+    [
+        ("redis://valkey.internal:6379/0", "4", True),
+        ("redis://valkey.internal:6379/0", "1", False),
+        ("valkey+sentinel://s1:26379,s2:26379,s3:26379/bastion", "4", False),
+        ("valkey+cluster://n1:6379,n2:6379", "4", False),
+    ],
+)
+def test_several_processes_on_one_plain_valkey(
+    monkeypatch: pytest.MonkeyPatch, url: str, processes: str, warned: bool
+) -> None:
+    """While a lone Valkey is down each process limits on its own: W034 says so, with N."""
+    env = {**GOOD_ENV, "VALKEY_URL": url, "WEB_CONCURRENCY": processes}
+    result = run_checks(settings_from(monkeypatch, env))
+    found = [f for f in result.findings if f.id == "bastion.W034"]
+    assert bool(found) is warned
+    if found:
+        assert "up to 4 x SIGN_IN_RATE_LIMIT" in found[0].message
+        assert "valkey+sentinel://" in found[0].hint
 
 
 def test_valkey_timeouts_must_be_chosen(monkeypatch: pytest.MonkeyPatch) -> None:

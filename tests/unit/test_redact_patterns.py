@@ -27,6 +27,12 @@ def no_remembered_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
         # EMAIL_URL's forms, a URL-encoded user and password among them.
         ("smtp://apikey:SG.x-y@smtp.example.com:587", f"smtp://apikey:{MASK}@smtp.example.com:587"),
         ("'smtps://ops%40ex.com:p%2Fw@h'", f"'smtps://ops%40ex.com:{MASK}@h'"),
+        # The multi-host VALKEY_URL forms: the password sits before the first host.
+        (
+            "valkey+sentinel://u:s3cr,et@h1:26379,h2:26379/mymaster?db=1",
+            f"valkey+sentinel://u:{MASK}@h1:26379,h2:26379/mymaster?db=1",
+        ),
+        ("valkey+cluster://:p/w@a:7000,b:7001", f"valkey+cluster://:{MASK}@a:7000,b:7001"),
     ],
 )
 def test_passwords_in_urls_are_masked(text: str, expected: str) -> None:

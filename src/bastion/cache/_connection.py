@@ -18,14 +18,12 @@ import enum
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, Literal, TypeAlias, TypeVar
+from typing import Final, Literal, TypeAlias, TypeVar
 
 from bastion.cache._breaker import BreakerState, CircuitBreaker
+from bastion.cache._clients import Client, PrimaryWatch, make_client, repair_cluster
 from bastion.cache._deadline import SharedDeadline
 from bastion.config import Settings
-
-if TYPE_CHECKING:
-    import valkey.asyncio as valkey_asyncio
 
 logger = logging.getLogger("bastion.cache")
 
@@ -45,7 +43,7 @@ FAILED: Final = _Failed.FAILED
 #: The type of :data:`FAILED`, for callers' annotations (``T | Failed``).
 Failed = Literal[_Failed.FAILED]
 
-ValkeyCall: TypeAlias = "Callable[[valkey_asyncio.Valkey], Awaitable[T]]"
+ValkeyCall: TypeAlias = "Callable[[Client], Awaitable[T]]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,20 +110,17 @@ class ValkeyConnection:
         self._deadline = SharedDeadline(options.command_timeout)
         #: The exception type of the latest failed call (a name only: never a message).
         self.last_error = ""
-        self._client: valkey_asyncio.Valkey | None = None
+        self._client: Client | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._watch: PrimaryWatch | None = None
 
     @property
     def state(self) -> BreakerState:
         return self.breaker.state
 
-    def _get_client(self) -> valkey_asyncio.Valkey:
+    def _get_client(self) -> Client:
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop:
-            import valkey.asyncio as valkey_asyncio  # noqa: PLC0415 - see the module's doc
-            from valkey.asyncio.retry import Retry  # noqa: PLC0415
-            from valkey.backoff import NoBackoff  # noqa: PLC0415
-
             # No valkey-py timers at all: ``call`` bounds every command with one
             # deadline that covers connecting too. valkey-py's own (a wait_for on
             # every send, a timeout on every read, a connect timeout) would only
@@ -134,21 +129,13 @@ class ValkeyConnection:
             # in time; the deadline gives the loop its turn first (see
             # bastion.cache._deadline). Measured under 64 saturating connections:
             # the 30 ms connect timer was the only source of misses left.
-            self._client = valkey_asyncio.Valkey.from_url(
-                self.options.url,
-                socket_connect_timeout=None,
-                socket_timeout=None,
-                retry=Retry(NoBackoff(), 0),
-                health_check_interval=0,
-                decode_responses=False,
-                # No CLIENT SETINFO on connect: two more round trips on every new
-                # connection, and a burst of new connections on a busy loop (a
-                # cold pool, or one refilled after a timeout) is exactly when
-                # connects run late. A connect is one handshake.
-                lib_name=None,
-                lib_version=None,
-            )
-            self._loop = loop
+            # The same holds for a Sentinel-managed primary and a Cluster
+            # (bastion.cache._clients).
+            client = make_client(self.options.url)
+            self._client, self._loop = client, loop
+            self._watch = PrimaryWatch.of(client)
+            if self._watch is not None:
+                self._watch.start()
         return self._client
 
     async def call(self, name: str, command: ValkeyCall[T]) -> T | Failed:
@@ -173,6 +160,8 @@ class ValkeyConnection:
             return self._failed(name, "TimeoutError")
         except Exception as exc:
             deadline.exit(pending, cancelled=False)
+            if self._client is not None:
+                repair_cluster(self._client, self.options.url)
             return self._failed(name, type(exc).__name__)
         deadline.exit(pending, cancelled=False)
         self.breaker.record_success()
@@ -188,8 +177,8 @@ class ValkeyConnection:
 
     async def aclose(self) -> None:
         """Close the client if it belongs to the running loop; forget it either way."""
-        client, loop = self._client, self._loop
-        self._client = self._loop = None
+        client, loop, watch = self._client, self._loop, self._watch
+        self._client = self._loop = self._watch = None
         if client is None:
             return
         try:
@@ -198,6 +187,8 @@ class ValkeyConnection:
             return
         if loop is running:
             try:
+                if watch is not None:
+                    await watch.aclose()
                 await client.aclose()
             except Exception:
                 logger.debug("cache client close failed", exc_info=True)

@@ -16,7 +16,7 @@ from bastion.cache._connection import FAILED, ValkeyConnection
 from bastion.cache._singleflight import SingleFlight
 
 if TYPE_CHECKING:
-    import valkey.asyncio as valkey_asyncio
+    from bastion.cache._clients import Client
 
 logger = logging.getLogger("bastion.cache")
 
@@ -71,7 +71,7 @@ class JsonCache:
             return None, None
         full = self.prefix + key
 
-        async def both(client: valkey_asyncio.Valkey) -> list[object]:
+        async def both(client: Client) -> list[object]:
             pipe = client.pipeline(transaction=False)
             pipe.get(full)
             pipe.ttl(full)

@@ -30,6 +30,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from bastion._parse.networks import UNIX
+from bastion._parse.urls import valkey_target
 from bastion._plugins import load_check_plugins
 from bastion.config import DEV_SECRET_KEY, Settings
 from bastion.deploy._registry import CheckRegistry, CheckResult, CheckSpec, Finding, finding
@@ -321,6 +322,30 @@ def _deprecated_connect_timeout(settings: Settings) -> Iterator[Finding]:
             "CACHE_CONNECT_TIMEOUT_MS is set but has no effect: CACHE_COMMAND_TIMEOUT_MS "
             "bounds connecting to Valkey and the command together",
             "remove CACHE_CONNECT_TIMEOUT_MS from the environment",
+        )
+
+
+@register(
+    CheckSpec("bastion.W034", "several processes share one Valkey with no Sentinel or Cluster")
+)
+def _single_valkey(settings: Settings) -> Iterator[Finding]:
+    """W030's sequel: one shared Valkey is shared limits only while it lives.
+
+    When it dies, every process falls back to its own count (by design: never
+    to no limit), so an attacker gets up to N times the sign-in limit for as
+    long as it is gone. A Sentinel-managed primary or a Cluster makes that a
+    failover of seconds instead of an outage.
+    """
+    url = settings.VALKEY_URL
+    if settings.WEB_CONCURRENCY > 1 and url is not None and valkey_target(url).kind == "single":
+        n = settings.WEB_CONCURRENCY
+        yield finding(
+            "bastion.W034",
+            f"WEB_CONCURRENCY={n} processes share one Valkey: while it is down each process "
+            f"limits sign-ins on its own (up to {n} x SIGN_IN_RATE_LIMIT in total)",
+            "point VALKEY_URL at Sentinels (valkey+sentinel://h1:26379,h2:26379,h3:26379/"
+            "<primary name>) or a Cluster (valkey+cluster://h1:6379,h2:6379); see the "
+            'README\'s "Running more than one instance"',
         )
 
 

@@ -75,7 +75,7 @@ class SignInLimiter:
         account_limits: str,
         *,
         valkey: ValkeyOptions | None = None,
-        key_prefix: str = "bastion:rl",
+        key_prefix: str = "bastion:{rl}",
         on_event: EventHook | None = None,
     ) -> None:
         self.ip_limits = parse_rate_limit(ip_limits)
@@ -110,7 +110,8 @@ class SignInLimiter:
             settings.SIGN_IN_RATE_LIMIT,
             settings.SIGN_IN_ACCOUNT_RATE_LIMIT,
             valkey=ValkeyOptions.from_settings(settings),
-            key_prefix=settings.CACHE_KEY_PREFIX + "rl",
+            # The braces are a hash tag: one slot per limiter on a Cluster (see _window).
+            key_prefix=settings.CACHE_KEY_PREFIX + "{rl}",
             on_event=on_event,
         )
 
@@ -125,7 +126,7 @@ class SignInLimiter:
             settings.SIGN_UP_RATE_LIMIT,
             "",
             valkey=ValkeyOptions.from_settings(settings),
-            key_prefix=settings.CACHE_KEY_PREFIX + "rl-signup",
+            key_prefix=settings.CACHE_KEY_PREFIX + "{rl-signup}",
             on_event=on_event,
         )
 
@@ -146,7 +147,7 @@ class SignInLimiter:
             settings.PASSWORD_RESET_RATE_LIMIT,
             settings.PASSWORD_RESET_RATE_LIMIT,
             valkey=ValkeyOptions.from_settings(settings),
-            key_prefix=settings.CACHE_KEY_PREFIX + "rl-reset",
+            key_prefix=settings.CACHE_KEY_PREFIX + "{rl-reset}",
             on_event=on_event,
         )
 

@@ -24,7 +24,7 @@ from bastion.ratelimit._window import (
 )
 
 if TYPE_CHECKING:
-    import valkey.asyncio as valkey_asyncio
+    from bastion.cache._clients import Client
 
 
 async def decide_remote(
@@ -34,7 +34,7 @@ async def decide_remote(
     keys, args = script_args(checks, member)
     words = [*keys, *map(str, args)]
 
-    async def run(client: valkey_asyncio.Valkey) -> Decision:
+    async def run(client: Client) -> Decision:
         # Loaded with the client by now (bastion.cache._connection), so this costs nothing.
         from valkey.exceptions import NoScriptError  # noqa: PLC0415
 
@@ -48,7 +48,7 @@ async def decide_remote(
 
 
 async def forget_remote(connection: ValkeyConnection, keys: Sequence[str]) -> int | Failed:
-    async def run(client: valkey_asyncio.Valkey) -> int:
+    async def run(client: Client) -> int:
         return int(await client.delete(*keys))
 
     return await connection.call("ratelimit_reset", run)
@@ -61,7 +61,7 @@ async def peek_remote(
     keys = [check.key for check in checks]
     windows = [str(check.window_ms) for check in checks]
 
-    async def run(client: valkey_asyncio.Valkey) -> dict[Scope, Decision]:
+    async def run(client: Client) -> dict[Scope, Decision]:
         reply = await cast(
             "Awaitable[object]", client.eval(PEEK_SCRIPT, len(keys), *keys, *windows)
         )

@@ -20,6 +20,17 @@ never both take the last slot, and one deadline covers it. The script reads
 Valkey's own clock (``TIME``), so instances whose clocks disagree still share
 one window. Each key is a sorted set scored by milliseconds, with a random
 member per attempt, and expires one window after its newest entry.
+
+On a Valkey Cluster a script may touch only keys of one slot (else
+``CROSSSLOT``), and a decision reads the IP's windows and the account's
+together. So every key of one limiter carries the same hash tag, the
+limiter's name in braces in its prefix (``bastion:{rl}:...``,
+``bastion:{rl-signup}:...``, ``bastion:{rl-reset}:...``): the sign-in
+decisions live in one slot, the sign-up and the password-reset ones in
+others. That keeps each decision one atomic round trip
+on every topology, at the price of not spreading the sign-in counts over the
+Cluster's primaries (they are small and few next to the cache's keys, which
+spread as usual).
 """
 
 from __future__ import annotations
@@ -49,7 +60,7 @@ class Check:
 
     @classmethod
     def of(cls, scope: Scope, item: RateLimitItem, identifier: str, prefix: str) -> Check:
-        """The check for ``item`` on ``identifier``, under ``prefix`` (``bastion:rl``)."""
+        """The check for ``item`` on ``identifier``, under ``prefix`` (``bastion:{rl}``)."""
         return cls(
             scope,
             f"{prefix}:{item.key_for(scope, identifier)}",

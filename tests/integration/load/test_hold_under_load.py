@@ -28,9 +28,18 @@ SECONDS = 6
 GRACEFUL = (0, -signal.SIGTERM)
 
 
-@pytest.mark.parametrize("connections", [16, 64])
-def test_saturating_reads_of_a_stored_key_stay_hits(valkey_url: str, connections: int) -> None:
-    app = AppServer({"VALKEY_URL": valkey_url, "METRICS_ENABLED": "true"}).start()
+@pytest.mark.parametrize(
+    ("connections", "through"), [(16, "plain"), (64, "plain"), (64, "sentinel")]
+)
+def test_saturating_reads_of_a_stored_key_stay_hits(
+    request: pytest.FixtureRequest, connections: int, through: str
+) -> None:
+    """``through``: the Valkey's own URL, or a Sentinel's that names it as the primary."""
+    if through == "plain":
+        url = request.getfixturevalue("valkey_url")
+    else:
+        url = request.getfixturevalue("sentinel_managed").url
+    app = AppServer({"VALKEY_URL": url, "METRICS_ENABLED": "true"}).start()
     try:
         stored = httpx.put(
             app.url + "/api/sandbox/cache/hot",
