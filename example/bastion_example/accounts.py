@@ -327,6 +327,8 @@ async def change_password(request: Request) -> Response:
         return response
     request.state.password_error = error[:1].upper() + error[1:]
     page = await account(request)
+    if page.status_code != 200:  # not signed in after all: keep the way to /sign-in as it is
+        return page
     page.status_code = status
     page.headers.update(headers)
     return page

@@ -105,3 +105,13 @@ async def test_the_change_form_sends_an_anonymous_visitor_to_sign_in(browser: Br
     )
     assert answer.status_code == 303
     assert answer.headers["location"] == "/sign-in?next=%2Faccount"
+
+
+async def test_a_bad_form_from_an_anonymous_visitor_is_still_sent_to_sign_in(
+    browser: Browser,
+) -> None:
+    """A body the form never sends (a missing field) from someone not signed in: the way to
+    the sign-in page, not a redirect carrying the 400 of the body."""
+    answer = await browser.client.post("/account/password", data={"current_password": "x"})
+    assert answer.status_code == 303
+    assert answer.headers["location"].startswith("/sign-in?next=")
