@@ -4,8 +4,8 @@
 this table, so a test file never carries them by hand and a new file in one of
 these places is marked the moment it exists. The markers' one-line meanings
 are registered in ``pyproject.toml``; the README's inner-loop command leaves
-out ``load``, ``browser``, ``bundle`` and ``hostile`` (``bench`` is a kind of
-``load``).
+out ``load``, ``browser``, ``bundle``, ``hostile`` and ``monitoring`` (``bench``
+is a kind of ``load``).
 
 ``load`` is more than a label: a test of that kind runs with the machine to
 itself (see :mod:`tests.support.runlock`), because what it asserts depends on
@@ -29,12 +29,12 @@ KINDS: dict[str, tuple[str, ...]] = {
     "load": (
         "tests/integration/load/",
         "tests/integration/test_bench_harness.py",
-        "tests/integration/monitoring/",
     ),
     "bench": ("tests/integration/test_bench_harness.py",),
     "browser": ("tests/e2e/",),
     "bundle": ("tests/integration/test_bundle.py",),
     "hostile": ("tests/hostile/",),
+    "monitoring": ("tests/integration/monitoring/",),
 }
 
 

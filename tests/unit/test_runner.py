@@ -158,7 +158,7 @@ def test_the_readme_gives_the_inner_loop_beside_the_test_command() -> None:
     readme = (ROOT / "README.md").read_text()
     section = readme.split("## On a fresh machine", 1)[1].split("\n## ", 1)[0]
     assert "```sh\nuv run pytest\n```" in section
-    inner = 'uv run pytest -m "not (load or browser or bundle or hostile)"'
+    inner = 'uv run pytest -m "not (load or browser or bundle or hostile or monitoring)"'
     assert inner in section
     for kind in KINDS:
         assert f"`{kind}`" in section, kind

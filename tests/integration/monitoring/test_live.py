@@ -17,9 +17,11 @@ instances, so that the metric names and labels the rules and the dashboard
 use are held against what a real instance exposes after every kind of
 request; and it runs every dashboard query over the whole run.
 
-A ``load`` test (tests/support/kinds.py): the intervals are short, so a
-starved Prometheus or app would miss scrapes and time the alerts wrongly;
-it runs with the machine to itself.
+A ``monitoring`` test (tests/support/kinds.py), not a ``load`` one: it
+asserts no speed, and spends its minute and a half waiting on alerts, so it
+runs beside the other workers rather than holding the machine. The scaled
+windows hold several scrapes each, so a busy machine that delays a scrape
+does not move an alert (it passed with the load average at 13 on 2 cores).
 """
 
 from __future__ import annotations
