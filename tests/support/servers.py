@@ -18,7 +18,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import httpx
@@ -190,6 +190,23 @@ class AppServer:
             os.unlink(self.log.name)
         if self._db_dir is not None:
             shutil.rmtree(self._db_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def two_instances(env: Mapping[str, str]) -> Iterator[tuple[AppServer, AppServer]]:
+    """Two instances of the example app on one database (``env``), stopped on the way out.
+
+    The first migrates the database; the second starts on it as it is, as a
+    second replica of a deployment would.
+    """
+    first = AppServer(env).start()
+    second = AppServer(env)
+    try:
+        second.start(migrate=False)
+        yield first, second
+    finally:
+        first.stop()
+        second.stop()
 
 
 class StaticSite:

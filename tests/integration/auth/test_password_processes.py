@@ -15,6 +15,7 @@ import pytest
 
 from tests.integration.auth.passwords import NEW_PASSWORD, OLD_PASSWORD
 from tests.support.servers import AppServer
+from tests.support.servers import two_instances as two_app_servers
 
 EMAIL = "ada@example.com"
 HEADERS = {"sec-fetch-site": "same-origin"}
@@ -29,14 +30,8 @@ def two_instances(postgres_url: str) -> Iterator[tuple[AppServer, AppServer]]:
         "SIGN_IN_ACCOUNT_RATE_LIMIT": "100/minute",
         "PASSWORD_HASH_PROFILE": "cheapest",
     }
-    first = AppServer(env).start()
-    second = AppServer(env)
-    try:
-        second.start(migrate=False)
-        yield first, second
-    finally:
-        first.stop()
-        second.stop()
+    with two_app_servers(env) as servers:
+        yield servers
 
 
 def post(server: AppServer, path: str, body: object, cookie: str | None = None) -> httpx.Response:

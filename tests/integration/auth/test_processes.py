@@ -12,6 +12,7 @@ import pytest
 
 from tests.support.postgres import PostgresServer
 from tests.support.servers import AppServer, ValkeyServer, run_cli
+from tests.support.servers import two_instances as two_app_servers
 
 ORIGIN_HEADERS = {"sec-fetch-site": "same-origin"}
 
@@ -48,14 +49,8 @@ def one_instance(valkey_url: str, postgres_url: str) -> Iterator[AppServer]:
 @pytest.fixture
 def two_instances(valkey_url: str, postgres_url: str) -> Iterator[tuple[AppServer, AppServer]]:
     env = _env(valkey_url, postgres_url)
-    first = AppServer(env).start()
-    second = AppServer(env)
-    try:
-        second.start(migrate=False)
-        yield first, second
-    finally:
-        first.stop()
-        second.stop()
+    with two_app_servers(env) as servers:
+        yield servers
 
 
 def test_the_limit_holds_in_total_across_two_instances(

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.support.postgres import PostgresServer, unique_database_name
-from tests.support.servers import AppServer
+from tests.support.servers import AppServer, two_instances
 
 PASSWORD = "correct horse battery staple 42"
 ORIGIN = {"sec-fetch-site": "same-origin"}
@@ -30,14 +30,10 @@ def instances(postgres_server: PostgresServer) -> Iterator[tuple[AppServer, AppS
         "SIGN_IN_ACCOUNT_RATE_LIMIT": "1000/minute",
         "SIGN_UP_RATE_LIMIT": "1000/minute",
     }
-    first = AppServer(env).start()
-    second = AppServer(env)
     try:
-        second.start(migrate=False)
-        yield first, second
+        with two_instances(env) as servers:
+            yield servers
     finally:
-        first.stop()
-        second.stop()
         postgres_server.drop_database(name)
 
 

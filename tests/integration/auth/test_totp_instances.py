@@ -12,7 +12,7 @@ import pytest
 
 from tests.integration.auth.totp import PASSWORD, code, steady_step_sync
 from tests.support.postgres import PostgresServer, unique_database_name
-from tests.support.servers import AppServer
+from tests.support.servers import AppServer, two_instances
 
 ORIGIN = {"sec-fetch-site": "same-origin"}
 
@@ -28,14 +28,10 @@ def instances(postgres_server: PostgresServer) -> Iterator[tuple[AppServer, AppS
         "SIGN_UP_RATE_LIMIT": "1000/minute",
         "PASSWORD_HASH_PROFILE": "cheapest",
     }
-    first = AppServer(env).start()
-    second = AppServer(env)
     try:
-        second.start(migrate=False)
-        yield first, second
+        with two_instances(env) as servers:
+            yield servers
     finally:
-        first.stop()
-        second.stop()
         postgres_server.drop_database(name)
 
 
